@@ -1,0 +1,117 @@
+//! Configuration: raw TOML and environment overrides turned, once and at the
+//! edge, into a validated `Config` that the rest of the program trusts.
+//!
+//! The types in this file are the validated configuration. Loading and
+//! validation live in `load.rs`; printing for `check-config` in `render.rs`.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    path::PathBuf,
+};
+
+use crate::{
+    core::{catalog::Catalog, record::ColumnMap},
+    domain::StructureId,
+    secret::Secret,
+};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (`None` when built in code, e.g. in tests).
+    pub file: Option<PathBuf>,
+    /// For dates in sources, schedules and reports (`timezone`).
+    pub timezone: chrono_tz::Tz,
+    pub store: StoreConfig,
+    pub reports: ReportsConfig,
+    /// The `[[structures]]`: the only possible targets of any change.
+    pub catalog: Catalog,
+    pub sources: Vec<SourceConfig>,
+    pub current: CurrentConfig,
+    pub guards: GuardsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://…` or `postgres://…`; may carry a password, hence `Secret`.
+    pub url: Secret<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportsConfig {
+    pub dir: PathBuf,
+    pub csv_delimiter: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Cron with seconds, evaluated in `timezone`; validated.
+    pub schedule: Option<String>,
+    /// Applies to rows without a structure value (or without the column).
+    pub default_structure: Option<StructureId>,
+    /// The structures this source governs: it may attach people only there,
+    /// and people of these structures absent from it are candidates for
+    /// detach. Each configured structure belongs to at most one source.
+    pub scope: BTreeSet<StructureId>,
+    pub columns: ColumnMap,
+    pub values: ValueMaps,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Spreadsheet(SpreadsheetSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct SpreadsheetSource {
+    /// Relative paths are relative to the working directory.
+    pub path: PathBuf,
+    /// Sheet name; the first sheet when `None`. Ignored for csv.
+    pub sheet: Option<String>,
+    pub csv: CsvOptions,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CsvOptions {
+    /// Detected among `;` `,` tab `|` when `None`.
+    pub delimiter: Option<u8>,
+    /// Detected (BOM, else UTF-8 if valid, else Windows-1252) when `None`.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+/// Optional translations of cell values (`[sources.values]`).
+#[derive(Debug, Clone, Default)]
+pub struct ValueMaps {
+    /// Folded profile label (see `domain::text::fold`) → rights text
+    /// (`app:mode,…`, already checked to parse).
+    pub rights: HashMap<String, String>,
+    /// Folded statuses meaning the person has left.
+    pub inactive_status: BTreeSet<String>,
+}
+
+/// How `import-current` reads a portal export of current attachments.
+#[derive(Debug, Clone)]
+pub struct CurrentConfig {
+    pub columns: ColumnMap,
+    pub sheet: Option<String>,
+    pub csv: CsvOptions,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardsConfig {
+    /// Per run, absolute; `None` = no limit.
+    pub max_detach: Option<u64>,
+    /// Per structure, percent of its current attachments.
+    pub max_detach_percent: Option<f64>,
+    /// Source rows vs the last accepted run of that source.
+    pub min_rows_ratio: Option<f64>,
+    /// Complete runs a person may be missing before a detach is proposed.
+    pub grace_runs: u32,
+}
+
+impl Default for GuardsConfig {
+    fn default() -> GuardsConfig {
+        GuardsConfig { max_detach: Some(50), max_detach_percent: Some(10.0), min_rows_ratio: Some(0.8), grace_runs: 2 }
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure core: plain data in, plain data out, no I/O, no clock, no errors
+//! from the outside world. Everything here is tested with tables of cases.
+
+pub mod anomaly;
+pub mod approval;
+pub mod catalog;
+pub mod change;
+pub mod describe;
+pub mod plan;
+pub mod record;

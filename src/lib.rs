@@ -1,0 +1,10 @@
+//! chorus-sync keeps Chorus Pro attachments in line with HR exports and the
+//! corporate directory. See ARCHITECTURE.md for the map of this crate.
+
+pub mod config;
+pub mod core;
+pub mod domain;
+pub mod report;
+pub mod secret;
+pub mod source;
+pub mod store;

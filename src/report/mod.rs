@@ -1,0 +1,1 @@
+//! Reports: CSV and XLSX reconciliation reports, written atomically.

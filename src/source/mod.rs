@@ -1,0 +1,1 @@
+//! Sources: read rows from HR spreadsheets (and later the directory).

@@ -1,0 +1,1 @@
+//! The store: current attachments, approval requests, history, runs.

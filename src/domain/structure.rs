@@ -79,7 +79,7 @@ impl Siret {
         if digits.len() != 14 {
             return Err(SiretError::Length(digits.len()));
         }
-        if luhn_valid(&digits) || (digits.starts_with(LA_POSTE_SIREN) && digit_sum(&digits) % 5 == 0) {
+        if luhn_valid(&digits) || (digits.starts_with(LA_POSTE_SIREN) && digit_sum(&digits).is_multiple_of(5)) {
             Ok(Siret(digits))
         } else {
             Err(SiretError::Checksum)
@@ -110,7 +110,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The identifier of a configured structure, in its canonical spelling

@@ -8,3 +8,4 @@ pub mod change;
 pub mod describe;
 pub mod plan;
 pub mod record;
+pub mod run;

@@ -6,6 +6,8 @@ pub mod approval;
 pub mod catalog;
 pub mod change;
 pub mod describe;
+pub mod diff;
+pub mod mapping;
 pub mod plan;
 pub mod record;
 pub mod run;

@@ -1,0 +1,393 @@
+//! The reconciliation (DESIGN.md §6): desired state from the sources, current
+//! state from the portal, open and refused requests from the store, in; a
+//! plan of changes and anomalies out. Pure and deterministic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{
+    anomaly::{Anomaly, AnomalyCode, Location},
+    approval::RequestState,
+    catalog::Catalog,
+    change::{Change, ChangeKey, LeftWhy, Reason},
+    mapping::{Mapped, SourceRow},
+    plan::{AbsenceStreak, Disposition, OpenRequest, Plan, PlannedChange, RefusedChange, StructureCounts},
+};
+use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
+
+/// One attachment in the portal today, with the name the export gave.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CurrentAttachment {
+    pub attachment: Attachment,
+    pub name: PersonName,
+}
+
+/// What the sources say about one person in one structure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredPerson {
+    pub name: PersonName,
+    /// Service (or structure level) → rights (the union of the rows) and the first row saying so.
+    pub placements: BTreeMap<Option<ServiceCode>, (Rights, Location)>,
+    /// Set when a row says the person has left.
+    pub left: Option<(LeftWhy, Location)>,
+}
+
+/// The desired state of a run, built row by row from the mapped records of
+/// all its sources.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub people: BTreeMap<(StructureId, Email), DesiredPerson>,
+    /// People a rejected or contradictory row names: nothing may detach them.
+    pub protected: BTreeSet<Email>,
+    pub anomalies: Vec<Anomaly>,
+    /// Employee id → the address and row that carried it first.
+    ids: HashMap<Box<str>, (Email, Location)>,
+    /// Address → employee id, to catch one address with two ids.
+    id_of: HashMap<Email, (Box<str>, Location)>,
+}
+
+impl Desired {
+    pub fn add(&mut self, mapped: Mapped) {
+        match mapped {
+            Mapped::Rejected { email, anomalies } => {
+                self.protected.extend(email);
+                self.anomalies.extend(anomalies);
+            }
+            Mapped::Row(row) => self.add_row(row),
+        }
+    }
+
+    fn add_row(&mut self, row: SourceRow) {
+        if let Some(id) = &row.employee_id {
+            self.check_identity(id, &row);
+        }
+        let person = self.people.entry((row.structure, row.email)).or_default();
+        if person.name.is_empty() {
+            person.name = row.name;
+        }
+        match row.left {
+            Some(why) => {
+                person.left.get_or_insert((why, row.location));
+            }
+            None => {
+                let entry = person.placements.entry(row.placement.service).or_insert((Rights::default(), row.location));
+                entry.0 = entry.0.union(&row.placement.rights);
+            }
+        }
+    }
+
+    /// One person, one employee id: rows that disagree protect everyone involved.
+    fn check_identity(&mut self, id: &str, row: &SourceRow) {
+        let mut conflict = |other: &Email, location: &Location, what: String| {
+            self.protected.insert(other.clone());
+            self.protected.insert(row.email.clone());
+            self.anomalies.push(Anomaly {
+                structure: Some(row.structure.clone()),
+                location: Some(row.location.clone()),
+                email: Some(row.email.to_string()),
+                code: AnomalyCode::ConflictingRows,
+                message: format!("{what} (row {})", location.row.unwrap_or(0)),
+            });
+        };
+        match self.ids.get(id) {
+            Some((email, loc)) if *email != row.email => {
+                let (email, loc) = (email.clone(), loc.clone());
+                conflict(&email, &loc, format!("employee id {id:?} also belongs to {email}"));
+            }
+            Some(_) => {}
+            None => {
+                self.ids.insert(id.into(), (row.email.clone(), row.location.clone()));
+            }
+        }
+        match self.id_of.get(&row.email) {
+            Some((other, loc)) if &**other != id => {
+                let (other, loc) = (other.clone(), loc.clone());
+                conflict(&row.email, &loc, format!("{} also has employee id {other:?}", row.email));
+            }
+            Some(_) => {}
+            None => {
+                self.id_of.insert(row.email.clone(), (id.into(), row.location.clone()));
+            }
+        }
+    }
+
+    /// Employee ids seen with their addresses, for the next run's
+    /// changed-address check.
+    pub fn identities(&self) -> impl Iterator<Item = (&str, &Email)> {
+        self.ids.iter().map(|(id, (email, _))| (&**id, email))
+    }
+}
+
+/// Everything the diff reads; the store and the sources fill it.
+pub struct DiffInput<'a> {
+    pub catalog: &'a Catalog,
+    /// Structures the run's sources govern; nothing outside changes.
+    pub scope: &'a BTreeSet<StructureId>,
+    pub desired: &'a Desired,
+    pub current: &'a [CurrentAttachment],
+    /// Pending and approved requests of the scope.
+    pub open: &'a [OpenRequest],
+    pub refused: &'a [RefusedChange],
+    /// Streaks recorded by earlier complete runs.
+    pub absences: &'a [AbsenceStreak],
+    /// Employee id → address seen by earlier runs.
+    pub known_ids: &'a HashMap<Box<str>, Email>,
+    pub grace_runs: u32,
+}
+
+type Key = (StructureId, Email);
+
+pub fn diff(input: &DiffInput<'_>) -> Plan {
+    let desired = input.desired;
+    let mut anomalies = desired.anomalies.clone();
+    let mut protected = desired.protected.clone();
+    changed_addresses(input, &mut protected, &mut anomalies);
+
+    let mut current: BTreeMap<Key, (BTreeMap<Option<ServiceCode>, Rights>, &PersonName)> = BTreeMap::new();
+    for c in input.current.iter().filter(|c| input.scope.contains(&c.attachment.structure)) {
+        let a = &c.attachment;
+        let entry = current.entry((a.structure.clone(), a.email.clone())).or_insert((BTreeMap::new(), &c.name));
+        entry.0.insert(a.placement.service.clone(), a.placement.rights.clone());
+    }
+    let streaks: HashMap<(&StructureId, &Email), u32> =
+        input.absences.iter().map(|s| ((&s.structure, &s.email), s.missed_runs)).collect();
+
+    let mut counts: BTreeMap<StructureId, StructureCounts> =
+        input.scope.iter().map(|s| (s.clone(), StructureCounts::default())).collect();
+    let mut changes: Vec<Change> = Vec::new();
+    let mut absences: Vec<AbsenceStreak> = Vec::new();
+    let empty = DesiredPerson::default();
+
+    let keys: BTreeSet<&Key> =
+        desired.people.keys().filter(|(s, _)| input.scope.contains(s)).chain(current.keys()).collect();
+    for key in keys {
+        let (structure, email) = key;
+        let want = desired.people.get(key).unwrap_or(&empty);
+        let (have, current_name) = current.get(key).map_or((None, None), |(m, n)| (Some(m), Some(*n)));
+        let have_count = have.map_or(0, BTreeMap::len) as u64;
+        let counts = counts.entry(structure.clone()).or_default();
+        counts.current += have_count;
+        counts.desired += want.placements.len() as u64;
+        if protected.contains(email) {
+            continue;
+        }
+        let name = if want.name.is_empty() { current_name.cloned().unwrap_or_default() } else { want.name.clone() };
+        let mut person = PersonChanges { structure, email, name: &name, out: Vec::new() };
+        let empty_have = BTreeMap::new();
+        let have = have.unwrap_or(&empty_have);
+
+        // Same service, other rights.
+        for (service, (rights, loc)) in &want.placements {
+            if let Some(current_rights) = have.get(service).filter(|r| *r != rights) {
+                person.push(
+                    Some(placement(service, current_rights)),
+                    Some(placement(service, rights)),
+                    Reason::RightsChanged,
+                    Some(loc),
+                );
+            }
+        }
+        // Other services: pair them into moves, the rest are attaches or detaches.
+        let only_want: Vec<_> = want.placements.iter().filter(|(s, _)| !have.contains_key(*s)).collect();
+        let only_have: Vec<_> = have.iter().filter(|(s, _)| !want.placements.contains_key(*s)).collect();
+        let pairs = only_want.len().min(only_have.len());
+        for ((ws, (wr, loc)), (hs, hr)) in only_want.iter().zip(&only_have) {
+            person.push(Some(placement(hs, hr)), Some(placement(ws, wr)), Reason::ServiceChanged, Some(loc));
+        }
+        for (ws, (wr, loc)) in &only_want[pairs..] {
+            person.push(None, Some(placement(ws, wr)), Reason::New, Some(loc));
+        }
+        let detach_reason = if !want.placements.is_empty() {
+            Some((Reason::ServiceDropped, None))
+        } else if let Some((why, loc)) = &want.left {
+            Some((Reason::Left(why.clone()), Some(loc)))
+        } else if have.is_empty() {
+            None
+        } else {
+            let runs = streaks.get(&(structure, email)).copied().unwrap_or(0) + 1;
+            absences.push(AbsenceStreak { structure: structure.clone(), email: email.clone(), missed_runs: runs });
+            if runs > input.grace_runs {
+                Some((Reason::Absent { runs }, None))
+            } else {
+                anomalies.push(Anomaly {
+                    structure: Some(structure.clone()),
+                    location: None,
+                    email: Some(email.to_string()),
+                    code: AnomalyCode::AbsentInGrace,
+                    message: format!(
+                        "absent from the source for {runs} run(s); a detach is proposed after {} run(s)",
+                        input.grace_runs + 1
+                    ),
+                });
+                None
+            }
+        };
+        if let Some((reason, loc)) = detach_reason {
+            for (hs, hr) in &only_have[pairs..] {
+                person.push(Some(placement(hs, hr)), None, reason.clone(), loc);
+            }
+        }
+
+        let mut person_changes = person.out;
+        if input.catalog.get(structure).is_some_and(|s| s.main_manager == *email) {
+            person_changes.retain(|c| {
+                let demotes = match (&c.key.before, &c.key.after) {
+                    (Some(_), None) => true,
+                    (Some(b), Some(a)) => b.rights.is_reduced_by(&a.rights),
+                    _ => false,
+                };
+                if demotes {
+                    anomalies.push(Anomaly {
+                        structure: Some(structure.clone()),
+                        location: c.origin.clone(),
+                        email: Some(email.to_string()),
+                        code: AnomalyCode::MainManagerProtected,
+                        message: format!(
+                            "{email} is the main manager of {structure}: not proposed ({} {}, {})",
+                            c.kind,
+                            c.key.before.as_ref().map_or(String::new(), Placement::label),
+                            c.reason
+                        ),
+                    });
+                }
+                !demotes
+            });
+        }
+        for c in &person_changes {
+            counts.add_kind(c.kind);
+        }
+        changes.extend(person_changes);
+    }
+
+    changes.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then_with(|| a.key.cmp(&b.key)));
+    let (changes, supersede) = dispose(changes, input, &protected);
+    for c in changes.iter().filter(|c| c.disposition == Disposition::Raise) {
+        counts.entry(c.change.key.structure.clone()).or_default().raised += 1;
+    }
+    anomalies.sort();
+    for a in &anomalies {
+        if let Some(s) = &a.structure {
+            counts.entry(s.clone()).or_default().anomalies += 1;
+        }
+    }
+    Plan { changes, anomalies, supersede, absences, counts }
+}
+
+fn placement(service: &Option<ServiceCode>, rights: &Rights) -> Placement {
+    Placement { service: service.clone(), rights: rights.clone() }
+}
+
+struct PersonChanges<'a> {
+    structure: &'a StructureId,
+    email: &'a Email,
+    name: &'a PersonName,
+    out: Vec<Change>,
+}
+
+impl PersonChanges<'_> {
+    fn push(&mut self, before: Option<Placement>, after: Option<Placement>, reason: Reason, origin: Option<&Location>) {
+        let key = ChangeKey { structure: self.structure.clone(), email: self.email.clone(), before, after };
+        self.out.extend(Change::new(key, reason, self.name.clone(), origin.cloned()));
+    }
+}
+
+/// An employee id the store knows under another address that is still
+/// attached: report it, and touch neither address.
+fn changed_addresses(input: &DiffInput<'_>, protected: &mut BTreeSet<Email>, anomalies: &mut Vec<Anomaly>) {
+    if input.known_ids.is_empty() {
+        return;
+    }
+    let attached: BTreeSet<&Email> = input.current.iter().map(|c| &c.attachment.email).collect();
+    let mut seen: BTreeSet<(&str, &Email)> = BTreeSet::new();
+    for (id, email) in input.desired.identities() {
+        let Some(old) = input.known_ids.get(id) else { continue };
+        if old == email || !attached.contains(old) || !seen.insert((id, email)) {
+            continue;
+        }
+        let (structure, location) = input
+            .desired
+            .people
+            .iter()
+            .find(|((_, e), _)| e == email)
+            .map(|((s, _), p)| (Some(s.clone()), p.placements.values().next().map(|(_, l)| l.clone())))
+            .unwrap_or((None, None));
+        protected.insert(old.clone());
+        protected.insert(email.clone());
+        anomalies.push(Anomaly {
+            structure,
+            location,
+            email: Some(email.to_string()),
+            code: AnomalyCode::EmailChanged,
+            message: format!("employee id {id:?} was {old}, now {email}: update the address in the portal"),
+        });
+    }
+}
+
+/// Matches planned changes with the requests the store holds: same change
+/// pending or approved → kept; refused on the same facts → not raised again;
+/// open requests nothing matches any more → superseded.
+fn dispose(
+    changes: Vec<Change>,
+    input: &DiffInput<'_>,
+    protected: &BTreeSet<Email>,
+) -> (Vec<PlannedChange>, Vec<super::approval::RequestId>) {
+    let open: HashMap<&ChangeKey, &OpenRequest> =
+        input.open.iter().filter(|o| input.scope.contains(&o.key.structure)).map(|o| (&o.key, o)).collect();
+    let mut refused: HashMap<(&ChangeKey, &str), super::approval::RequestId> = HashMap::new();
+    for r in input.refused {
+        let id = refused.entry((&r.key, r.reason_category.as_str())).or_insert(r.id);
+        *id = (*id).max(r.id);
+    }
+    let mut kept = BTreeSet::new();
+    let planned = changes
+        .into_iter()
+        .map(|change| {
+            let disposition = match open.get(&change.key) {
+                Some(o) => {
+                    kept.insert(o.id);
+                    if o.state == RequestState::Approved {
+                        Disposition::Approved(o.id)
+                    } else {
+                        Disposition::Pending(o.id)
+                    }
+                }
+                None => match refused.get(&(&change.key, change.reason.category())) {
+                    Some(id) => Disposition::Refused(*id),
+                    None => Disposition::Raise,
+                },
+            };
+            PlannedChange { change, disposition }
+        })
+        .collect();
+    let mut supersede: Vec<_> = input
+        .open
+        .iter()
+        .filter(|o| input.scope.contains(&o.key.structure))
+        .filter(|o| !kept.contains(&o.id) && !protected.contains(&o.key.email))
+        .map(|o| o.id)
+        .collect();
+    supersede.sort_unstable();
+    (planned, supersede)
+}
+
+/// The attachments after applying `changes` to `current`: what the portal
+/// will hold once every request is approved and applied.
+pub fn apply(current: &[Attachment], changes: &[Change]) -> BTreeSet<Attachment> {
+    let mut state: BTreeSet<Attachment> = current.iter().cloned().collect();
+    for c in changes {
+        let at = |p: &Placement| Attachment {
+            structure: c.key.structure.clone(),
+            email: c.key.email.clone(),
+            placement: p.clone(),
+        };
+        if let Some(b) = &c.key.before {
+            state.remove(&at(b));
+        }
+        if let Some(a) = &c.key.after {
+            state.insert(at(a));
+        }
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests;

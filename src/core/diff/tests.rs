@@ -1,0 +1,589 @@
+use std::collections::{BTreeSet, HashMap};
+
+use pretty_assertions::assert_eq;
+use proptest::prelude::*;
+
+use super::*;
+use crate::{
+    core::{approval::RequestId, catalog::tests::sample},
+    domain::IdentifierType,
+};
+
+const ACME: &str = "12345678200010";
+
+fn sid(s: &str) -> StructureId {
+    if s.starts_with("R-") {
+        StructureId::parse(IdentifierType::Ridet, s).unwrap()
+    } else {
+        StructureId::parse(IdentifierType::Siret, s).unwrap()
+    }
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+/// `"COMPTA factures:modification"`, `"- "` for structure level without rights.
+fn place(spec: &str) -> Placement {
+    let (service, rights) = spec.split_once(' ').unwrap_or((spec, ""));
+    Placement {
+        service: (service != "-").then(|| ServiceCode::parse(service).unwrap()),
+        rights: Rights::parse(rights).unwrap(),
+    }
+}
+
+fn loc(row: u64) -> Location {
+    Location { source: "hr".into(), origin: "hr.csv".into(), sheet: None, row: Some(row), column: None }
+}
+
+/// Desired rows: (email, placement spec, left?).
+fn desired(rows: &[(&str, &str, Option<LeftWhy>)]) -> Desired {
+    let mut d = Desired::default();
+    for (i, (e, p, left)) in rows.iter().enumerate() {
+        d.add(Mapped::Row(SourceRow {
+            email: email(e),
+            name: PersonName::default(),
+            employee_id: None,
+            structure: sid(ACME),
+            placement: place(p),
+            left: left.clone(),
+            location: loc(i as u64 + 2),
+        }));
+    }
+    d
+}
+
+fn current(rows: &[(&str, &str)]) -> Vec<CurrentAttachment> {
+    rows.iter()
+        .map(|(e, p)| CurrentAttachment {
+            attachment: Attachment { structure: sid(ACME), email: email(e), placement: place(p) },
+            name: PersonName::default(),
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Case<'a> {
+    desired: Vec<(&'a str, &'a str, Option<LeftWhy>)>,
+    rejected: Vec<&'a str>,
+    current: Vec<(&'a str, &'a str)>,
+    /// (id, state, email, before, after) with "" for none.
+    open: Vec<(RequestId, RequestState, &'a str, &'a str, &'a str)>,
+    refused: Vec<(RequestId, &'a str, &'a str, &'a str, &'a str)>,
+    absences: Vec<(&'a str, u32)>,
+    grace: u32,
+}
+
+fn key(e: &str, before: &str, after: &str) -> ChangeKey {
+    let opt = |s: &str| (!s.is_empty()).then(|| place(s));
+    ChangeKey { structure: sid(ACME), email: email(e), before: opt(before), after: opt(after) }
+}
+
+fn run(case: &Case) -> Plan {
+    let catalog = sample();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let mut d = desired(&case.desired);
+    for e in &case.rejected {
+        d.add(Mapped::Rejected { email: Some(email(e)), anomalies: vec![] });
+    }
+    let cur = current(&case.current);
+    let open: Vec<OpenRequest> =
+        case.open.iter().map(|(id, st, e, b, a)| OpenRequest { id: *id, state: *st, key: key(e, b, a) }).collect();
+    let refused: Vec<RefusedChange> = case
+        .refused
+        .iter()
+        .map(|(id, e, b, a, cat)| RefusedChange { id: *id, key: key(e, b, a), reason_category: cat.to_string() })
+        .collect();
+    let absences: Vec<AbsenceStreak> = case
+        .absences
+        .iter()
+        .map(|(e, n)| AbsenceStreak { structure: sid(ACME), email: email(e), missed_runs: *n })
+        .collect();
+    let known = HashMap::new();
+    diff(&DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired: &d,
+        current: &cur,
+        open: &open,
+        refused: &refused,
+        absences: &absences,
+        known_ids: &known,
+        grace_runs: case.grace,
+    })
+}
+
+/// Changes as `kind email before -> after (reason) disposition`.
+fn show(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .map(|p| {
+            let c = &p.change;
+            let label = |x: &Option<Placement>| x.as_ref().map_or("_".to_string(), Placement::label);
+            let disp = match p.disposition {
+                Disposition::Raise => "raise".to_string(),
+                Disposition::Pending(id) => format!("pending#{id}"),
+                Disposition::Approved(id) => format!("approved#{id}"),
+                Disposition::Refused(id) => format!("refused#{id}"),
+            };
+            format!(
+                "{} {} {} -> {} ({}) {disp}",
+                c.kind,
+                c.key.email,
+                label(&c.key.before),
+                label(&c.key.after),
+                c.reason
+            )
+        })
+        .collect()
+}
+
+fn codes(plan: &Plan) -> Vec<String> {
+    plan.anomalies.iter().map(|a| format!("{} {}", a.code, a.email.as_deref().unwrap_or(""))).collect()
+}
+
+fn check(case: Case, expect: &[&str]) -> Plan {
+    let plan = run(&case);
+    assert_eq!(show(&plan), expect);
+    plan
+}
+
+#[test]
+fn attach_at_service_or_structure_level() {
+    check(
+        Case { desired: vec![("a@x.fr", "COMPTA", None), ("b@x.fr", "-", None)], ..Default::default() },
+        &["attach b@x.fr _ -> (structure) (new in source) raise", "attach a@x.fr _ -> COMPTA (new in source) raise"],
+    );
+}
+
+#[test]
+fn nothing_when_source_and_portal_agree() {
+    let plan = check(
+        Case {
+            desired: vec![("a@x.fr", "COMPTA factures:modification", None)],
+            current: vec![("a@x.fr", "COMPTA factures:modification")],
+            ..Default::default()
+        },
+        &[],
+    );
+    assert_eq!(plan.counts[&sid(ACME)].current, 1);
+    assert_eq!(plan.counts[&sid(ACME)].desired, 1);
+}
+
+#[test]
+fn other_service_is_one_move() {
+    check(
+        Case { desired: vec![("a@x.fr", "ACHATS", None)], current: vec![("a@x.fr", "COMPTA")], ..Default::default() },
+        &["move a@x.fr COMPTA -> ACHATS (service changed in source) raise"],
+    );
+}
+
+#[test]
+fn other_rights_is_a_rights_change() {
+    check(
+        Case {
+            desired: vec![("a@x.fr", "COMPTA factures:modification", None)],
+            current: vec![("a@x.fr", "COMPTA factures:consultation")],
+            ..Default::default()
+        },
+        &[
+            "rights a@x.fr COMPTA [factures:consultation] -> COMPTA [factures:modification] (rights changed in source) raise",
+        ],
+    );
+}
+
+#[test]
+fn several_rows_count_as_a_union() {
+    check(
+        Case {
+            desired: vec![
+                ("a@x.fr", "COMPTA factures:consultation", None),
+                ("a@x.fr", "COMPTA factures:modification", None),
+                ("a@x.fr", "ACHATS", None),
+            ],
+            current: vec![("a@x.fr", "COMPTA factures:modification")],
+            ..Default::default()
+        },
+        &["attach a@x.fr _ -> ACHATS (new in source) raise"],
+    );
+}
+
+#[test]
+fn a_service_left_while_staying_in_another_is_detached_at_once() {
+    check(
+        Case {
+            desired: vec![("a@x.fr", "ACHATS", None)],
+            current: vec![("a@x.fr", "ACHATS"), ("a@x.fr", "COMPTA")],
+            ..Default::default()
+        },
+        &["detach a@x.fr COMPTA -> _ (no longer in this service in source) raise"],
+    );
+}
+
+#[test]
+fn leavers_are_detached_at_once_whatever_the_grace() {
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    check(
+        Case {
+            desired: vec![
+                ("a@x.fr", "COMPTA", Some(LeftWhy::EndDate(d))),
+                ("b@x.fr", "-", Some(LeftWhy::Status("Sorti".into()))),
+            ],
+            current: vec![("a@x.fr", "COMPTA"), ("b@x.fr", "-")],
+            grace: 5,
+            ..Default::default()
+        },
+        &[
+            "detach b@x.fr (structure) -> _ (left: status Sorti) raise",
+            "detach a@x.fr COMPTA -> _ (left: end date 2026-10-31) raise",
+        ],
+    );
+}
+
+#[test]
+fn a_leaver_not_attached_is_not_attached() {
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    check(Case { desired: vec![("a@x.fr", "COMPTA", Some(LeftWhy::EndDate(d)))], ..Default::default() }, &[]);
+}
+
+#[test]
+fn absent_people_wait_grace_runs() {
+    // grace_runs = 2: detach on the third consecutive run without them.
+    for (earlier, expect_detach) in [(0, false), (1, false), (2, true), (7, true)] {
+        let plan = run(&Case {
+            current: vec![("a@x.fr", "COMPTA")],
+            absences: if earlier > 0 { vec![("a@x.fr", earlier)] } else { vec![] },
+            grace: 2,
+            ..Default::default()
+        });
+        let runs = earlier + 1;
+        assert_eq!(
+            plan.absences,
+            vec![AbsenceStreak { structure: sid(ACME), email: email("a@x.fr"), missed_runs: runs }]
+        );
+        if expect_detach {
+            assert_eq!(
+                show(&plan),
+                vec![format!("detach a@x.fr COMPTA -> _ (absent from source for {runs} runs) raise")]
+            );
+            assert!(codes(&plan).is_empty());
+        } else {
+            assert!(show(&plan).is_empty());
+            assert_eq!(codes(&plan), vec!["absent_in_grace a@x.fr"]);
+        }
+    }
+    // grace_runs = 0: at once.
+    check(
+        Case { current: vec![("a@x.fr", "COMPTA")], ..Default::default() },
+        &["detach a@x.fr COMPTA -> _ (absent from source) raise"],
+    );
+}
+
+#[test]
+fn coming_back_ends_the_absence_streak() {
+    let plan = check(
+        Case {
+            desired: vec![("a@x.fr", "COMPTA", None)],
+            current: vec![("a@x.fr", "COMPTA")],
+            absences: vec![("a@x.fr", 1)],
+            grace: 2,
+            ..Default::default()
+        },
+        &[],
+    );
+    assert!(plan.absences.is_empty());
+}
+
+#[test]
+fn the_main_manager_is_never_detached_or_demoted() {
+    let plan = check(
+        Case {
+            desired: vec![("gp@acme.fr", "COMPTA factures:consultation", None)],
+            current: vec![("gp@acme.fr", "COMPTA factures:modification"), ("gp@acme.fr", "-")],
+            ..Default::default()
+        },
+        &[],
+    );
+    assert_eq!(codes(&plan), vec!["main_manager_protected gp@acme.fr", "main_manager_protected gp@acme.fr"]);
+    // Absent from the source altogether: still an anomaly, not a detach.
+    let plan = check(Case { current: vec![("gp@acme.fr", "-")], ..Default::default() }, &[]);
+    assert_eq!(codes(&plan), vec!["main_manager_protected gp@acme.fr"]);
+    // Gaining rights is fine.
+    check(
+        Case {
+            desired: vec![("gp@acme.fr", "- factures:modification", None)],
+            current: vec![("gp@acme.fr", "- factures:consultation")],
+            ..Default::default()
+        },
+        &[
+            "rights gp@acme.fr (structure) [factures:consultation] -> (structure) [factures:modification] (rights changed in source) raise",
+        ],
+    );
+}
+
+#[test]
+fn a_rejected_row_protects_its_person_and_their_requests() {
+    let plan = check(
+        Case {
+            rejected: vec!["a@x.fr"],
+            current: vec![("a@x.fr", "COMPTA")],
+            open: vec![(4, RequestState::Pending, "a@x.fr", "COMPTA", "")],
+            ..Default::default()
+        },
+        &[],
+    );
+    assert!(plan.supersede.is_empty());
+    assert!(plan.absences.is_empty());
+}
+
+#[test]
+fn open_requests_are_kept_or_superseded() {
+    let plan = check(
+        Case {
+            desired: vec![
+                ("a@x.fr", "COMPTA", None),
+                ("b@x.fr", "ACHATS factures:modification", None),
+                ("c@x.fr", "-", None),
+            ],
+            open: vec![
+                (1, RequestState::Pending, "a@x.fr", "", "COMPTA"),
+                (2, RequestState::Pending, "b@x.fr", "", "ACHATS factures:consultation"),
+                (3, RequestState::Approved, "c@x.fr", "", "-"),
+                (4, RequestState::Pending, "d@x.fr", "", "COMPTA"),
+            ],
+            ..Default::default()
+        },
+        &[
+            "attach c@x.fr _ -> (structure) (new in source) approved#3",
+            "attach b@x.fr _ -> ACHATS [factures:modification] (new in source) raise",
+            "attach a@x.fr _ -> COMPTA (new in source) pending#1",
+        ],
+    );
+    assert_eq!(plan.supersede, vec![2, 4]);
+    assert_eq!(plan.counts[&sid(ACME)].raised, 1);
+    assert_eq!(plan.counts[&sid(ACME)].attach, 3);
+}
+
+#[test]
+fn a_refused_change_is_not_raised_again_on_the_same_facts() {
+    check(
+        Case {
+            desired: vec![("a@x.fr", "COMPTA", None)],
+            refused: vec![(9, "a@x.fr", "", "COMPTA", "new")],
+            ..Default::default()
+        },
+        &["attach a@x.fr _ -> COMPTA (new in source) refused#9"],
+    );
+    // Other facts (now a leaver, not merely absent): raised again.
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    check(
+        Case {
+            desired: vec![("a@x.fr", "COMPTA", Some(LeftWhy::EndDate(d)))],
+            current: vec![("a@x.fr", "COMPTA")],
+            refused: vec![(9, "a@x.fr", "COMPTA", "", "absent")],
+            ..Default::default()
+        },
+        &["detach a@x.fr COMPTA -> _ (left: end date 2026-10-31) raise"],
+    );
+}
+
+#[test]
+fn conflicting_employee_ids_protect_everyone_involved() {
+    let catalog = sample();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let mut d = Desired::default();
+    for (row, e, id) in [(2, "a@x.fr", "100"), (3, "b@x.fr", "100")] {
+        d.add(Mapped::Row(SourceRow {
+            email: email(e),
+            name: PersonName::default(),
+            employee_id: Some(id.into()),
+            structure: sid(ACME),
+            placement: place("COMPTA"),
+            left: None,
+            location: loc(row),
+        }));
+    }
+    let cur = current(&[("a@x.fr", "ACHATS"), ("b@x.fr", "ACHATS")]);
+    let plan = diff(&DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired: &d,
+        current: &cur,
+        open: &[],
+        refused: &[],
+        absences: &[],
+        known_ids: &HashMap::new(),
+        grace_runs: 0,
+    });
+    assert_eq!(show(&plan), Vec::<String>::new());
+    assert_eq!(codes(&plan), vec!["conflicting_rows b@x.fr"]);
+}
+
+#[test]
+fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
+    let catalog = sample();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let mut d = Desired::default();
+    d.add(Mapped::Row(SourceRow {
+        email: email("marie.martin@x.fr"),
+        name: PersonName::default(),
+        employee_id: Some("E42".into()),
+        structure: sid(ACME),
+        placement: place("COMPTA"),
+        left: None,
+        location: loc(2),
+    }));
+    let cur = current(&[("marie.dupont@x.fr", "COMPTA")]);
+    let known: HashMap<Box<str>, Email> = [("E42".into(), email("marie.dupont@x.fr"))].into_iter().collect();
+    let plan = diff(&DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired: &d,
+        current: &cur,
+        open: &[],
+        refused: &[],
+        absences: &[],
+        known_ids: &known,
+        grace_runs: 0,
+    });
+    assert_eq!(show(&plan), Vec::<String>::new());
+    assert_eq!(codes(&plan), vec!["email_changed marie.martin@x.fr"]);
+}
+
+#[test]
+fn structures_outside_the_scope_are_never_touched() {
+    let catalog = sample();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let cur = vec![CurrentAttachment {
+        attachment: Attachment { structure: sid("R-1234"), email: email("a@x.nc"), placement: place("-") },
+        name: PersonName::default(),
+    }];
+    let open = vec![OpenRequest {
+        id: 1,
+        state: RequestState::Pending,
+        key: ChangeKey { structure: sid("R-1234"), email: email("b@x.nc"), before: None, after: Some(place("-")) },
+    }];
+    let plan = diff(&DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired: &Desired::default(),
+        current: &cur,
+        open: &open,
+        refused: &[],
+        absences: &[],
+        known_ids: &HashMap::new(),
+        grace_runs: 0,
+    });
+    assert!(plan.changes.is_empty() && plan.supersede.is_empty() && plan.absences.is_empty());
+}
+
+#[test]
+fn order_is_structure_service_email_kind() {
+    check(
+        Case {
+            desired: vec![("z@x.fr", "ACHATS", None), ("a@x.fr", "COMPTA", None), ("b@x.fr", "ACHATS", None)],
+            current: vec![("c@x.fr", "ACHATS")],
+            ..Default::default()
+        },
+        &[
+            "attach b@x.fr _ -> ACHATS (new in source) raise",
+            "detach c@x.fr ACHATS -> _ (absent from source) raise",
+            "attach z@x.fr _ -> ACHATS (new in source) raise",
+            "attach a@x.fr _ -> COMPTA (new in source) raise",
+        ],
+    );
+}
+
+// Properties: over random current and desired states (no main manager, no
+// history, grace 0), diff(x, x) is empty and applying the plan to the current
+// state gives exactly the desired state.
+
+fn arb_state() -> impl Strategy<Value = Vec<(u8, Option<u8>, u8)>> {
+    // (person, service, rights) with 6 people, 3 services, 4 rights sets.
+    prop::collection::vec((0u8..6, prop::option::of(0u8..3), 0u8..4), 0..14)
+}
+
+fn to_attachments(state: &[(u8, Option<u8>, u8)]) -> Vec<Attachment> {
+    let services = ["COMPTA", "ACHATS", "RH"];
+    let rights =
+        ["", "factures:consultation", "factures:modification", "factures:consultation,engagements:modification"];
+    // One rights set per (person, service), as in the portal.
+    let mut map: BTreeMap<(u8, Option<u8>), u8> = BTreeMap::new();
+    for (p, s, r) in state {
+        map.insert((*p, *s), *r);
+    }
+    map.into_iter()
+        .map(|((p, s), r)| Attachment {
+            structure: sid(ACME),
+            email: email(&format!("p{p}@x.fr")),
+            placement: Placement {
+                service: s.map(|s| ServiceCode::parse(services[s as usize]).unwrap()),
+                rights: Rights::parse(rights[r as usize]).unwrap(),
+            },
+        })
+        .collect()
+}
+
+fn desired_of(attachments: &[Attachment]) -> Desired {
+    let mut d = Desired::default();
+    for (i, a) in attachments.iter().enumerate() {
+        d.add(Mapped::Row(SourceRow {
+            email: a.email.clone(),
+            name: PersonName::default(),
+            employee_id: None,
+            structure: a.structure.clone(),
+            placement: a.placement.clone(),
+            left: None,
+            location: loc(i as u64 + 2),
+        }));
+    }
+    d
+}
+
+fn plan_for(current: &[Attachment], desired: &[Attachment]) -> Plan {
+    let catalog = sample();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let cur: Vec<CurrentAttachment> =
+        current.iter().map(|a| CurrentAttachment { attachment: a.clone(), name: PersonName::default() }).collect();
+    let d = desired_of(desired);
+    diff(&DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired: &d,
+        current: &cur,
+        open: &[],
+        refused: &[],
+        absences: &[],
+        known_ids: &HashMap::new(),
+        grace_runs: 0,
+    })
+}
+
+proptest! {
+    #[test]
+    fn diff_of_a_state_with_itself_is_empty(state in arb_state()) {
+        let x = to_attachments(&state);
+        let plan = plan_for(&x, &x);
+        prop_assert!(plan.changes.is_empty(), "{:?}", show(&plan));
+        prop_assert!(plan.anomalies.is_empty());
+    }
+
+    #[test]
+    fn applying_the_plan_yields_the_desired_state(cur in arb_state(), want in arb_state()) {
+        let (cur, want) = (to_attachments(&cur), to_attachments(&want));
+        let plan = plan_for(&cur, &want);
+        let changes: Vec<Change> = plan.changes.iter().map(|p| p.change.clone()).collect();
+        prop_assert_eq!(apply(&cur, &changes), want.iter().cloned().collect::<BTreeSet<_>>());
+        // And the plan is minimal: applying it then diffing again finds nothing.
+        let after: Vec<Attachment> = apply(&cur, &changes).into_iter().collect();
+        prop_assert!(plan_for(&after, &want).changes.is_empty());
+    }
+
+    #[test]
+    fn the_plan_is_deterministic(cur in arb_state(), want in arb_state()) {
+        let (cur, mut want) = (to_attachments(&cur), to_attachments(&want));
+        let a = show(&plan_for(&cur, &want));
+        want.reverse();
+        prop_assert_eq!(a, show(&plan_for(&cur, &want)));
+    }
+}

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod change;
 pub mod describe;
 pub mod diff;
+pub mod guards;
 pub mod mapping;
 pub mod plan;
 pub mod record;

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod core;
 pub mod domain;
+pub mod engine;
 pub mod report;
 pub mod secret;
 pub mod source;

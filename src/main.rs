@@ -1,1 +1,181 @@
-fn main() {}
+//! The command line (DESIGN.md §4): arguments parsed once, configuration
+//! validated once, then one engine call and its output. Exit codes are a
+//! contract: 0 done, 1 internal or store error, 2 usage or configuration,
+//! 3 source rejected, 4 held by a guard.
+
+mod cli;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "chorus-sync", version, about = "Keeps Chorus Pro attachments in line with HR exports and the directory")]
+struct Cli {
+    /// Configuration file [default: $CHORUS_SYNC_CONFIG, else chorus-sync.toml]
+    #[arg(long, global = true, env = "CHORUS_SYNC_CONFIG", default_value = "chorus-sync.toml")]
+    config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// More logging (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the configuration; print it resolved, secrets masked.
+    CheckConfig,
+    /// Load a portal export of current attachments into the store.
+    ImportCurrent { file: PathBuf },
+    /// Dry run: write the reports of what would change; the store is not changed.
+    Plan(PlanArgs),
+    /// Plan, apply the guards, raise approval requests, write the reports.
+    Run {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Accept a plan that a guard would hold.
+        #[arg(long)]
+        force: bool,
+        /// Who accepts the held plan (recorded in the run).
+        #[arg(long = "as", value_name = "EMAIL", requires = "force")]
+        who: Option<String>,
+    },
+    /// Approval requests: list, show, approve, refuse, export.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Runs: list, show.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    /// Only these sources (repeatable) [default: all].
+    #[arg(long = "source", value_name = "NAME")]
+    sources: Vec<String>,
+    /// Write the reports into DIR instead of <reports.dir>/<run id>/.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApprovalsCommand {
+    /// List requests (all states unless --state).
+    List {
+        #[arg(long, value_name = "S")]
+        state: Vec<String>,
+        #[arg(long, value_name = "ID")]
+        structure: Vec<String>,
+        /// One manager's queue (main manager or delegate).
+        #[arg(long, value_name = "EMAIL")]
+        manager: Option<String>,
+        #[arg(long, value_name = "KIND")]
+        kind: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One request with its history.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+    },
+    /// Approve requests (all or none).
+    Approve {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        who: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Refuse requests with a motive (all or none).
+    Refuse {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        who: String,
+        /// Required and not blank.
+        #[arg(long)]
+        motive: Option<String>,
+    },
+    /// Write the approved, not yet applied changes (.csv or .xlsx).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    List {
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+    },
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { cli::EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    cli::init_logging(cli.log_format, cli.verbose, cli.quiet);
+    let code = match cli::dispatch(&cli.config, cli.command.into()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            cli::EXIT_INTERNAL
+        }
+    };
+    ExitCode::from(code)
+}
+
+impl From<Command> for cli::Command {
+    fn from(c: Command) -> cli::Command {
+        match c {
+            Command::CheckConfig => cli::Command::CheckConfig,
+            Command::ImportCurrent { file } => cli::Command::ImportCurrent(file),
+            Command::Plan(p) => cli::Command::Run { sources: p.sources, out: p.out, dry_run: true, force: false, who: None },
+            Command::Run { plan, force, who } => {
+                cli::Command::Run { sources: plan.sources, out: plan.out, dry_run: false, force, who }
+            }
+            Command::Approvals(a) => cli::Command::Approvals(a),
+            Command::Runs(r) => cli::Command::Runs(r),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! What each command does with the engine, and how it prints.
+
+mod output;
+
+use std::{
+    io::{IsTerminal, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::Context;
+use chorus_sync::{
+    config,
+    core::{
+        approval::{Motive, RequestState, Transition},
+        change::ChangeKind,
+        run::RunOutcome,
+    },
+    domain::{Email, IdentifierType, StructureId},
+    engine::{Clock, Decision, Engine, EngineError, RunOptions},
+    store::{RequestFilter, Store},
+};
+
+use crate::{ApprovalsCommand, LogFormat, RunsCommand};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_INTERNAL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_REJECTED: u8 = 3;
+pub const EXIT_HELD: u8 = 4;
+
+pub enum Command {
+    CheckConfig,
+    ImportCurrent(PathBuf),
+    Run { sources: Vec<String>, out: Option<PathBuf>, dry_run: bool, force: bool, who: Option<String> },
+    Approvals(ApprovalsCommand),
+    Runs(RunsCommand),
+}
+
+pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHORUS_SYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// A usage problem found after parsing (bad e-mail in `--as`, blank motive…).
+fn usage(msg: impl std::fmt::Display) -> anyhow::Result<u8> {
+    eprintln!("error: {msg}");
+    Ok(EXIT_USAGE)
+}
+
+pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
+    let config = match config::load(config_path) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if let Command::CheckConfig = command {
+        print!("{}", config::render(&config));
+        return Ok(EXIT_OK);
+    }
+    let clock = match Clock::from_env() {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let store = Store::connect(&config.store.url).await.context("cannot open the store")?;
+        let engine = Engine { config, store, clock };
+        let code = execute(&engine, command).await;
+        engine.store.close().await;
+        code
+    })
+}
+
+async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::CheckConfig => unreachable!("handled before the store opens"),
+        Command::ImportCurrent(file) => {
+            let summary = engine.import_current(&file).await?;
+            output::import_summary(&mut out, &file, &summary, &engine.config)?;
+            Ok(if summary.errors.is_empty() { EXIT_OK } else { EXIT_REJECTED })
+        }
+        Command::Run { sources, out: dir, dry_run, force, who } => {
+            let forced_by = match who.as_deref().map(Email::parse).transpose() {
+                Ok(w) => w,
+                Err(e) => return usage(format!("--as: {e}")),
+            };
+            let opts = RunOptions { sources, out: dir, dry_run, force, forced_by };
+            let summary = match engine.run(&opts).await {
+                Ok(s) => s,
+                Err(EngineError::UnknownSource(n)) => return usage(format!("no source named {n:?} in the configuration")),
+                Err(e) => return Err(e.into()),
+            };
+            output::run_summary(&mut out, &summary, &engine.config)?;
+            Ok(match summary.outcome {
+                RunOutcome::Done => EXIT_OK,
+                RunOutcome::Held => EXIT_HELD,
+                RunOutcome::Rejected => EXIT_REJECTED,
+            })
+        }
+        Command::Approvals(cmd) => approvals(engine, cmd, &mut out).await,
+        Command::Runs(cmd) => runs(engine, cmd, &mut out).await,
+    }
+}
+
+fn structure_arg(engine: &Engine, raw: &str) -> Result<StructureId, String> {
+    engine
+        .config
+        .catalog
+        .lookup(raw)
+        .map(|s| s.id.clone())
+        .or_else(|e| StructureId::parse(IdentifierType::Autre, raw).map_err(|_| e.to_string()))
+}
+
+async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write) -> anyhow::Result<u8> {
+    match cmd {
+        ApprovalsCommand::List { state, structure, manager, kind, format } => {
+            let mut filter = RequestFilter::default();
+            for s in &state {
+                match RequestState::parse(s) {
+                    Some(st) => filter.states.push(st),
+                    None => return usage(format!("--state {s:?}: expected one of pending, approved, refused, superseded, expired, applied")),
+                }
+            }
+            for k in &kind {
+                match ChangeKind::parse(k) {
+                    Some(kd) => filter.kinds.push(kd),
+                    None => return usage(format!("--kind {k:?}: expected one of attach, detach, move, rights")),
+                }
+            }
+            for s in &structure {
+                match structure_arg(engine, s) {
+                    Ok(id) => filter.structures.push(id),
+                    Err(e) => return usage(format!("--structure {s:?}: {e}")),
+                }
+            }
+            if let Some(m) = &manager {
+                let who = match Email::parse(m) {
+                    Ok(e) => e,
+                    Err(e) => return usage(format!("--manager {m:?}: {e}")),
+                };
+                // A manager's queue: the structures they may decide for.
+                let theirs: Vec<StructureId> =
+                    engine.config.catalog.iter().filter(|s| s.may_decide(&who)).map(|s| s.id.clone()).collect();
+                if theirs.is_empty() {
+                    return usage(format!("{who} is not the main manager or a delegate of any configured structure"));
+                }
+                if filter.structures.is_empty() {
+                    filter.structures = theirs;
+                } else {
+                    filter.structures.retain(|s| theirs.contains(s));
+                }
+            }
+            let requests = engine.store.list_requests(&filter).await?;
+            output::approvals_list(out, &requests, format, engine.config.reports.csv_delimiter)?;
+            Ok(EXIT_OK)
+        }
+        ApprovalsCommand::Show { id, format } => {
+            let Some(req) = engine.store.get_request(id).await? else {
+                eprintln!("error: no approval request #{id}");
+                return Ok(EXIT_USAGE);
+            };
+            let history = engine.store.history(id).await?;
+            output::approval_show(out, &req, &history, format)?;
+            Ok(EXIT_OK)
+        }
+        ApprovalsCommand::Approve { ids, who, comment } => {
+            let who = match Email::parse(&who) {
+                Ok(w) => w,
+                Err(e) => return usage(format!("--as: {e}")),
+            };
+            decide(engine, out, Decision { ids, who, transition: Transition::Approve, comment }).await
+        }
+        ApprovalsCommand::Refuse { ids, who, motive } => {
+            let who = match Email::parse(&who) {
+                Ok(w) => w,
+                Err(e) => return usage(format!("--as: {e}")),
+            };
+            let motive = match Motive::parse(motive.as_deref().unwrap_or("")) {
+                Ok(m) => m,
+                Err(e) => return usage(e),
+            };
+            decide(engine, out, Decision { ids, who, transition: Transition::Refuse(motive), comment: None }).await
+        }
+        ApprovalsCommand::Export { out: file } => {
+            let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            if !matches!(ext.as_deref(), Some("csv" | "xlsx")) {
+                return usage(format!("--out {}: the file name must end in .csv or .xlsx", file.display()));
+            }
+            let filter = RequestFilter { states: vec![RequestState::Approved], ..Default::default() };
+            let requests = engine.store.list_requests(&filter).await?;
+            output::export_actions(&file, &requests, engine.config.reports.csv_delimiter)?;
+            writeln!(out, "{} approved change(s) to apply written to {}", requests.len(), file.display())?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+async fn decide(engine: &Engine, out: &mut impl Write, d: Decision) -> anyhow::Result<u8> {
+    let (outcomes, ok) = engine.decide(&d).await?;
+    output::decisions(out, &outcomes, ok)?;
+    Ok(if ok { EXIT_OK } else { EXIT_USAGE })
+}
+
+async fn runs(engine: &Engine, cmd: RunsCommand, out: &mut impl Write) -> anyhow::Result<u8> {
+    match cmd {
+        RunsCommand::List { format } => {
+            let runs = engine.store.list_runs(None).await?;
+            output::runs_list(out, &runs, format)?;
+            Ok(EXIT_OK)
+        }
+        RunsCommand::Show { id, format } => {
+            let Some((run, sources)) = engine.store.get_run(id).await? else {
+                eprintln!("error: no run #{id}");
+                return Ok(EXIT_USAGE);
+            };
+            output::run_show(out, &run, &sources, format)?;
+            Ok(EXIT_OK)
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The engine: the thin async shell that runs the pure core between the
+//! sources, the store and the reports.
+//!
+//! A run reads every source first, outside any transaction; then, in ONE
+//! store transaction, it loads the current state, diffs, applies the guards,
+//! raises and supersedes requests, writes the reports and records the run.
+//! Any error before the commit rolls everything back: there is never half a run.
+
+mod current;
+mod decide;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+pub use current::ImportSummary;
+pub use decide::{Decision, DecisionOutcome};
+
+use crate::{
+    config::{Config, SourceConfig, SourceKind},
+    core::{
+        approval::{ApprovalRequest, RequestState, RunId},
+        describe::describe,
+        diff::{Desired, DiffInput, diff},
+        guards,
+        mapping::Mapper,
+        plan::{Plan, StructureCounts},
+        record::Field,
+        run::{RunCounts, RunOutcome, RunRecord, SourceRun},
+    },
+    domain::{Email, StructureId},
+    report::{self, ReportError, ReportedChange, RunReport},
+    source::{self, TableSpec},
+    store::{RequestFilter, SourceRunRecord, Store, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("no source named {0:?} in the configuration")]
+    UnknownSource(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The clock, fixed once per command so a run sees one "now". Tests set it
+/// with `CHORUS_SYNC_NOW` (RFC 3339).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: DateTime<Utc>,
+}
+
+impl Clock {
+    pub fn from_env() -> Result<Clock, EngineError> {
+        match std::env::var("CHORUS_SYNC_NOW") {
+            Ok(s) => DateTime::parse_from_rfc3339(&s)
+                .map(|t| Clock { now: t.with_timezone(&Utc) })
+                .map_err(|e| EngineError::Usage(format!("CHORUS_SYNC_NOW={s:?}: {e}"))),
+            Err(_) => Ok(Clock { now: Utc::now() }),
+        }
+    }
+
+    pub fn today(&self, tz: chrono_tz::Tz) -> NaiveDate {
+        self.now.with_timezone(&tz).date_naive()
+    }
+}
+
+pub struct Engine {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: Clock,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Source names; empty = all.
+    pub sources: Vec<String>,
+    /// Write the reports here instead of `<reports.dir>/<run id>/`.
+    pub out: Option<PathBuf>,
+    /// `plan`: reports only, the store is not changed.
+    pub dry_run: bool,
+    /// `run --force`: accept a plan a guard would hold.
+    pub force: bool,
+    /// Who forced it (`--as`), recorded in the run.
+    pub forced_by: Option<Email>,
+}
+
+/// What a run did, for the command line's summary and exit code.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: Option<RunId>,
+    pub outcome: RunOutcome,
+    pub dry_run: bool,
+    /// Why it was held or rejected.
+    pub message: Option<String>,
+    pub report_dir: Option<PathBuf>,
+    pub sources: Vec<SourceRun>,
+    pub counts: BTreeMap<StructureId, StructureCounts>,
+    pub totals: RunCounts,
+}
+
+/// The sources of a run, read and mapped.
+struct SourcesRead {
+    desired: Desired,
+    stats: Vec<SourceRunRecord>,
+    scope: BTreeSet<StructureId>,
+    /// The first source that could not be read, and why.
+    rejected: Option<String>,
+}
+
+impl Engine {
+    fn select_sources(&self, names: &[String]) -> Result<Vec<&SourceConfig>, EngineError> {
+        if names.is_empty() {
+            return Ok(self.config.sources.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.config.sources.iter().find(|s| s.name == *n).ok_or_else(|| EngineError::UnknownSource(n.clone()))
+            })
+            .collect()
+    }
+
+    fn read_sources(&self, sources: &[&SourceConfig]) -> SourcesRead {
+        let today = self.clock.today(self.config.timezone);
+        let mut read = SourcesRead {
+            desired: Desired::default(),
+            stats: Vec::new(),
+            scope: BTreeSet::new(),
+            rejected: None,
+        };
+        for src in sources {
+            read.scope.extend(src.scope.iter().cloned());
+            let (stats, error) = read_source(src, &self.config, today, &mut read.desired);
+            if let Some(e) = &error {
+                tracing::error!(source = %src.name, "source rejected: {e}");
+                read.rejected.get_or_insert_with(|| format!("source {}: {e}", src.name));
+            } else {
+                tracing::info!(source = %src.name, rows = stats.run.rows, valid = stats.run.valid_rows, "source read");
+            }
+            read.stats.push(stats);
+        }
+        read
+    }
+
+    /// `plan` and `run`.
+    pub async fn run(&self, opts: &RunOptions) -> Result<RunSummary, EngineError> {
+        let sources = self.select_sources(&opts.sources)?;
+        let started_at = self.clock.now;
+        let mut read = self.read_sources(&sources);
+        let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+
+        let mut tx = self.store.begin().await?;
+        // Sanity checks against the last accepted run of each source.
+        if read.rejected.is_none() {
+            for s in &mut read.stats {
+                let last = tx.last_accepted_source_run(&s.run.source).await?;
+                if let Err(why) = guards::check_source(s.run.rows, last.map(|l| l.run.rows), &self.config.guards) {
+                    s.run.rejected = Some(why.clone());
+                    read.rejected.get_or_insert_with(|| format!("source {}: {why}", s.run.source));
+                }
+            }
+        }
+        let scope: Vec<StructureId> = read.scope.iter().cloned().collect();
+        let mut run = RunRecord {
+            id: 0,
+            started_at,
+            finished_at: started_at,
+            sources: source_names,
+            outcome: RunOutcome::Done,
+            forced_by: opts.forced_by.as_ref().map(Email::to_string),
+            message: None,
+            report_dir: None,
+            counts: RunCounts::default(),
+        };
+
+        if let Some(why) = read.rejected.clone() {
+            // Nothing is diffed on a rejected source: no detach can come of it.
+            run.outcome = RunOutcome::Rejected;
+            run.message = Some(why.clone());
+            let anomalies = read.desired.anomalies.clone();
+            let plan = Plan { anomalies, ..Default::default() };
+            return self.finish(tx, run, &read.stats, &plan, &[], &BTreeSet::new(), Vec::new(), opts).await;
+        }
+
+        let current = tx.current_attachments(&scope).await?;
+        let open = tx.open_requests(&scope).await?;
+        let refused = tx.refused_changes(&scope).await?;
+        let absences = tx.absences(&scope).await?;
+        let known_ids = HashMap::new();
+        let plan = diff(&DiffInput {
+            catalog: &self.config.catalog,
+            scope: &read.scope,
+            desired: &read.desired,
+            current: &current,
+            open: &open,
+            refused: &refused,
+            absences: &absences,
+            known_ids: &known_ids,
+            grace_runs: self.config.guards.grace_runs,
+        });
+        let trips = guards::evaluate(&plan, &self.config.guards);
+        if !trips.is_empty() {
+            let text = trips.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            if opts.force {
+                tracing::warn!(by = ?run.forced_by, "guards overridden with --force: {text}");
+                run.message = Some(format!("forced past: {text}"));
+            } else {
+                run.outcome = RunOutcome::Held;
+                run.message = Some(text);
+            }
+        }
+        let pending_before = self
+            .store
+            .list_requests(&RequestFilter {
+                states: vec![RequestState::Pending, RequestState::Approved],
+                structures: scope.clone(),
+                ..Default::default()
+            })
+            .await?;
+        let approved: BTreeSet<_> =
+            open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
+        let trips = trips.iter().map(ToString::to_string).collect();
+        self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, trips, opts).await
+    }
+
+    /// Records the run (unless dry), raises and supersedes when it is done,
+    /// writes the reports, commits.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        mut tx: crate::store::StoreTx,
+        mut run: RunRecord,
+        stats: &[SourceRunRecord],
+        plan: &Plan,
+        pending_before: &[ApprovalRequest],
+        approved: &BTreeSet<crate::core::approval::RequestId>,
+        trips: Vec<String>,
+        opts: &RunOptions,
+    ) -> Result<RunSummary, EngineError> {
+        let catalog = &self.config.catalog;
+        let now = self.clock.now;
+        let done = run.outcome == RunOutcome::Done;
+        let mut totals = RunCounts::default();
+        for c in &plan.changes {
+            match c.change.kind {
+                crate::core::change::ChangeKind::Attach => totals.attach += 1,
+                crate::core::change::ChangeKind::Detach => totals.detach += 1,
+                crate::core::change::ChangeKind::Move => totals.moves += 1,
+                crate::core::change::ChangeKind::Rights => totals.rights += 1,
+            }
+        }
+        totals.anomalies = plan.anomalies.len() as u64;
+
+        let run_id = if opts.dry_run { None } else { Some(tx.insert_run(&run).await?) };
+        run.id = run_id.unwrap_or(0);
+
+        // Raise the new requests and supersede the stale ones.
+        let mut reported: Vec<ReportedChange> = Vec::with_capacity(plan.changes.len());
+        let mut raised: Vec<ApprovalRequest> = Vec::new();
+        let mut counts = plan.counts.clone();
+        if done {
+            let requester = format!("chorus-sync source {}, run {}", run.sources.join("+"), run.id);
+            let to_raise: Vec<ApprovalRequest> = plan
+                .to_raise()
+                .map(|c| {
+                    let info = catalog.get(&c.key.structure);
+                    let name = info.map_or("", |i| i.name.as_str());
+                    ApprovalRequest {
+                        id: 0,
+                        run_id: run.id,
+                        state: RequestState::Pending,
+                        kind: c.kind,
+                        key: c.key.clone(),
+                        name: c.name.clone(),
+                        reason: c.reason.to_string(),
+                        reason_category: c.reason.category().to_string(),
+                        description: describe(c, name),
+                        requester: requester.clone(),
+                        structure_name: name.to_string(),
+                        manager: info.map_or(String::new(), |i| i.main_manager.to_string()),
+                        origin: c.origin.as_ref().map(ToString::to_string),
+                        created_at: now,
+                        decided_by: None,
+                        decided_at: None,
+                        motive: None,
+                        comment: None,
+                    }
+                })
+                .collect();
+            let ids = if opts.dry_run || to_raise.is_empty() { vec![0; to_raise.len()] } else { tx.insert_requests(&to_raise).await? };
+            let mut ids = ids.into_iter();
+            for mut req in to_raise {
+                req.id = ids.next().unwrap_or(0);
+                raised.push(req);
+            }
+            let mut raised_ids = raised.iter().map(|r| r.id);
+            for c in &plan.changes {
+                let (approval_id, approval_state) = match c.disposition {
+                    crate::core::plan::Disposition::Raise => {
+                        let id = raised_ids.next().filter(|id| *id != 0);
+                        (id, if opts.dry_run { None } else { Some(RequestState::Pending) })
+                    }
+                    d => (d.request_id(), d.state()),
+                };
+                reported.push(ReportedChange { change: c.change.clone(), approval_id, approval_state });
+            }
+            totals.raised = raised.len() as u64;
+            totals.superseded = plan.supersede.len() as u64;
+            if !opts.dry_run {
+                // Approved requests the plan dropped are superseded too, so they
+                // leave the action list before someone applies them.
+                let (was_approved, was_pending): (Vec<_>, Vec<_>) =
+                    plan.supersede.iter().partition(|id| approved.contains(id));
+                for (ids, from) in [(was_pending, RequestState::Pending), (was_approved, RequestState::Approved)] {
+                    if !ids.is_empty() {
+                        tx.transition_many(&ids, from, RequestState::Superseded, Some("chorus-sync"), now).await?;
+                    }
+                }
+                let scope: Vec<StructureId> = plan.counts.keys().cloned().collect();
+                tx.replace_absences(&scope, &plan.absences).await?;
+            }
+        } else {
+            for c in &plan.changes {
+                let (approval_id, approval_state) = (c.disposition.request_id(), c.disposition.state());
+                reported.push(ReportedChange { change: c.change.clone(), approval_id, approval_state });
+            }
+            for c in counts.values_mut() {
+                c.raised = 0;
+            }
+        }
+        run.counts = totals;
+
+        // The pending sheet: what managers have in their queues after this run.
+        let superseded: BTreeSet<_> = if done { plan.supersede.iter().copied().collect() } else { BTreeSet::new() };
+        let mut pending: Vec<ApprovalRequest> =
+            pending_before.iter().filter(|r| !superseded.contains(&r.id)).cloned().collect();
+        if !opts.dry_run {
+            pending.extend(raised.iter().cloned());
+        }
+        pending.sort_by_key(|r| r.id);
+
+        let dir = match (&opts.out, run_id) {
+            (Some(out), _) => out.clone(),
+            (None, Some(id)) => self.config.reports.dir.join(id.to_string()),
+            (None, None) => self.config.reports.dir.join(format!("plan-{}", now.format("%Y%m%dT%H%M%SZ"))),
+        };
+        run.report_dir = Some(dir.display().to_string());
+        run.finished_at = Utc::now().max(now);
+        let mut info: Vec<(String, String)> = vec![
+            ("run_id".into(), run_id.map_or(String::new(), |i| i.to_string())),
+            ("mode".into(), if opts.dry_run { "plan (dry run)".into() } else { "run".into() }),
+            ("outcome".into(), run.outcome.to_string()),
+            ("sources".into(), run.sources.join(", ")),
+            ("started_at".into(), crate::core::approval::rfc3339(&run.started_at)),
+        ];
+        if let Some(m) = &run.message {
+            info.push(("message".into(), m.clone()));
+        }
+        for t in &trips {
+            info.push(("guard".into(), t.clone()));
+        }
+        for s in stats {
+            let mut line = format!("{}: {} rows, {} valid", s.run.origin, s.run.rows, s.run.valid_rows);
+            if let Some(r) = &s.run.rejected {
+                line.push_str(&format!("; rejected: {r}"));
+            }
+            info.push((format!("source {}", s.run.source), line));
+        }
+        if let Some(by) = &run.forced_by {
+            info.push(("forced_by".into(), by.clone()));
+        }
+        let report = RunReport {
+            run_id,
+            catalog,
+            changes: &reported,
+            anomalies: &plan.anomalies,
+            counts: &counts,
+            pending: &pending,
+            info: &info,
+        };
+        let files = report::write_run_reports(&dir, &report, self.config.reports.csv_delimiter);
+        let files = match files {
+            Ok(f) => f,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e.into());
+            }
+        };
+        if let Some(id) = run_id {
+            run.id = id;
+            tx.update_run(&run).await?;
+            tx.insert_source_runs(id, stats).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(RunSummary {
+            run_id,
+            outcome: run.outcome,
+            dry_run: opts.dry_run,
+            message: run.message,
+            report_dir: Some(files.dir),
+            sources: stats.iter().map(|s| s.run.clone()).collect(),
+            counts,
+            totals,
+        })
+    }
+}
+
+/// Reads one spreadsheet source into `desired`; the error, if any, rejects it.
+fn read_source(
+    src: &SourceConfig,
+    config: &Config,
+    today: NaiveDate,
+    desired: &mut Desired,
+) -> (SourceRunRecord, Option<String>) {
+    let SourceKind::Spreadsheet(sheet) = &src.kind;
+    let origin = sheet.path.display().to_string();
+    let mut stats = SourceRunRecord {
+        run: SourceRun { source: src.name.clone(), origin: origin.clone(), rows: 0, valid_rows: 0, rejected: None },
+        sha256: None,
+    };
+    let required = [Field::Email];
+    let spec = TableSpec {
+        path: &sheet.path,
+        sheet: sheet.sheet.as_deref(),
+        csv: sheet.csv,
+        columns: &src.columns,
+        required: &required,
+    };
+    let sheet_name: Option<Arc<str>> = None;
+    let mut mapper = Mapper {
+        source: Arc::from(src.name.as_str()),
+        origin: Arc::from(origin.as_str()),
+        sheet: sheet_name,
+        catalog: &config.catalog,
+        scope: &src.scope,
+        default_structure: src.default_structure.as_ref(),
+        columns: &src.columns,
+        values: &src.values,
+        today,
+    };
+    // The sheet name is only known once the reader has opened the file.
+    if let (Some(name), true) = (&sheet.sheet, !is_csv(&sheet.path)) {
+        mapper.sheet = Some(Arc::from(name.as_str()));
+    }
+    let (mut rows, mut valid) = (0u64, 0u64);
+    let result = source::read_table(&spec, &mut |record| {
+        rows += 1;
+        let mapped = mapper.map(&record);
+        if matches!(mapped, crate::core::mapping::Mapped::Row(_)) {
+            valid += 1;
+        }
+        desired.add(mapped);
+        Ok(())
+    });
+    stats.run.rows = rows;
+    stats.run.valid_rows = valid;
+    match result {
+        Ok(info) => {
+            stats.sha256 = Some(info.sha256);
+            (stats, None)
+        }
+        Err(e) => {
+            let why = e.to_string();
+            stats.run.rejected = Some(why.clone());
+            (stats, Some(why))
+        }
+    }
+}
+
+fn is_csv(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
+}

@@ -1,1 +1,7 @@
+//! The one integration test binary: the real `chorus-sync` executable run
+//! against real SQLite files and real PostgreSQL schemas.
 
+mod support;
+
+mod guards;
+mod story;

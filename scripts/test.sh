@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every check and test. Installs what is missing first, so it works on a
+# fresh machine (and in CI, where CI=true makes a missing PostgreSQL fatal).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages: slapd and ldap-utils for the directory tests.
+missing=()
+[ -x /usr/sbin/slapd ] || command -v slapd >/dev/null 2>&1 || missing+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
+command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# The store tests run on SQLite and on PostgreSQL; PostgreSQL is not optional.
+export CHORUS_SYNC_TEST_PG="${CHORUS_SYNC_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
+if ! pg_isready -q -d "$CHORUS_SYNC_TEST_PG" -t 10; then
+  echo "error: PostgreSQL is not reachable at $CHORUS_SYNC_TEST_PG (set CHORUS_SYNC_TEST_PG)" >&2
+  exit 1
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --quiet --all-targets
+echo "==> all checks passed"

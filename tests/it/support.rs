@@ -1,0 +1,117 @@
+//! A throwaway working directory with the samples, a config pointing at a
+//! fresh store, and a way to run the real binary in it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use chorus_sync::store::testing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub now: String,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Env {
+    /// The shipped samples and `config/example.toml`, with the store moved to
+    /// a fresh SQLite file or PostgreSQL schema, and `edit` applied to the config.
+    pub fn new(backend: Backend, edit: impl FnOnce(String) -> String) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("samples")).unwrap();
+        for f in ["hr.xlsx", "acme-services.csv", "portal-export.csv"] {
+            std::fs::copy(repo().join("samples").join(f), dir.path().join("samples").join(f)).unwrap();
+        }
+        let url = match backend {
+            Backend::Sqlite => "sqlite://chorus-sync.db".to_string(),
+            Backend::Postgres => testing::test_url_pg_schema().0.expose().clone(),
+        };
+        let config = std::fs::read_to_string(repo().join("config/example.toml")).unwrap();
+        let config = config.replace("url = \"sqlite://chorus-sync.db\"", &format!("url = \"{url}\""));
+        std::fs::write(dir.path().join("chorus-sync.toml"), edit(config)).unwrap();
+        Env { dir, now: "2026-11-23T08:00:00Z".into() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("CHORUS_SYNC_NOW", &self.now)
+            .env_remove("CHORUS_SYNC_CONFIG")
+            .env_remove("CHORUS_SYNC_LOG")
+            .output()
+            .expect("run chorus-sync");
+        Run::from(out)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+}
+
+/// A CSV report's rows as vectors of fields (BOM stripped, `;`).
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = text.strip_prefix('\u{feff}').expect("CSV reports start with a UTF-8 BOM");
+    csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+/// Compares with a golden file under tests/it/golden; `UPDATE_GOLDEN=1` rewrites it.
+#[track_caller]
+pub fn golden(name: &str, actual: &str) {
+    let path = repo().join("tests/it/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expect = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+    pretty_assertions::assert_eq!(expect, actual, "golden file {name} differs (UPDATE_GOLDEN=1 to accept)");
+}

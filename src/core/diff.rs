@@ -168,6 +168,10 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         counts.current += have_count;
         counts.desired += want.placements.len() as u64;
         if protected.contains(email) {
+            // Untouched this run, and their absence streak is neither reset nor extended.
+            if let Some(runs) = streaks.get(&(structure, email)) {
+                absences.push(AbsenceStreak { structure: structure.clone(), email: email.clone(), missed_runs: *runs });
+            }
             continue;
         }
         let name = if want.name.is_empty() { current_name.cloned().unwrap_or_default() } else { want.name.clone() };

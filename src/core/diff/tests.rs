@@ -334,6 +334,16 @@ fn a_rejected_row_protects_its_person_and_their_requests() {
     );
     assert!(plan.supersede.is_empty());
     assert!(plan.absences.is_empty());
+    // An absence streak already running is kept as it is.
+    let plan = run(&Case {
+        rejected: vec!["a@x.fr"],
+        current: vec![("a@x.fr", "COMPTA")],
+        absences: vec![("a@x.fr", 2)],
+        grace: 2,
+        ..Default::default()
+    });
+    assert!(plan.changes.is_empty());
+    assert_eq!(plan.absences, vec![AbsenceStreak { structure: sid(ACME), email: email("a@x.fr"), missed_runs: 2 }]);
 }
 
 #[test]

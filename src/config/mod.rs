@@ -4,6 +4,13 @@
 //! The types in this file are the validated configuration. Loading and
 //! validation live in `load.rs`; printing for `check-config` in `render.rs`.
 
+mod load;
+mod raw;
+mod render;
+
+pub use load::{ConfigErrors, ENV_PREFIX, Problem, load, load_from};
+pub use render::render;
+
 use std::{
     collections::{BTreeSet, HashMap},
     path::PathBuf,

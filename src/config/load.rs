@@ -1,0 +1,1526 @@
+//! Reading the configuration: TOML file, then `CHORUS_SYNC__…` environment
+//! overrides, then validation into `Config`. Every problem is collected and
+//! reported at once, each with the path of the key it concerns.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use config::{ConfigError, Environment, File, FileFormat, Value, ValueKind};
+use serde::de::DeserializeOwned;
+
+use super::{
+    Config, CsvOptions, CurrentConfig, GuardsConfig, ReportsConfig, SourceConfig, SourceKind, SpreadsheetSource,
+    StoreConfig, ValueMaps,
+    raw::{self, Limit, RawCurrent, RawGuards, RawReports, RawSource, RawStore, RawStructure, RawValues},
+};
+use crate::{
+    core::{
+        catalog::{Catalog, StructureInfo},
+        record::{ColumnMap, Field},
+    },
+    domain::{Email, IdentifierType, Rights, ServiceCode, StructureId, text::fold},
+    secret::{Secret, mask_url},
+};
+
+/// Environment variables starting with this (any case) override keys.
+pub const ENV_PREFIX: &str = "CHORUS_SYNC__";
+const DEFAULT_TIMEZONE: &str = "Europe/Paris";
+const DEFAULT_STORE_URL: &str = "sqlite://chorus-sync.db";
+const DEFAULT_REPORTS_DIR: &str = "reports";
+/// File extensions a spreadsheet source may have (see DESIGN §5).
+const SPREADSHEET_EXTENSIONS: &[&str] = &["xlsx", "xlsm", "xlsb", "xls", "ods", "csv"];
+/// How `import-current` reads a portal export unless `[current.columns]` says otherwise.
+pub const CURRENT_COLUMN_DEFAULTS: &[(Field, &str)] = &[
+    (Field::Email, "Adresse électronique"),
+    (Field::LastName, "Nom"),
+    (Field::FirstName, "Prénom"),
+    (Field::Structure, "Identifiant structure"),
+    (Field::Service, "Code service"),
+    (Field::Rights, "Profil"),
+];
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `structures[1].main_manager`, an environment variable name, or
+    /// empty for the file as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem { path: path.into(), message: message.into() }
+    }
+}
+
+/// Everything wrong with a configuration, one line per problem.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: Option<PathBuf>,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            if let Some(file) = &self.file {
+                write!(f, "{}: ", file.display())?;
+            }
+            if !p.path.is_empty() {
+                write!(f, "{}: ", p.path)?;
+            }
+            f.write_str(&p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads `path` and the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: Some(path.to_path_buf()),
+        problems: vec![Problem::new("", format!("cannot read the configuration file: {e}"))],
+    })?;
+    let mut env = Vec::new();
+    let mut problems = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        let Ok(key) = key.into_string() else { continue };
+        if !is_override(&key) {
+            continue;
+        }
+        match value.into_string() {
+            Ok(value) => env.push((key, value)),
+            Err(_) => problems.push(Problem::new(key, "the value is not valid Unicode")),
+        }
+    }
+    load_inner(&text, Some(path), &env, problems)
+}
+
+/// Loads from `text` as if read from `file`, with `env` as the environment
+/// (pairs not starting with `CHORUS_SYNC__` are ignored).
+pub fn load_from(text: &str, file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    load_inner(text, file, env, Vec::new())
+}
+
+fn is_override(key: &str) -> bool {
+    // `get` rather than slicing: a non-ASCII name must not panic.
+    key.len() > ENV_PREFIX.len() && key.get(..ENV_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+}
+
+fn load_inner(
+    text: &str,
+    file: Option<&Path>,
+    env: &[(String, String)],
+    problems: Vec<Problem>,
+) -> Result<Config, ConfigErrors> {
+    let mut v = Validator { problems };
+    let config = v.parse(text, env).map(|(top, env_paths)| {
+        let config = v.validate(top, file);
+        v.annotate(&env_paths);
+        config
+    });
+    match config {
+        Some(config) if v.problems.is_empty() => Ok(config),
+        _ => Err(ConfigErrors { file: file.map(Path::to_path_buf), problems: v.problems }),
+    }
+}
+
+/// Parsed values of the top-level keys, each taken once by validation.
+type Top = BTreeMap<String, Value>;
+
+/// Entries of an array of tables; `broken` when some could not be read, so
+/// that "none configured" is not reported on top of the real problem.
+struct Entries<T> {
+    items: Vec<(usize, T)>,
+    broken: bool,
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    /// File plus environment, merged by the `config` crate. Also returns which
+    /// environment variable set which key path, to name it in problems.
+    fn parse(&mut self, text: &str, env: &[(String, String)]) -> Option<(Top, Vec<(String, String)>)> {
+        let file_only = config::Config::builder().add_source(File::from_str(text, FileFormat::Toml)).build();
+        let file_top: Top = match file_only.and_then(config::Config::try_deserialize) {
+            Ok(top) => top,
+            Err(e) => {
+                self.problems.push(syntax_problem(text, e));
+                return None;
+            }
+        };
+        let array_len = |key: &str| match file_top.get(key).map(|v| &v.kind) {
+            Some(ValueKind::Array(a)) => a.len(),
+            _ => 0,
+        };
+        let mut overrides = config::Map::new();
+        let mut env_paths = Vec::new();
+        for (name, value) in env.iter().filter(|(k, _)| is_override(k)) {
+            let rest = name[ENV_PREFIX.len()..].to_lowercase();
+            let segments: Vec<&str> = rest.split("__").collect();
+            if segments.iter().any(|s| s.is_empty() || s.contains(['.', '[', ']'])) {
+                self.problem(name, "not a key path: segments are separated by a double underscore");
+                continue;
+            }
+            // The `config` crate would replace a whole array by a table for
+            // `SOURCES__0__PATH`; rewritten as `sources[0].path` it sets the
+            // key of the existing entry instead.
+            let (key, path) = match segments[0] {
+                array @ ("sources" | "structures") => {
+                    let len = array_len(array);
+                    match segments.get(1).and_then(|s| s.parse::<usize>().ok()) {
+                        Some(i) if i < len && segments.len() > 2 => {
+                            let tail = segments[2..].join("__");
+                            (format!("{array}[{i}]__{tail}"), format!("{array}[{i}].{}", segments[2..].join(".")))
+                        }
+                        Some(i) if i >= len => {
+                            self.problem(
+                                name,
+                                format!(
+                                    "there is no {array}[{i}] in the file; the environment can only override \
+                                     keys of existing entries"
+                                ),
+                            );
+                            continue;
+                        }
+                        _ => {
+                            self.problem(
+                                name,
+                                format!(
+                                    "[[{array}]] entries are addressed by index and key, \
+                                     e.g. {ENV_PREFIX}{}__0__NAME",
+                                    array.to_uppercase()
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                }
+                _ => (segments.join("__"), segments.join(".")),
+            };
+            overrides.insert(format!("{ENV_PREFIX}{key}"), value.clone());
+            env_paths.push((path, name.clone()));
+        }
+        // No `try_parsing`: it would turn "01234" into 1234 and lose the
+        // zero of an identifier or code. Numbers and booleans are read from
+        // strings where the key expects them.
+        let env_source = Environment::with_prefix(ENV_PREFIX.trim_end_matches('_'))
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(overrides));
+        let merged = config::Config::builder()
+            .add_source(File::from_str(text, FileFormat::Toml))
+            .add_source(env_source)
+            .build()
+            .and_then(config::Config::try_deserialize);
+        match merged {
+            Ok(top) => Some((top, env_paths)),
+            Err(e) => {
+                self.problem("", e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Names the environment variable behind a problem's key, so people do
+    /// not search the file for a value that is not there.
+    fn annotate(&mut self, env_paths: &[(String, String)]) {
+        for p in &mut self.problems {
+            if let Some((_, name)) = env_paths.iter().find(|(path, _)| *path == p.path) {
+                p.message.push_str(&format!(" (set by {name})"));
+            }
+        }
+    }
+
+    fn validate(&mut self, mut top: Top, file: Option<&Path>) -> Config {
+        let unknown: Vec<String> = top.keys().filter(|k| !raw::TOP_KEYS.contains(&k.as_str())).cloned().collect();
+        for key in unknown {
+            self.unknown_key(key_path("", &key), &key, raw::TOP_KEYS);
+        }
+        let timezone = self.scalar::<String>(top.remove("timezone"), "timezone");
+        let store = self.table::<RawStore>(top.remove("store"), "store").unwrap_or_default();
+        let reports = self.table::<RawReports>(top.remove("reports"), "reports").unwrap_or_default();
+        let structures = self.array::<RawStructure>(top.remove("structures"), "structures");
+        let sources = self.array::<RawSource>(top.remove("sources"), "sources");
+        let current = self.table::<RawCurrent>(top.remove("current"), "current").unwrap_or_default();
+        let guards = self.table::<RawGuards>(top.remove("guards"), "guards").unwrap_or_default();
+
+        let timezone = self.timezone(timezone);
+        let store = self.store(store);
+        let reports = self.reports(reports);
+        let catalog = self.structures(structures);
+        let sources = self.sources(sources, &catalog);
+        let current = self.current(current);
+        let guards = self.guards(guards);
+        Config { file: file.map(Path::to_path_buf), timezone, store, reports, catalog, sources, current, guards }
+    }
+
+    // ---- reading raw values -------------------------------------------------
+
+    fn scalar<T: DeserializeOwned>(&mut self, value: Option<Value>, path: &str) -> Option<T> {
+        self.deserialize(value?, path, path)
+    }
+
+    fn table<T: DeserializeOwned>(&mut self, value: Option<Value>, path: &str) -> Option<T> {
+        let value = value?;
+        if !matches!(value.kind, ValueKind::Table(_)) {
+            self.problem(path, format!("expected a table, found {}", kind_name(&value.kind)));
+            return None;
+        }
+        self.deserialize(value, path, path)
+    }
+
+    fn array<T: DeserializeOwned>(&mut self, value: Option<Value>, path: &str) -> Entries<T> {
+        let mut entries = Entries { items: Vec::new(), broken: false };
+        let Some(value) = value else { return entries };
+        let ValueKind::Array(items) = value.kind else {
+            self.problem(path, format!("expected an array of tables ([[{path}]]), found {}", kind_name(&value.kind)));
+            entries.broken = true;
+            return entries;
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            if !matches!(item.kind, ValueKind::Table(_)) {
+                self.problem(&item_path, format!("expected a table, found {}", kind_name(&item.kind)));
+                entries.broken = true;
+                continue;
+            }
+            match self.deserialize(item, &item_path, path) {
+                Some(t) => entries.items.push((i, t)),
+                None => entries.broken = true,
+            }
+        }
+        entries
+    }
+
+    /// Deserializes one value, reporting every unknown key in it (with a
+    /// suggestion) and the first type error. `level` is `path` without
+    /// indices, to find the valid keys.
+    fn deserialize<T: DeserializeOwned>(&mut self, value: Value, path: &str, level: &str) -> Option<T> {
+        let mut ignored: Vec<(String, String, String)> = Vec::new();
+        let result: Result<T, ConfigError> = serde_ignored::deserialize(value, |p| {
+            let mut segments = Vec::new();
+            segments_of(&p, &mut segments);
+            let mut full = path.to_string();
+            let mut parent_level = level.to_string();
+            for (n, seg) in segments.iter().enumerate() {
+                match seg {
+                    Segment::Index(i) => full.push_str(&format!("[{i}]")),
+                    Segment::Key(k) => {
+                        full = key_path(&full, k);
+                        if n + 1 < segments.len() {
+                            parent_level =
+                                if parent_level.is_empty() { k.clone() } else { format!("{parent_level}.{k}") };
+                        }
+                    }
+                }
+            }
+            let key = match segments.last() {
+                Some(Segment::Key(k)) => k.clone(),
+                _ => String::new(),
+            };
+            ignored.push((full, key, parent_level));
+        });
+        // Tables are maps without order: sort so the report is stable.
+        ignored.sort();
+        for (full, key, parent_level) in ignored {
+            let valid = raw::keys_at(&parent_level).unwrap_or(&[]);
+            self.unknown_key(full, &key, valid);
+        }
+        match result {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problems.push(type_problem(path, e));
+                None
+            }
+        }
+    }
+
+    fn unknown_key(&mut self, path: String, key: &str, valid: &[&str]) {
+        let message = match suggest(key, valid) {
+            Some(s) => format!("unknown key (did you mean {s:?}?)"),
+            None if valid.is_empty() => "unknown key".to_string(),
+            None => format!("unknown key (expected one of: {})", valid.join(", ")),
+        };
+        self.problem(path, message);
+    }
+
+    // ---- sections -----------------------------------------------------------
+
+    fn timezone(&mut self, raw: Option<String>) -> chrono_tz::Tz {
+        let default = chrono_tz::Europe::Paris;
+        let Some(raw) = raw else { return default };
+        raw.trim().parse().unwrap_or_else(|_| {
+            self.problem(
+                "timezone",
+                format!("unknown time zone {raw:?} (expected an IANA name such as {DEFAULT_TIMEZONE:?} or \"UTC\")"),
+            );
+            default
+        })
+    }
+
+    fn store(&mut self, raw: RawStore) -> StoreConfig {
+        let url = raw.url.map(|u| u.trim().to_string()).unwrap_or_else(|| DEFAULT_STORE_URL.to_string());
+        let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if !url.contains(':') || !matches!(scheme.as_str(), "sqlite" | "postgres" | "postgresql") {
+            // The URL may hold a password: only its masked form is shown.
+            self.problem(
+                "store.url",
+                format!("must start with sqlite:, postgres: or postgresql: (got {:?})", mask_url(&url)),
+            );
+        }
+        StoreConfig { url: Secret::new(url) }
+    }
+
+    fn reports(&mut self, raw: RawReports) -> ReportsConfig {
+        let dir = raw.dir.unwrap_or_else(|| DEFAULT_REPORTS_DIR.to_string());
+        if dir.trim().is_empty() {
+            self.problem("reports.dir", "must not be empty");
+        }
+        let csv_delimiter = match raw.csv_delimiter {
+            None => b';',
+            Some(d) => self.delimiter("reports.csv_delimiter", &d).unwrap_or(b';'),
+        };
+        ReportsConfig { dir: PathBuf::from(dir), csv_delimiter }
+    }
+
+    fn structures(&mut self, entries: Entries<RawStructure>) -> Catalog {
+        if entries.items.is_empty() && !entries.broken {
+            self.problem(
+                "structures",
+                "at least one [[structures]] is required: only configured structures are ever targets",
+            );
+        }
+        let mut infos = Vec::new();
+        let mut seen: HashMap<StructureId, usize> = HashMap::new();
+        for (i, raw) in entries.items {
+            let p = format!("structures[{i}]");
+            let identifier_type = match raw.identifier_type.as_deref() {
+                None => Some(IdentifierType::Siret),
+                Some(t) => t.parse().map_err(|e| self.problem(format!("{p}.identifier_type"), e)).ok(),
+            };
+            let id = match (&raw.identifier, identifier_type) {
+                (None, _) => {
+                    self.problem(format!("{p}.identifier"), "missing (the structure's SIRET or other identifier)");
+                    None
+                }
+                (Some(_), None) => None,
+                (Some(raw_id), Some(t)) => {
+                    StructureId::parse(t, raw_id).map_err(|e| self.problem(format!("{p}.identifier"), e)).ok()
+                }
+            };
+            if let Some(id) = &id {
+                if let Some(first) = seen.get(id) {
+                    self.problem(
+                        format!("{p}.identifier"),
+                        format!("{id} is already configured by structures[{first}]"),
+                    );
+                } else {
+                    seen.insert(id.clone(), i);
+                }
+            }
+            let name = self.required_text(&p, "name", raw.name.as_deref(), "the structure's legal name");
+            let main_manager = match raw.main_manager.as_deref() {
+                None => {
+                    self.problem(format!("{p}.main_manager"), "missing (the e-mail address of the main manager)");
+                    None
+                }
+                Some(m) => self.email(format!("{p}.main_manager"), m),
+            };
+            let delegates: Vec<Option<Email>> = (raw.delegates.iter().flatten().enumerate())
+                .map(|(j, d)| self.email(format!("{p}.delegates[{j}]"), d))
+                .collect();
+            let services = raw.services.as_ref().map(|list| self.services(&p, list));
+            if let Some(kind) = &raw.kind
+                && !matches!(kind.trim().to_ascii_uppercase().as_str(), "PRIVEE" | "PUBLIQUE")
+            {
+                self.problem(
+                    format!("{p}.kind"),
+                    format!("unknown structure kind {kind:?} (expected PRIVEE or PUBLIQUE)"),
+                );
+            }
+            if let (Some(id), Some(identifier_type), Some(name), Some(main_manager)) =
+                (id, identifier_type, name, main_manager)
+            {
+                let delegates = delegates.into_iter().flatten().collect();
+                let services = services.map(|s| s.into_iter().flatten().collect());
+                infos.push(StructureInfo { id, identifier_type, name, main_manager, delegates, services });
+            }
+        }
+        Catalog::new(infos)
+    }
+
+    fn services(&mut self, p: &str, list: &[String]) -> Vec<Option<ServiceCode>> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (j, raw) in list.iter().enumerate() {
+            let path = format!("{p}.services[{j}]");
+            match ServiceCode::parse(raw) {
+                Err(e) => {
+                    self.problem(path, format!("{raw:?}: {e}"));
+                    out.push(None);
+                }
+                Ok(code) => match seen.get(&fold(code.as_str())) {
+                    // Codes are matched ignoring case, so these would be one.
+                    Some(k) => self.problem(path, format!("{code} is listed twice (see services[{k}])")),
+                    None => {
+                        seen.insert(fold(code.as_str()), j);
+                        out.push(Some(code));
+                    }
+                },
+            }
+        }
+        out
+    }
+
+    fn sources(&mut self, entries: Entries<RawSource>, catalog: &Catalog) -> Vec<SourceConfig> {
+        let mut out = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        // Sources whose scope is known: index, name, scope.
+        let mut scopes: Vec<(usize, String, BTreeSet<StructureId>)> = Vec::new();
+        for (i, raw) in entries.items {
+            let p = format!("sources[{i}]");
+            let name = self.required_text(&p, "name", raw.name.as_deref(), "a short name such as \"hr\"");
+            if let Some(name) = &name {
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    self.problem(format!("{p}.name"), format!("{name:?}: use only letters, digits, '_' and '-'"));
+                } else if let Some(first) = names.get(name) {
+                    self.problem(format!("{p}.name"), format!("{name:?} is already the name of sources[{first}]"));
+                } else {
+                    names.insert(name.clone(), i);
+                }
+            }
+            let kind = self.source_kind(&p, &raw);
+            let schedule = raw.schedule.as_deref().and_then(|s| self.schedule(&p, s));
+            let columns = match &raw.columns {
+                Some(map) => Some(self.columns(&format!("{p}.columns"), map, &[], &[Field::Email])),
+                None => {
+                    self.problem(format!("{p}.columns"), "missing: map at least the e-mail column (email = \"…\")");
+                    None
+                }
+            };
+            let values = self.values(&p, raw.values.as_ref(), columns.as_ref());
+            let lookup = |v: &mut Validator, path: String, raw_id: &str| match catalog.lookup(raw_id) {
+                Ok(info) => Some(info.id.clone()),
+                Err(e) => {
+                    v.problem(path, e.to_string());
+                    None
+                }
+            };
+            let default_structure =
+                raw.default_structure.as_deref().and_then(|d| lookup(self, format!("{p}.default_structure"), d));
+            let explicit: Option<BTreeSet<StructureId>> = raw.structures.as_ref().map(|list| {
+                list.iter().enumerate().filter_map(|(j, s)| lookup(self, format!("{p}.structures[{j}]"), s)).collect()
+            });
+            let has_structure_column = columns.as_ref().is_some_and(|c| c.contains(Field::Structure));
+            let scope = match (explicit, &default_structure) {
+                (Some(scope), default) => {
+                    if let Some(d) = default
+                        && !scope.contains(d)
+                    {
+                        self.problem(
+                            format!("{p}.default_structure"),
+                            format!("{d} is not among this source's structures"),
+                        );
+                    }
+                    Some(scope)
+                }
+                (None, _) if has_structure_column => Some(catalog.ids().cloned().collect()),
+                (None, Some(d)) => Some(BTreeSet::from([d.clone()])),
+                (None, None) if raw.default_structure.is_none() && columns.is_some() => {
+                    self.problem(
+                        &p,
+                        "the source places nobody: map a structure column, or set default_structure or structures",
+                    );
+                    None
+                }
+                (None, None) => None,
+            };
+            if let (Some(scope), Some(name)) = (&scope, &name) {
+                for (j, other, other_scope) in &scopes {
+                    let shared: Vec<String> = scope.intersection(other_scope).map(|s| s.to_string()).collect();
+                    if !shared.is_empty() {
+                        self.problem(
+                            format!("{p}.structures"),
+                            format!(
+                                "structure {} is governed by both sources {other:?} (sources[{j}]) and {name:?}; \
+                                 each structure belongs to one source (list each source's structures = [...])",
+                                shared.join(", ")
+                            ),
+                        );
+                    }
+                }
+                scopes.push((i, name.clone(), scope.clone()));
+            }
+            if let (Some(name), Some(kind), Some(columns), Some(values), Some(scope)) =
+                (name, kind, columns, values, scope)
+            {
+                out.push(SourceConfig { name, kind, schedule, default_structure, scope, columns, values });
+            }
+        }
+        out
+    }
+
+    fn source_kind(&mut self, p: &str, raw: &RawSource) -> Option<SourceKind> {
+        let csv = self.csv_options(p, raw.csv_delimiter.as_deref(), raw.encoding.as_deref());
+        let sheet = self.sheet(p, raw.sheet.as_deref());
+        match raw.kind.as_deref().map(str::trim).unwrap_or("spreadsheet") {
+            "spreadsheet" => {
+                let path = self.spreadsheet_path(p, raw.path.as_deref())?;
+                Some(SourceKind::Spreadsheet(SpreadsheetSource { path, sheet, csv: csv? }))
+            }
+            "ldap" => {
+                self.problem(format!("{p}.kind"), "kind \"ldap\" is not supported by this version yet");
+                None
+            }
+            other => {
+                self.problem(format!("{p}.kind"), format!("unknown source kind {other:?} (expected \"spreadsheet\")"));
+                None
+            }
+        }
+    }
+
+    fn spreadsheet_path(&mut self, p: &str, raw: Option<&str>) -> Option<PathBuf> {
+        let path = format!("{p}.path");
+        let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else {
+            self.problem(path, "missing (the file to read, relative to the working directory)");
+            return None;
+        };
+        let ext = Path::new(raw).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if !SPREADSHEET_EXTENSIONS.contains(&ext.as_str()) {
+            self.problem(
+                path,
+                format!(
+                    "{raw:?}: the file type is told by its extension, one of {}",
+                    SPREADSHEET_EXTENSIONS.join(", ")
+                ),
+            );
+            return None;
+        }
+        Some(PathBuf::from(raw))
+    }
+
+    fn sheet(&mut self, p: &str, raw: Option<&str>) -> Option<String> {
+        let raw = raw?;
+        if raw.trim().is_empty() {
+            self.problem(format!("{p}.sheet"), "must not be empty (leave it out to read the first sheet)");
+            return None;
+        }
+        Some(raw.to_string())
+    }
+
+    fn schedule(&mut self, p: &str, raw: &str) -> Option<String> {
+        // Same parser settings as tokio-cron-scheduler, which runs these.
+        let parsed = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(raw);
+        match parsed {
+            Ok(_) => Some(raw.trim().to_string()),
+            Err(e) => {
+                self.problem(
+                    format!("{p}.schedule"),
+                    format!("{raw:?} is not a valid cron schedule with seconds (sec min hour day month weekday): {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn csv_options(&mut self, p: &str, delimiter: Option<&str>, encoding: Option<&str>) -> Option<CsvOptions> {
+        let d = delimiter.map(|d| self.delimiter(&format!("{p}.csv_delimiter"), d));
+        let e = encoding.map(|e| self.encoding(&format!("{p}.encoding"), e));
+        match (d, e) {
+            (Some(None), _) | (_, Some(None)) => None,
+            (d, e) => Some(CsvOptions { delimiter: d.flatten(), encoding: e.flatten() }),
+        }
+    }
+
+    fn delimiter(&mut self, path: &str, raw: &str) -> Option<u8> {
+        let mut chars = raw.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if c.is_ascii() && !matches!(c, '"' | '\n' | '\r') => Some(c as u8),
+            _ => {
+                self.problem(
+                    path,
+                    format!("{raw:?}: must be exactly one ASCII character, not a double quote or a line break"),
+                );
+                None
+            }
+        }
+    }
+
+    fn encoding(&mut self, path: &str, raw: &str) -> Option<&'static encoding_rs::Encoding> {
+        let found = encoding_rs::Encoding::for_label_no_replacement(raw.trim().as_bytes());
+        if found.is_none() {
+            self.problem(
+                path,
+                format!("unknown encoding {raw:?} (e.g. utf-8, windows-1252, iso-8859-15, utf-16le, utf-16be)"),
+            );
+        }
+        found
+    }
+
+    /// Checks a column map: known field keys, non-empty headers, `required`
+    /// fields present, and no header feeding two fields.
+    fn columns(
+        &mut self,
+        path: &str,
+        raw: &BTreeMap<String, String>,
+        defaults: &[(Field, &str)],
+        required: &[Field],
+    ) -> ColumnMap {
+        let mut map: BTreeMap<Field, String> = defaults.iter().map(|(f, h)| (*f, (*h).to_string())).collect();
+        let keys: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
+        for (key, header) in raw {
+            match Field::from_key(key) {
+                None => self.unknown_key(key_path(path, key), key, &keys),
+                Some(field) if header.trim().is_empty() => {
+                    map.remove(&field);
+                    self.problem(key_path(path, key), "the header must not be empty");
+                }
+                Some(field) => {
+                    map.insert(field, header.trim().to_string());
+                }
+            }
+        }
+        for field in required {
+            if !map.contains_key(field) && !raw.contains_key(field.key()) {
+                self.problem(key_path(path, field.key()), "missing (this column is required)");
+            }
+        }
+        let mut seen: HashMap<String, Field> = HashMap::new();
+        for (field, header) in &map {
+            match seen.get(&fold(header)) {
+                Some(first) => self.problem(
+                    key_path(path, field.key()),
+                    format!("{header:?} is already the header of {first}: one column feeds one field"),
+                ),
+                None => {
+                    seen.insert(fold(header), *field);
+                }
+            }
+        }
+        ColumnMap::new(map)
+    }
+
+    fn values(&mut self, p: &str, raw: Option<&RawValues>, columns: Option<&ColumnMap>) -> Option<ValueMaps> {
+        let mut out = ValueMaps::default();
+        let Some(raw) = raw else { return Some(out) };
+        let before = self.problems.len();
+        let base = format!("{p}.values");
+        if let Some(rights) = &raw.rights {
+            let path = key_path(&base, "rights");
+            if columns.is_some_and(|c| !c.contains(Field::Rights)) {
+                self.problem(&path, "has no effect without a rights column in [sources.columns]");
+            }
+            let mut seen: HashMap<String, &str> = HashMap::new();
+            for (label, text) in rights {
+                let entry = key_path(&path, label);
+                let folded = fold(label);
+                if folded.is_empty() {
+                    self.problem(entry, "the label must not be empty");
+                    continue;
+                }
+                if let Some(first) = seen.get(&folded) {
+                    self.problem(entry, format!("same label as {first:?} once case, accents and spaces are ignored"));
+                    continue;
+                }
+                seen.insert(folded.clone(), label);
+                match Rights::parse(text) {
+                    Ok(r) => {
+                        out.rights.insert(folded, r.to_string());
+                    }
+                    Err(e) => self.problem(
+                        entry,
+                        format!("{e} (rights are written application:mode, e.g. factures:modification)"),
+                    ),
+                }
+            }
+        }
+        if let Some(statuses) = &raw.inactive_status {
+            let path = key_path(&base, "inactive_status");
+            if columns.is_some_and(|c| !c.contains(Field::Status)) {
+                self.problem(&path, "has no effect without a status column in [sources.columns]");
+            }
+            for (j, s) in statuses.iter().enumerate() {
+                let folded = fold(s);
+                if folded.is_empty() {
+                    self.problem(format!("{path}[{j}]"), "must not be empty");
+                } else {
+                    out.inactive_status.insert(folded);
+                }
+            }
+        }
+        (self.problems.len() == before).then_some(out)
+    }
+
+    fn current(&mut self, raw: RawCurrent) -> CurrentConfig {
+        let columns = self.columns(
+            "current.columns",
+            &raw.columns.unwrap_or_default(),
+            CURRENT_COLUMN_DEFAULTS,
+            &[Field::Email, Field::Structure],
+        );
+        let sheet = self.sheet("current", raw.sheet.as_deref());
+        let csv =
+            self.csv_options("current", raw.csv_delimiter.as_deref(), raw.encoding.as_deref()).unwrap_or_default();
+        CurrentConfig { columns, sheet, csv }
+    }
+
+    fn guards(&mut self, raw: RawGuards) -> GuardsConfig {
+        let d = GuardsConfig::default();
+        let max_detach = match raw.max_detach {
+            None => d.max_detach,
+            Some(Limit::Off) => None,
+            Some(Limit::Int(n)) if n >= 0 => Some(n.unsigned_abs()),
+            Some(other) => {
+                self.problem(
+                    "guards.max_detach",
+                    format!("{}: must be a whole number ≥ 0, or false", limit_text(other)),
+                );
+                d.max_detach
+            }
+        };
+        let max_detach_percent = self.bounded("guards.max_detach_percent", raw.max_detach_percent, 100.0);
+        let min_rows_ratio = self.bounded("guards.min_rows_ratio", raw.min_rows_ratio, 1.0);
+        let grace_runs = match raw.grace_runs {
+            None => d.grace_runs,
+            Some(Limit::Int(n)) if (0..=i64::from(u32::MAX)).contains(&n) => n as u32,
+            Some(other) => {
+                self.problem(
+                    "guards.grace_runs",
+                    format!("{}: must be a whole number ≥ 0 (0 = detach at once)", limit_text(other)),
+                );
+                d.grace_runs
+            }
+        };
+        GuardsConfig {
+            max_detach,
+            max_detach_percent: max_detach_percent.unwrap_or(d.max_detach_percent),
+            min_rows_ratio: min_rows_ratio.unwrap_or(d.min_rows_ratio),
+            grace_runs,
+        }
+    }
+
+    /// A guard between 0 and `max`, or `false`; `None` when absent or wrong.
+    fn bounded(&mut self, path: &str, raw: Option<Limit>, max: f64) -> Option<Option<f64>> {
+        let value = match raw? {
+            Limit::Off => return Some(None),
+            Limit::Int(n) => n as f64,
+            Limit::Float(f) => f,
+        };
+        if (0.0..=max).contains(&value) {
+            Some(Some(value))
+        } else {
+            self.problem(path, format!("{value}: must be between 0 and {max}, or false"));
+            None
+        }
+    }
+
+    fn required_text(&mut self, p: &str, key: &str, raw: Option<&str>, what: &str) -> Option<String> {
+        match raw.map(str::trim) {
+            None => {
+                self.problem(format!("{p}.{key}"), format!("missing ({what})"));
+                None
+            }
+            Some("") => {
+                self.problem(format!("{p}.{key}"), "must not be empty");
+                None
+            }
+            Some(t) => Some(t.to_string()),
+        }
+    }
+
+    fn email(&mut self, path: String, raw: &str) -> Option<Email> {
+        Email::parse(raw).map_err(|e| self.problem(path, format!("{raw:?}: {e}"))).ok()
+    }
+}
+
+fn limit_text(l: Limit) -> String {
+    match l {
+        Limit::Off => "false".into(),
+        Limit::Int(n) => n.to_string(),
+        Limit::Float(f) => format!("{f:?}"),
+    }
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn segments_of(p: &serde_ignored::Path<'_>, out: &mut Vec<Segment>) {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            segments_of(parent, out);
+            out.push(Segment::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            segments_of(parent, out);
+            out.push(Segment::Key(key.clone()));
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            segments_of(parent, out)
+        }
+    }
+}
+
+/// `base.key`, quoting keys that are not bare TOML keys (`rights."Chef de service"`).
+pub(crate) fn key_path(base: &str, key: &str) -> String {
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let key = if bare { key.to_string() } else { format!("{key:?}") };
+    if base.is_empty() { key } else { format!("{base}.{key}") }
+}
+
+/// The closest valid key within two edits, if any.
+fn suggest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+    valid
+        .iter()
+        .map(|v| (edit_distance(&key.to_lowercase(), v), *v))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+fn kind_name(kind: &ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Nil => "nothing",
+        ValueKind::Boolean(_) => "a boolean",
+        ValueKind::I64(_) | ValueKind::I128(_) | ValueKind::U64(_) | ValueKind::U128(_) => "an integer",
+        ValueKind::Float(_) => "a number",
+        ValueKind::String(_) => "a string",
+        ValueKind::Table(_) => "a table",
+        ValueKind::Array(_) => "an array",
+    }
+}
+
+/// A deserialization error at `base`, with the key path the `config` crate
+/// tracked below it.
+fn type_problem(base: &str, e: ConfigError) -> Problem {
+    let join = |key: Option<String>| match key {
+        None => base.to_string(),
+        Some(k) if k.starts_with('[') || base.is_empty() => format!("{base}{k}"),
+        Some(k) => format!("{base}.{k}"),
+    };
+    match e {
+        ConfigError::Type { unexpected, expected, key, .. } => {
+            Problem::new(join(key), format!("invalid type: {unexpected}, expected {expected}"))
+        }
+        ConfigError::At { error, key, .. } => Problem::new(join(key), error.to_string()),
+        other => Problem::new(base, other.to_string()),
+    }
+}
+
+/// A TOML syntax error as `line L, column C: message`.
+fn syntax_problem(text: &str, e: ConfigError) -> Problem {
+    if let ConfigError::FileParse { cause, .. } = &e
+        && let Some(toml_error) = cause.downcast_ref::<toml::de::Error>()
+    {
+        let message = toml_error.message().trim().replace('\n', " ");
+        if let Some(span) = toml_error.span() {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            return Problem::new(format!("line {line}, column {column}"), format!("invalid TOML: {message}"));
+        }
+        return Problem::new("", format!("invalid TOML: {message}"));
+    }
+    Problem::new("", format!("invalid TOML: {}", e.to_string().replace('\n', " ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::render;
+
+    /// DESIGN §5, verbatim but for the `[current]` header that the example
+    /// leaves empty before `[current.columns]`.
+    const DESIGN_EXAMPLE: &str = r#"
+timezone = "Europe/Paris"          # for dates in sources, schedules and reports
+
+[store]
+url = "sqlite://chorus-sync.db"    # or postgres://user@host/db
+
+[reports]
+dir = "reports"                    # a run writes into <dir>/<run id>/ unless --out is given
+csv_delimiter = ";"
+
+[[structures]]
+identifier = "12345678200010"      # SIRET unless identifier_type says otherwise
+identifier_type = "SIRET"
+name = "ACME France"
+main_manager = "gp@acme.fr"
+services = ["COMPTA", "ACHATS"]    # known service codes; an unknown code is an anomaly
+
+[[sources]]
+name = "hr"
+kind = "spreadsheet"               # spreadsheet (xlsx, xlsm, xlsb, xls, ods, csv) | ldap
+path = "samples/hr.xlsx"
+sheet = "Personnel"                # optional: first sheet by default
+schedule = "0 30 6 * * Mon-Fri"    # optional, cron with seconds, in `timezone`
+default_structure = "12345678200010"  # optional: when there is no structure column
+[sources.columns]                  # field = header text in the file (matched ignoring case, accents, spaces)
+email = "Courriel"                 # the only required field
+last_name = "Nom"
+first_name = "Prénom"
+employee_id = "Matricule"          # optional stable id (see §6)
+structure = "SIRET"
+service = "Code service"
+rights = "Profil"
+end_date = "Date de sortie"
+status = "Statut"
+[sources.values]                   # optional value maps
+rights = { "Comptable" = "factures:modification", "Lecteur" = "factures:consultation" }
+inactive_status = ["Sorti", "Inactif"]
+
+[current]                          # how import-current reads a portal export
+[current.columns]
+email = "Adresse électronique"
+last_name = "Nom"
+first_name = "Prénom"
+structure = "Identifiant structure"
+service = "Code service"
+rights = "Profil"
+
+[guards]
+max_detach = 50                    # per run, absolute
+max_detach_percent = 10.0          # per structure, of its current attachments
+min_rows_ratio = 0.8               # source rows vs the last accepted run of that source
+grace_runs = 2                     # absent people are proposed for detach on the (grace_runs+1)-th consecutive complete run without them; 0 = at once
+"#;
+
+    /// Two structures and nothing else: every other key takes its default.
+    const STRUCTURES: &str = r#"
+[[structures]]
+identifier = "12345678200010"
+name = "ACME France"
+main_manager = "gp@acme.fr"
+services = ["COMPTA", "ACHATS"]
+
+[[structures]]
+identifier = "732 829 320 00074"
+name = "ACME Services"
+main_manager = "gp@acme-services.fr"
+"#;
+
+    const SOURCE: &str = r#"
+[[sources]]
+name = "hr"
+path = "hr.xlsx"
+[sources.columns]
+email = "Courriel"
+structure = "SIRET"
+"#;
+
+    fn load_str(text: &str) -> Result<Config, ConfigErrors> {
+        load_from(text, Some(Path::new("chorus-sync.toml")), &[])
+    }
+
+    fn load_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_from(text, Some(Path::new("chorus-sync.toml")), &env)
+    }
+
+    fn problems(result: Result<Config, ConfigErrors>) -> Vec<(String, String)> {
+        match result {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| (p.path, p.message)).collect(),
+        }
+    }
+
+    /// Loads `text` and requires exactly the `expect`ed problems: each a path
+    /// and a fragment of its message.
+    fn check(text: &str, expect: &[(&str, &str)]) {
+        let got = problems(load_str(text));
+        let matches = got.len() == expect.len()
+            && expect.iter().all(|(path, msg)| got.iter().any(|(p, m)| p == path && m.contains(msg)));
+        assert!(matches, "for\n{text}\nexpected {expect:#?}\ngot {got:#?}");
+    }
+
+    #[test]
+    fn design_example_loads() {
+        let c = load_str(DESIGN_EXAMPLE).unwrap();
+        assert_eq!(c.timezone, chrono_tz::Europe::Paris);
+        assert_eq!(c.store.url.expose(), "sqlite://chorus-sync.db");
+        assert_eq!(c.reports.dir, PathBuf::from("reports"));
+        assert_eq!(c.reports.csv_delimiter, b';');
+        assert_eq!(c.catalog.len(), 1);
+        let acme = c.catalog.lookup("12345678200010").unwrap();
+        assert_eq!(acme.services.as_ref().map(Vec::len), Some(2));
+        let hr = &c.sources[0];
+        assert_eq!(hr.name, "hr");
+        let SourceKind::Spreadsheet(s) = &hr.kind;
+        assert_eq!(s.path, PathBuf::from("samples/hr.xlsx"));
+        assert_eq!(s.sheet.as_deref(), Some("Personnel"));
+        assert_eq!(hr.schedule.as_deref(), Some("0 30 6 * * Mon-Fri"));
+        assert_eq!(hr.default_structure.as_ref().map(StructureId::as_str), Some("12345678200010"));
+        assert_eq!(hr.scope.len(), 1, "a structure column scopes the source to every structure");
+        assert_eq!(hr.columns.get(Field::FirstName), Some("Prénom"));
+        assert_eq!(hr.columns.iter().count(), 9);
+        assert_eq!(hr.values.rights.get("comptable").map(String::as_str), Some("factures:modification"));
+        assert!(hr.values.inactive_status.contains("sorti"));
+        assert_eq!(c.current.columns.get(Field::Structure), Some("Identifiant structure"));
+        assert_eq!(c.guards, GuardsConfig::default());
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let c = load_str(STRUCTURES).unwrap();
+        assert_eq!(c.timezone, chrono_tz::Europe::Paris);
+        assert_eq!(c.store.url.expose(), DEFAULT_STORE_URL);
+        assert_eq!(c.reports.dir, PathBuf::from("reports"));
+        assert_eq!(c.reports.csv_delimiter, b';');
+        assert!(c.sources.is_empty());
+        assert_eq!(c.catalog.lookup("73282932000074").unwrap().name, "ACME Services", "SIRET stored compact");
+        for (field, header) in CURRENT_COLUMN_DEFAULTS {
+            assert_eq!(c.current.columns.get(*field), Some(*header));
+        }
+        assert_eq!(c.guards, GuardsConfig::default());
+    }
+
+    #[test]
+    fn partial_current_columns_override_only_their_keys() {
+        let c = load_str(&format!("{STRUCTURES}\n[current.columns]\nemail = \"Mail\"\nstatus = \"État\"\n")).unwrap();
+        assert_eq!(c.current.columns.get(Field::Email), Some("Mail"));
+        assert_eq!(c.current.columns.get(Field::Status), Some("État"));
+        assert_eq!(c.current.columns.get(Field::LastName), Some("Nom"));
+    }
+
+    #[test]
+    fn source_scopes() {
+        let scope = |text: &str| {
+            let c = load_str(&format!("{STRUCTURES}{text}")).unwrap();
+            c.sources[0].scope.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        };
+        let all = vec!["12345678200010".to_string(), "73282932000074".to_string()];
+        assert_eq!(scope(SOURCE), all, "structure column: every configured structure");
+        let default_only = "[[sources]]\nname = \"a\"\npath = \"a.csv\"\ndefault_structure = \"123 456 782 00010\"\n\
+                            columns = { email = \"Mail\" }\n";
+        assert_eq!(scope(default_only), vec!["12345678200010".to_string()]);
+        let explicit = "[[sources]]\nname = \"a\"\npath = \"a.csv\"\nstructures = [\"73282932000074\"]\n\
+                        columns = { email = \"Mail\", structure = \"SIRET\" }\n";
+        assert_eq!(scope(explicit), vec!["73282932000074".to_string()]);
+    }
+
+    #[test]
+    fn each_rule_reports_its_problem() {
+        let s = STRUCTURES;
+        // Top level and simple sections.
+        check(&format!("timezone = \"Mars/Olympus\"\n{s}"), &[("timezone", "unknown time zone \"Mars/Olympus\"")]);
+        check(
+            &format!("[store]\nurl = \"mysql://app:hunter2@db/x\"\n{s}"),
+            &[("store.url", "must start with sqlite:, postgres: or postgresql: (got \"mysql://app:[REDACTED]@db/x\")")],
+        );
+        check(&format!("[reports]\ndir = \" \"\n{s}"), &[("reports.dir", "must not be empty")]);
+        for bad in ["\"\"", "\";;\"", "'\"'", "\"\\n\"", "\"§\""] {
+            check(&format!("[reports]\ncsv_delimiter = {bad}\n{s}"), &[("reports.csv_delimiter", "exactly one ASCII")]);
+        }
+        check(&format!("[reports]\ncsv_delimiter = \"\\t\"\n{s}"), &[]);
+        // Structures.
+        check("", &[("structures", "at least one [[structures]] is required")]);
+        check(
+            "[[structures]]\nidentifier = \"12345678200011\"\nname = \"X\"\nmain_manager = \"gp@x.fr\"\n",
+            &[("structures[0].identifier", "not a valid SIRET: the SIRET checksum is wrong")],
+        );
+        check(
+            "[[structures]]\nidentifier = \"R-1\"\nidentifier_type = \"RIDET\"\nname = \"X\"\nmain_manager = \"gp@x.nc\"\n",
+            &[],
+        );
+        check(
+            "[[structures]]\nidentifier = \"1\"\nidentifier_type = \"SIREN\"\nname = \"X\"\nmain_manager = \"gp@x.fr\"\n",
+            &[("structures[0].identifier_type", "unknown identifier type \"SIREN\"")],
+        );
+        check(
+            &format!("{s}[[structures]]\nidentifier = \"12345678200010\"\nname = \"Y\"\nmain_manager = \"gp@y.fr\"\n"),
+            &[("structures[2].identifier", "12345678200010 is already configured by structures[0]")],
+        );
+        check(
+            "[[structures]]\nidentifier = \"12345678200010\"\n",
+            &[("structures[0].name", "missing"), ("structures[0].main_manager", "missing")],
+        );
+        check(
+            "[[structures]]\nidentifier = \"12345678200010\"\nname = \"X\"\nmain_manager = \"gp at acme\"\n\
+             delegates = [\"ok@acme.fr\", \"bad@\"]\nservices = [\"COMPTA\", \"compta\", \" \"]\nkind = \"MIXTE\"\n",
+            &[
+                ("structures[0].main_manager", "\"gp at acme\": the e-mail address contains white space"),
+                ("structures[0].delegates[1]", "\"bad@\": the domain"),
+                ("structures[0].services[1]", "compta is listed twice (see services[0])"),
+                ("structures[0].services[2]", "the service code is empty"),
+                ("structures[0].kind", "unknown structure kind \"MIXTE\" (expected PRIVEE or PUBLIQUE)"),
+            ],
+        );
+        // Sources.
+        let src = |body: &str| format!("{s}\n[[sources]]\n{body}\n");
+        let cols = "[sources.columns]\nemail = \"Mail\"\nstructure = \"SIRET\"";
+        check(&src(&format!("name = \"h r\"\npath = \"a.csv\"\n{cols}")), &[("sources[0].name", "use only letters")]);
+        check(&src(&format!("path = \"a.csv\"\n{cols}")), &[("sources[0].name", "missing")]);
+        check(
+            &src(&format!("name = \"hr\"\nkind = \"ldap\"\n{cols}")),
+            &[("sources[0].kind", "kind \"ldap\" is not supported by this version yet")],
+        );
+        check(&src(&format!("name = \"hr\"\nkind = \"sql\"\n{cols}")), &[("sources[0].kind", "unknown source kind")]);
+        check(&src(&format!("name = \"hr\"\n{cols}")), &[("sources[0].path", "missing")]);
+        check(&src(&format!("name = \"hr\"\npath = \"hr.pdf\"\n{cols}")), &[("sources[0].path", "extension")]);
+        check(
+            &src(&format!("name = \"hr\"\npath = \"a.csv\"\nschedule = \"30 6 * * *\"\n{cols}")),
+            &[("sources[0].schedule", "not a valid cron schedule with seconds")],
+        );
+        check(&src(&format!("name = \"hr\"\npath = \"a.csv\"\nschedule = \"0 30 6 * * Mon-Fri 2030\"\n{cols}")), &[]);
+        check(
+            &src(&format!("name = \"hr\"\npath = \"a.csv\"\nschedule = \"0 61 6 * * *\"\n{cols}")),
+            &[("sources[0].schedule", "not a valid cron schedule")],
+        );
+        check(
+            &src(&format!("name = \"hr\"\npath = \"a.csv\"\ncsv_delimiter = \"ab\"\nencoding = \"klingon\"\n{cols}")),
+            &[
+                ("sources[0].csv_delimiter", "exactly one ASCII"),
+                ("sources[0].encoding", "unknown encoding \"klingon\""),
+            ],
+        );
+        check(&src(&format!("name = \"hr\"\npath = \"a.csv\"\nencoding = \"ISO-8859-15\"\n{cols}")), &[]);
+        check(&src("name = \"hr\"\npath = \"a.csv\""), &[("sources[0].columns", "missing")]);
+        check(
+            &src(
+                "name = \"hr\"\npath = \"a.csv\"\n[sources.columns]\nlast_name = \"Nom\"\nfirst_name = \" NOM \"\nservice = \"\"\nstructure = \"SIRET\"",
+            ),
+            &[
+                ("sources[0].columns.email", "missing"),
+                ("sources[0].columns.first_name", "\"NOM\" is already the header of last_name"),
+                ("sources[0].columns.service", "the header must not be empty"),
+            ],
+        );
+        check(
+            &src("name = \"hr\"\npath = \"a.csv\"\n[sources.columns]\nemail = \"Mail\""),
+            &[("sources[0]", "the source places nobody")],
+        );
+        check(
+            &src(
+                "name = \"hr\"\npath = \"a.csv\"\ndefault_structure = \"73282932000017\"\n[sources.columns]\nemail = \"Mail\"",
+            ),
+            &[("sources[0].default_structure", "structure \"73282932000017\" is not one of the configured structures")],
+        );
+        check(
+            &src(
+                "name = \"hr\"\npath = \"a.csv\"\ndefault_structure = \"12345678200010\"\nstructures = [\"73282932000074\", \"x\"]\ncolumns = { email = \"Mail\" }",
+            ),
+            &[
+                ("sources[0].structures[1]", "structure \"x\" is not one of the configured structures"),
+                ("sources[0].default_structure", "12345678200010 is not among this source's structures"),
+            ],
+        );
+        check(
+            &src(&format!(
+                "name = \"hr\"\npath = \"a.csv\"\n{cols}\n[sources.values]\nrights = {{ \"Chef\" = \"factures:tout\", \
+                 \"Lecteur\" = \"factures:consultation\", \"LECTEUR \" = \"x:consultation\" }}\ninactive_status = [\"Sorti\", \" \"]"
+            )),
+            &[
+                ("sources[0].values.rights.Chef", "\"factures:tout\": the mode must be consultation or modification"),
+                ("sources[0].values.rights.Lecteur", "same label as \"LECTEUR \""),
+                ("sources[0].values.rights", "has no effect without a rights column"),
+                ("sources[0].values.inactive_status", "has no effect without a status column"),
+                ("sources[0].values.inactive_status[1]", "must not be empty"),
+            ],
+        );
+        // Two sources governing one structure.
+        let hr2 = "[[sources]]\nname = \"hr2\"\npath = \"b.xlsx\"\ndefault_structure = \"73282932000074\"\ncolumns = { email = \"Mail\" }\n";
+        check(
+            &format!("{s}{SOURCE}{hr2}"),
+            &[(
+                "sources[1].structures",
+                "structure 73282932000074 is governed by both sources \"hr\" (sources[0]) and \"hr2\"",
+            )],
+        );
+        let hr_scoped = SOURCE.replace("path = \"hr.xlsx\"", "path = \"hr.xlsx\"\nstructures = [\"12345678200010\"]");
+        check(&format!("{s}{hr_scoped}{hr2}"), &[]);
+        check(
+            &format!("{s}{SOURCE}{}", SOURCE.replace("hr.xlsx", "other.xlsx")),
+            &[
+                ("sources[1].name", "\"hr\" is already the name of sources[0]"),
+                ("sources[1].structures", "governed by both sources"),
+            ],
+        );
+        // Current and guards.
+        check(
+            &format!("{s}[current.columns]\nemail = \"\"\nservice = \"Nom\"\n"),
+            &[
+                ("current.columns.email", "the header must not be empty"),
+                ("current.columns.service", "\"Nom\" is already the header of last_name"),
+            ],
+        );
+        check(
+            &format!(
+                "{s}[guards]\nmax_detach = -1\nmax_detach_percent = 150\nmin_rows_ratio = 1.5\ngrace_runs = false\n"
+            ),
+            &[
+                ("guards.max_detach", "-1: must be a whole number ≥ 0, or false"),
+                ("guards.max_detach_percent", "150: must be between 0 and 100"),
+                ("guards.min_rows_ratio", "1.5: must be between 0 and 1"),
+                ("guards.grace_runs", "false: must be a whole number ≥ 0"),
+            ],
+        );
+        check(&format!("{s}[guards]\nmax_detach = true\n"), &[("guards.max_detach", "expected a number or false")]);
+    }
+
+    #[test]
+    fn guards_can_be_disabled() {
+        let c = load_str(&format!(
+            "{STRUCTURES}[guards]\nmax_detach = false\nmax_detach_percent = false\nmin_rows_ratio = false\ngrace_runs = 0\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.guards,
+            GuardsConfig { max_detach: None, max_detach_percent: None, min_rows_ratio: None, grace_runs: 0 }
+        );
+        let c = load_str(&format!("{STRUCTURES}[guards]\nmax_detach_percent = 5\nmin_rows_ratio = 1\n")).unwrap();
+        assert_eq!(c.guards.max_detach_percent, Some(5.0));
+        assert_eq!(c.guards.min_rows_ratio, Some(1.0));
+    }
+
+    #[test]
+    fn unknown_keys_are_all_reported_with_suggestions() {
+        let text = format!(
+            "timezon = \"UTC\"\n[store]\nurl = \"sqlite://x.db\"\npassword = \"x\"\n[guards]\nmax_detatch = 3\n{STRUCTURES}\
+             mainmanager = \"x@y.fr\"\n[[sources]]\nname = \"hr\"\npath = \"hr.xlsx\"\n[sources.columns]\nemial = \"Mail\"\n\
+             email = \"Mail\"\nstructure = \"SIRET\"\n[sources.values]\nright = {{}}\n"
+        );
+        check(
+            &text,
+            &[
+                ("timezon", "unknown key (did you mean \"timezone\"?)"),
+                ("store.password", "unknown key (expected one of: url)"),
+                ("guards.max_detatch", "unknown key (did you mean \"max_detach\"?)"),
+                ("structures[1].mainmanager", "unknown key (did you mean \"main_manager\"?)"),
+                ("sources[0].columns.emial", "unknown key (did you mean \"email\"?)"),
+                ("sources[0].values.right", "unknown key (did you mean \"rights\"?)"),
+            ],
+        );
+    }
+
+    #[test]
+    fn several_problems_are_all_reported_and_displayed_one_per_line() {
+        let text = "timezone = \"Nowhere\"\n[[structures]]\nidentifier = \"1\"\nname = \"\"\nmain_manager = \"x\"\n\
+                    [[sources]]\nname = \"hr\"\npath = \"a.csv\"\n[sources.columns]\nemial = \"Mail\"\n";
+        let err = load_str(text).unwrap_err();
+        let shown = err.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), err.problems.len(), "{shown}");
+        assert!(err.problems.len() >= 6, "{shown}");
+        assert!(lines.contains(&"chorus-sync.toml: sources[0].columns.emial: unknown key (did you mean \"email\"?)"));
+        assert!(lines.contains(&"chorus-sync.toml: sources[0].columns.email: missing (this column is required)"));
+        assert!(lines.iter().any(|l| l.starts_with("chorus-sync.toml: timezone: unknown time zone")));
+        assert!(lines.iter().any(|l| l.starts_with("chorus-sync.toml: structures[0].identifier: ")));
+        assert!(lines.iter().any(|l| l.starts_with("chorus-sync.toml: structures[0].name: must not be empty")));
+        assert!(lines.iter().any(|l| l.starts_with("chorus-sync.toml: structures[0].main_manager: ")));
+    }
+
+    #[test]
+    fn type_errors_name_their_key() {
+        check(
+            &format!("{STRUCTURES}[[sources]]\nname = \"hr\"\npath = \"a.csv\"\ncolumns = {{ email = [\"a\"] }}\n"),
+            &[("sources[0].columns.email", "invalid type: sequence, expected a string")],
+        );
+        check(
+            &format!("store = \"postgres://u:pw@h/db\"\n{STRUCTURES}"),
+            &[("store", "expected a table, found a string")],
+        );
+        check(&format!("{STRUCTURES}[[guards]]\n"), &[("guards", "expected a table, found an array")]);
+        check("structures = 3\n", &[("structures", "expected an array of tables ([[structures]]), found an integer")]);
+        // A SIRET typed as a number is read as its digits.
+        check("[[structures]]\nidentifier = 12345678200010\nname = \"X\"\nmain_manager = \"gp@x.fr\"\n", &[]);
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let got = problems(load_str("[store]\nurl = \"sqlite://x.db\"\nbroken = = 1\n"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].0.starts_with("line 3, column "), "{got:?}");
+        assert!(got[0].1.starts_with("invalid TOML: "), "{got:?}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let text = format!("[store]\nurl = \"sqlite://file.db\"\n[guards]\nmax_detach = 5\n{STRUCTURES}{SOURCE}");
+        let c = load_env(
+            &text,
+            &[
+                ("CHORUS_SYNC__STORE__URL", "postgres://app:pw@db/chorus"),
+                ("CHORUS_SYNC__GUARDS__MAX_DETACH", "10"),
+                ("chorus_sync__guards__min_rows_ratio", "false"),
+                ("CHORUS_SYNC__GUARDS__MAX_DETACH_PERCENT", "2.5"),
+                ("CHORUS_SYNC__TIMEZONE", "UTC"),
+                ("CHORUS_SYNC__REPORTS__CSV_DELIMITER", ","),
+                ("CHORUS_SYNC__SOURCES__0__PATH", "override.csv"),
+                ("CHORUS_SYNC__SOURCES__0__COLUMNS__EMAIL", "Adresse"),
+                ("CHORUS_SYNC__STRUCTURES__1__NAME", "ACME Services SAS"),
+                ("CHORUS_SYNC_CONFIG", "not an override"),
+                ("PATH", "/usr/bin"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.store.url.expose(), "postgres://app:pw@db/chorus");
+        assert_eq!(c.guards.max_detach, Some(10));
+        assert_eq!(c.guards.min_rows_ratio, None);
+        assert_eq!(c.guards.max_detach_percent, Some(2.5));
+        assert_eq!(c.timezone, chrono_tz::UTC);
+        assert_eq!(c.reports.csv_delimiter, b',');
+        let SourceKind::Spreadsheet(s) = &c.sources[0].kind;
+        assert_eq!(s.path, PathBuf::from("override.csv"));
+        assert_eq!(c.sources[0].columns.get(Field::Email), Some("Adresse"));
+        assert_eq!(c.sources[0].columns.get(Field::Structure), Some("SIRET"), "the rest of the entry is kept");
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.catalog.lookup("73282932000074").unwrap().name, "ACME Services SAS");
+        assert_eq!(c.catalog.len(), 2);
+    }
+
+    #[test]
+    fn environment_keeps_leading_zeros() {
+        let text = "[[structures]]\nidentifier = \"X\"\nidentifier_type = \"AUTRE\"\nname = \"X\"\nmain_manager = \"gp@x.fr\"\n";
+        let c = load_env(text, &[("CHORUS_SYNC__STRUCTURES__0__IDENTIFIER", "007")]).unwrap();
+        assert_eq!(c.catalog.iter().next().unwrap().id.as_str(), "007");
+    }
+
+    #[test]
+    fn environment_problems_name_the_variable() {
+        let got = problems(load_env(
+            STRUCTURES,
+            &[
+                ("CHORUS_SYNC__GUARDS__MAX_DETACH", "many"),
+                ("CHORUS_SYNC__STORE__URLL", "sqlite://x.db"),
+                ("CHORUS_SYNC__SOURCES__3__PATH", "x.csv"),
+                ("CHORUS_SYNC__SOURCES__PATH", "x.csv"),
+                ("CHORUS_SYNC__STORE____URL", "sqlite://x.db"),
+            ],
+        ));
+        let expect = [
+            ("guards.max_detach", "expected a number or false (set by CHORUS_SYNC__GUARDS__MAX_DETACH)"),
+            ("store.urll", "unknown key (did you mean \"url\"?) (set by CHORUS_SYNC__STORE__URLL)"),
+            ("CHORUS_SYNC__SOURCES__3__PATH", "there is no sources[3] in the file"),
+            ("CHORUS_SYNC__SOURCES__PATH", "entries are addressed by index and key"),
+            ("CHORUS_SYNC__STORE____URL", "not a key path"),
+        ];
+        assert_eq!(got.len(), expect.len(), "{got:#?}");
+        for (path, msg) in expect {
+            assert!(got.iter().any(|(p, m)| p == path && m.contains(msg)), "{path}: {msg} not in {got:#?}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_hidden() {
+        let text = format!("[store]\nurl = \"postgres://u:pw@h/db\"\n{STRUCTURES}");
+        let c = load_str(&text).unwrap();
+        assert!(!format!("{c:?}").contains("pw@"), "Debug shows the password");
+        let shown = render(&c);
+        assert!(shown.contains("url = \"postgres://u:[REDACTED]@h/db\""), "{shown}");
+        assert!(!shown.contains("pw"), "{shown}");
+    }
+
+    #[test]
+    fn render_loads_back_to_the_same_config() {
+        let original = load_env(
+            DESIGN_EXAMPLE,
+            &[("CHORUS_SYNC__GUARDS__MAX_DETACH", "false"), ("CHORUS_SYNC__SOURCES__0__ENCODING", "latin1")],
+        )
+        .unwrap();
+        let shown = render(&original);
+        let again = load_str(&shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+        assert_eq!(render(&again), shown);
+        assert_eq!(again.guards.max_detach, None);
+        let SourceKind::Spreadsheet(s) = &again.sources[0].kind;
+        assert_eq!(s.csv.encoding, Some(encoding_rs::WINDOWS_1252));
+        assert_eq!(again.sources[0].values.rights, original.sources[0].values.rights);
+        assert!(shown.contains("max_detach = false"), "{shown}");
+        assert!(shown.contains("max_detach_percent = 10.0"), "{shown}");
+    }
+
+    #[test]
+    fn reference_config_loads_without_problems() {
+        let text = include_str!("../../config/reference.toml");
+        let c = load_from(text, Some(Path::new("config/reference.toml")), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.guards, GuardsConfig::default());
+        assert_eq!(c.store.url.expose(), DEFAULT_STORE_URL);
+    }
+
+    #[test]
+    fn load_reads_the_file_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chorus-sync.toml");
+        std::fs::write(&path, STRUCTURES).unwrap();
+        let c = load(&path).unwrap();
+        assert_eq!(c.file.as_deref(), Some(path.as_path()));
+        assert_eq!(c.catalog.len(), 2);
+        std::fs::write(&path, "timezone = \"Nowhere\"\n").unwrap();
+        let shown = load(&path).unwrap_err().to_string();
+        assert!(shown.starts_with(&format!("{}: timezone: unknown time zone", path.display())), "{shown}");
+        let missing = dir.path().join("missing.toml");
+        let err = load(&missing).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(err.to_string().contains("missing.toml: cannot read the configuration file"), "{err}");
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        assert!(!is_override("CHORUS_SYNé_X"));
+        assert!(!is_override("CHORUS_SYNC__"));
+        assert!(is_override("chorus_sync__store__url"));
+        let got = problems(load_str("name = \"é\" = \"x\"\n"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].0.starts_with("line 1, column "), "{got:?}");
+        check(
+            &format!("{STRUCTURES}[guards]\ngrace_runs = 2.0\n"),
+            &[("guards.grace_runs", "2.0: must be a whole number")],
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        for (key, expect) in [
+            ("emial", Some("email")),
+            ("EMAIL", Some("email")),
+            ("last-name", Some("last_name")),
+            ("lastname", Some("last_name")),
+            ("surname", None),
+            ("", None),
+        ] {
+            let keys: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
+            assert_eq!(suggest(key, &keys), expect, "suggest({key:?})");
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(key_path("a.rights", "Chef de service"), "a.rights.\"Chef de service\"");
+        assert_eq!(key_path("", "store"), "store");
+    }
+}

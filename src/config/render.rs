@@ -1,0 +1,116 @@
+//! `check-config` output: the resolved configuration as TOML, defaults filled
+//! in and secrets masked. It loads back to the same configuration (but for a
+//! masked password).
+
+use super::{Config, CsvOptions, SourceKind, load::key_path};
+use crate::{core::record::ColumnMap, secret::mask_url};
+
+pub fn render(config: &Config) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    if let Some(file) = &config.file {
+        line(format!("# resolved from {} and CHORUS_SYNC__* environment variables", file.display()));
+    }
+    line(format!("timezone = {}", q(config.timezone.name())));
+    line(String::new());
+    line("[store]".into());
+    line(format!("url = {}", q(&mask_url(config.store.url.expose()))));
+    line(String::new());
+    line("[reports]".into());
+    line(format!("dir = {}", q(&config.reports.dir.to_string_lossy())));
+    line(format!("csv_delimiter = {}", q(&char::from(config.reports.csv_delimiter).to_string())));
+    for s in config.catalog.iter() {
+        line(String::new());
+        line("[[structures]]".into());
+        line(format!("identifier = {}", q(s.id.as_str())));
+        line(format!("identifier_type = {}", q(s.identifier_type.as_str())));
+        line(format!("name = {}", q(&s.name)));
+        line(format!("main_manager = {}", q(s.main_manager.as_str())));
+        line(format!("delegates = {}", list(s.delegates.iter().map(|d| d.as_str()))));
+        match &s.services {
+            Some(services) => line(format!("services = {}", list(services.iter().map(|c| c.as_str())))),
+            None => line("# services: not listed, any well-formed code is accepted".into()),
+        }
+    }
+    for s in &config.sources {
+        line(String::new());
+        line("[[sources]]".into());
+        line(format!("name = {}", q(&s.name)));
+        let SourceKind::Spreadsheet(sheet) = &s.kind;
+        line(format!("kind = {}", q("spreadsheet")));
+        line(format!("path = {}", q(&sheet.path.to_string_lossy())));
+        if let Some(name) = &sheet.sheet {
+            line(format!("sheet = {}", q(name)));
+        }
+        csv_lines(&mut line, &sheet.csv);
+        if let Some(schedule) = &s.schedule {
+            line(format!("schedule = {}", q(schedule)));
+        }
+        if let Some(d) = &s.default_structure {
+            line(format!("default_structure = {}", q(d.as_str())));
+        }
+        line(format!("structures = {}", list(s.scope.iter().map(|id| id.as_str()))));
+        line("[sources.columns]".into());
+        columns(&mut line, &s.columns);
+        if !s.values.rights.is_empty() || !s.values.inactive_status.is_empty() {
+            line("[sources.values]".into());
+            let mut rights: Vec<_> = s.values.rights.iter().collect();
+            rights.sort();
+            let items: Vec<String> = rights.iter().map(|(k, v)| format!("{} = {}", key_path("", k), q(v))).collect();
+            let rights = if items.is_empty() { "{}".to_string() } else { format!("{{ {} }}", items.join(", ")) };
+            line(format!("rights = {rights}"));
+            line(format!("inactive_status = {}", list(s.values.inactive_status.iter().map(String::as_str))));
+        }
+    }
+    line(String::new());
+    line("[current]".into());
+    if let Some(name) = &config.current.sheet {
+        line(format!("sheet = {}", q(name)));
+    }
+    csv_lines(&mut line, &config.current.csv);
+    line("[current.columns]".into());
+    columns(&mut line, &config.current.columns);
+    line(String::new());
+    let g = &config.guards;
+    line("[guards]".into());
+    line(format!("max_detach = {}", g.max_detach.map_or("false".to_string(), |n| n.to_string())));
+    line(format!("max_detach_percent = {}", g.max_detach_percent.map_or("false".to_string(), float)));
+    line(format!("min_rows_ratio = {}", g.min_rows_ratio.map_or("false".to_string(), float)));
+    line(format!("grace_runs = {}", g.grace_runs));
+    out
+}
+
+fn csv_lines(line: &mut impl FnMut(String), csv: &CsvOptions) {
+    match csv.delimiter {
+        Some(d) => line(format!("csv_delimiter = {}", q(&char::from(d).to_string()))),
+        None => line("# csv_delimiter: detected".into()),
+    }
+    match csv.encoding {
+        Some(e) => line(format!("encoding = {}", q(e.name()))),
+        None => line("# encoding: detected".into()),
+    }
+}
+
+fn columns(line: &mut impl FnMut(String), map: &ColumnMap) {
+    for (field, header) in map.iter() {
+        line(format!("{} = {}", field.key(), q(header)));
+    }
+}
+
+/// A TOML string literal, escaped.
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    format!("[{}]", items.map(q).collect::<Vec<_>>().join(", "))
+}
+
+/// A float that reads back as a float (`10.0`, not `10`).
+fn float(f: f64) -> String {
+    let s = f.to_string();
+    if s.contains(['.', 'e', 'E']) { s } else { format!("{s}.0") }
+}

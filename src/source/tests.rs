@@ -299,3 +299,47 @@ fn many_formatted_empty_rows_in_xlsx() {
     assert_eq!(records[1].row, 100_001);
     assert_eq!(records[1].get(Field::Email).to_text(), "last@b.fr");
 }
+
+/// Not a timed test: with `SOURCE_BIG_ROWS=1000000 SOURCE_BIG_PATH=/tmp/big.xlsx`,
+/// `cargo test --lib big_xlsx -- --ignored` writes the file once; a second run
+/// under `/usr/bin/time -v` only reads it and shows the peak memory of the read.
+#[test]
+#[ignore]
+fn big_xlsx_streams() {
+    let rows: u32 = std::env::var("SOURCE_BIG_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::env::var_os("SOURCE_BIG_PATH").map_or_else(|| dir.path().join("big.xlsx"), PathBuf::from);
+    if !path.exists() {
+        write_big_xlsx(&path, rows);
+    }
+    let start = std::time::Instant::now();
+    let columns = columns();
+    let required = [Field::Email];
+    let spec =
+        TableSpec { path: &path, sheet: None, csv: CsvOptions::default(), columns: &columns, required: &required };
+    let mut seen = 0u64;
+    let info = read_table(&spec, &mut |_| {
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    eprintln!("read {} rows in {:?}", info.rows, start.elapsed());
+    assert_eq!((info.rows, seen), (u64::from(rows), u64::from(rows)));
+}
+
+fn write_big_xlsx(path: &Path, rows: u32) {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["Matricule", "Nom", "Prénom", "Courriel", "SIRET", "Code service"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for r in 1..=rows {
+        ws.write_string(r, 0, format!("E{r:07}")).unwrap();
+        ws.write_string(r, 1, "Dupont").unwrap();
+        ws.write_string(r, 2, "Marie").unwrap();
+        ws.write_string(r, 3, format!("user{r}@acme.fr")).unwrap();
+        ws.write_number(r, 4, 12345678200010.0).unwrap();
+        ws.write_string(r, 5, "COMPTA").unwrap();
+    }
+    wb.save(path).unwrap();
+}

@@ -266,6 +266,18 @@ fn unknown_and_unreadable_files() {
     let err = read(&broken, None, CsvOptions::default()).unwrap_err();
     assert!(matches!(err, SourceError::Spreadsheet { .. }), "{err}");
     assert!(err.to_string().starts_with(&format!("{}: cannot read the spreadsheet: ", broken.display())), "{err}");
+    // A password-protected xlsx is an OLE2 container holding an "EncryptedPackage" stream.
+    let mut locked = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1".to_vec();
+    locked.extend("EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes));
+    let locked = write(dir.path(), "locked.xlsx", &locked);
+    let err = read(&locked, None, CsvOptions::default()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: cannot read the spreadsheet: the workbook is password-protected (encrypted); save it without a password",
+            locked.display()
+        )
+    );
     let missing = dir.path().join("missing.csv");
     let err = read(&missing, None, CsvOptions::default()).unwrap_err();
     assert!(matches!(err, SourceError::Io { .. }), "{err}");

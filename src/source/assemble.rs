@@ -1,0 +1,398 @@
+//! Turns a stream of cells, in row order, into a header row and records.
+//!
+//! Every format feeds cells through [`Assembler::push`], so header detection,
+//! blank-row skipping and column mapping behave the same for all of them.
+
+use crate::{
+    core::record::{Cell, ColumnMap, Field, Record},
+    domain::text::fold,
+};
+
+use super::{HEADER_SCAN_ROWS, SourceError};
+
+/// What the assembler learned, for `TableInfo`.
+#[derive(Debug)]
+pub(super) struct Table {
+    pub header_row: u64,
+    pub rows: u64,
+    pub headers: Vec<(Field, String)>,
+}
+
+pub(super) type Sink<'s> = dyn FnMut(Record) -> Result<(), SourceError> + 's;
+
+pub(super) struct Assembler<'a> {
+    origin: &'a str,
+    sheet: Option<&'a str>,
+    required: &'a [Field],
+    /// Configured fields with their folded header text.
+    configured: Vec<(Field, String, &'a str)>,
+    phase: Phase,
+    /// Current physical row, 1-based; 0 before the first cell.
+    row: u64,
+    seen_any: bool,
+    rows: u64,
+    header_row: u64,
+    headers: Vec<(Field, String)>,
+}
+
+enum Phase {
+    Header {
+        cells: Vec<(u32, Cell)>,
+        best: Option<Candidate>,
+    },
+    /// `by_col[c]` is a bit set of the fields fed by column `c`.
+    Data {
+        by_col: Vec<u16>,
+        /// Boxed to keep the enum small; reused row after row.
+        record: Box<Record>,
+        dirty: bool,
+    },
+}
+
+/// The header-like row with the most matches, to explain a failure.
+struct Candidate {
+    required_hits: usize,
+    hits: usize,
+    missing: Vec<String>,
+    texts: Vec<String>,
+}
+
+impl<'a> Assembler<'a> {
+    pub fn new(origin: &'a str, sheet: Option<&'a str>, columns: &'a ColumnMap, required: &'a [Field]) -> Self {
+        Assembler {
+            origin,
+            sheet,
+            required,
+            configured: columns.iter().map(|(f, h)| (f, fold(h), h)).collect(),
+            phase: Phase::Header { cells: Vec::new(), best: None },
+            row: 0,
+            seen_any: false,
+            rows: 0,
+            header_row: 0,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Whether a cell in column `col` (0-based) matters; lets readers skip
+    /// converting cells of unmapped columns.
+    #[inline]
+    pub fn wants(&self, col: u32) -> bool {
+        match &self.phase {
+            Phase::Header { .. } => true,
+            Phase::Data { by_col, .. } => by_col.get(col as usize).is_some_and(|m| *m != 0),
+        }
+    }
+
+    /// Feeds one cell; `row` is 1-based and must not go backwards, `col` is 0-based.
+    /// Empty cells are ignored, so formatted empty rows cost nothing.
+    pub fn push(&mut self, row: u64, col: u32, cell: Cell, sink: &mut Sink<'_>) -> Result<(), SourceError> {
+        if matches!(cell, Cell::Empty) {
+            return Ok(());
+        }
+        if row != self.row {
+            self.end_row(sink)?;
+            self.row = row;
+            if matches!(self.phase, Phase::Header { .. }) && row > HEADER_SCAN_ROWS {
+                return Err(self.missing_columns());
+            }
+        }
+        self.seen_any = true;
+        match &mut self.phase {
+            Phase::Header { cells, .. } => cells.push((col, cell)),
+            Phase::Data { by_col, record, dirty } => {
+                let Some(&mask) = by_col.get(col as usize) else { return Ok(()) };
+                if mask == 0 {
+                    return Ok(());
+                }
+                *dirty = true;
+                // Several fields may share a column: clone for all but the last.
+                let last = 15 - mask.leading_zeros() as usize;
+                for field in Field::ALL.iter().filter(|f| f.index() < last && mask & (1 << f.index()) != 0) {
+                    record.set(*field, cell.clone());
+                }
+                record.set(Field::ALL[last], cell);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the input: flushes the last row and reports what was found.
+    pub fn finish(mut self, sink: &mut Sink<'_>) -> Result<Table, SourceError> {
+        self.end_row(sink)?;
+        if let Phase::Header { .. } = self.phase {
+            if !self.seen_any {
+                return Err(SourceError::EmptySheet {
+                    path: self.origin.to_string(),
+                    sheet: self.sheet.map(str::to_string),
+                });
+            }
+            return Err(self.missing_columns());
+        }
+        Ok(Table { header_row: self.header_row, rows: self.rows, headers: self.headers })
+    }
+
+    fn end_row(&mut self, sink: &mut Sink<'_>) -> Result<(), SourceError> {
+        match &mut self.phase {
+            Phase::Header { cells, .. } if cells.is_empty() => Ok(()),
+            Phase::Header { cells, best } => {
+                let cells = std::mem::take(cells);
+                let best = best.take();
+                self.header_candidate(cells, best)
+            }
+            Phase::Data { record, dirty, .. } => {
+                if !*dirty {
+                    return Ok(());
+                }
+                *dirty = false;
+                let mut done = std::mem::take(&mut **record);
+                if done.is_blank() {
+                    return Ok(());
+                }
+                done.row = self.row;
+                self.rows += 1;
+                sink(done)
+            }
+        }
+    }
+
+    /// Checks whether the row just ended is the header row; if so switches
+    /// to data, else keeps it as the best candidate when it is one.
+    fn header_candidate(&mut self, cells: Vec<(u32, Cell)>, best: Option<Candidate>) -> Result<(), SourceError> {
+        let texts: Vec<(u32, String)> = cells.iter().map(|(c, cell)| (*c, cell.to_text())).collect();
+        let folded: Vec<String> = texts.iter().map(|(_, t)| fold(t)).collect();
+        // Columns (0-based) matching each configured field.
+        let matches: Vec<Vec<usize>> = self
+            .configured
+            .iter()
+            .map(|(_, want, _)| folded.iter().enumerate().filter(|(_, f)| *f == want).map(|(i, _)| i).collect())
+            .collect();
+        let found =
+            |field: Field| self.configured.iter().zip(&matches).any(|((f, _, _), m)| *f == field && !m.is_empty());
+        let required_hits = self.required.iter().filter(|f| found(**f)).count();
+
+        if required_hits == self.required.len() {
+            let mut by_col = Vec::new();
+            let mut headers = Vec::new();
+            for ((field, _, _), m) in self.configured.iter().zip(&matches) {
+                match m.as_slice() {
+                    [] => {}
+                    [i] => {
+                        let (col, text) = &texts[*i];
+                        let col = *col as usize;
+                        if by_col.len() <= col {
+                            by_col.resize(col + 1, 0u16);
+                        }
+                        by_col[col] |= 1 << field.index();
+                        headers.push((*field, text.clone()));
+                    }
+                    many => {
+                        return Err(SourceError::DuplicateColumn {
+                            path: self.origin.to_string(),
+                            sheet: self.sheet.map(str::to_string),
+                            row: self.row,
+                            header: texts[many[0]].1.clone(),
+                            columns: many.iter().map(|i| texts[*i].0 + 1).collect(),
+                        });
+                    }
+                }
+            }
+            self.header_row = self.row;
+            self.headers = headers;
+            self.phase = Phase::Data { by_col, record: Box::default(), dirty: false };
+            return Ok(());
+        }
+
+        let hits = matches.iter().filter(|m| !m.is_empty()).count();
+        let better = best.as_ref().is_none_or(|b| (required_hits, hits) > (b.required_hits, b.hits));
+        let best = if better {
+            let missing = self
+                .required
+                .iter()
+                .filter(|f| !found(**f))
+                .filter_map(|f| self.configured.iter().find(|(c, _, _)| c == f).map(|(_, _, h)| h.to_string()))
+                .collect();
+            let texts = texts.into_iter().map(|(_, t)| t).filter(|t| !t.trim().is_empty()).collect();
+            Some(Candidate { required_hits, hits, missing, texts })
+        } else {
+            best
+        };
+        self.phase = Phase::Header { cells: recycle(cells), best };
+        Ok(())
+    }
+
+    fn missing_columns(&mut self) -> SourceError {
+        let best = match &mut self.phase {
+            Phase::Header { best, .. } => best.take(),
+            Phase::Data { .. } => None,
+        };
+        let (missing, found) = match best {
+            Some(b) => (b.missing, b.texts),
+            None => (
+                self.required
+                    .iter()
+                    .filter_map(|f| self.configured.iter().find(|(c, _, _)| c == f).map(|(_, _, h)| h.to_string()))
+                    .collect(),
+                Vec::new(),
+            ),
+        };
+        SourceError::MissingColumns {
+            path: self.origin.to_string(),
+            sheet: self.sheet.map(str::to_string),
+            missing,
+            found,
+        }
+    }
+}
+
+/// Keeps the allocation of the row buffer for the next header candidate.
+fn recycle(mut cells: Vec<(u32, Cell)>) -> Vec<(u32, Cell)> {
+    cells.clear();
+    cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> ColumnMap {
+        ColumnMap::new([
+            (Field::Email, "Courriel".to_string()),
+            (Field::LastName, "Nom".to_string()),
+            (Field::FirstName, "Prenom".to_string()),
+            (Field::Status, "Statut".to_string()),
+        ])
+    }
+
+    type Row = (u64, Vec<&'static str>);
+    /// (row, email, last name, first name)
+    type Out = (u64, String, String, String);
+
+    /// Feeds text rows and returns the records as (row, email, last, first) or the error text.
+    fn run(rows: &[Row], required: &[Field]) -> Result<(Table, Vec<Out>), String> {
+        let columns = columns();
+        let mut asm = Assembler::new("t.csv", None, &columns, required);
+        let mut out = Vec::new();
+        let mut sink = |r: Record| {
+            out.push((
+                r.row,
+                r.get(Field::Email).to_text(),
+                r.get(Field::LastName).to_text(),
+                r.get(Field::FirstName).to_text(),
+            ));
+            assert_eq!(r.get(Field::Status), &Cell::Empty);
+            Ok(())
+        };
+        for (row, cells) in rows {
+            for (c, text) in cells.iter().enumerate() {
+                let cell = if text.is_empty() { Cell::Empty } else { Cell::Text(text.to_string()) };
+                asm.push(*row, c as u32, cell, &mut sink).map_err(|e| e.to_string())?;
+            }
+        }
+        let table = asm.finish(&mut sink).map_err(|e| e.to_string())?;
+        Ok((table, out))
+    }
+
+    #[test]
+    fn finds_header_below_titles_and_skips_blank_rows() {
+        let rows: Vec<Row> = vec![(1, vec!["Export RH"]), (2, vec!["Nom", "Courriel"])];
+        let (table, recs) = run(&rows, &[Field::Email]).unwrap();
+        assert_eq!(table.header_row, 2);
+        assert!(recs.is_empty());
+
+        let rows: Vec<Row> = vec![
+            (1, vec!["Export RH", "Courriel"]),
+            (2, vec![]),
+            (3, vec!["x", "PRÉNOM ", "Nom", "courriel"]),
+            (4, vec!["", "Marie", "Dupont", "m@a.fr"]),
+            (5, vec!["ignored only"]),
+            (6, vec!["", "  ", "", "\t"]),
+            (8, vec!["", "Luc", "", "l@a.fr"]),
+        ];
+        let (table, recs) = run(&rows, &[Field::Email, Field::LastName]).unwrap();
+        assert_eq!(table.header_row, 3);
+        assert_eq!(table.rows, 2);
+        assert_eq!(
+            table.headers,
+            vec![
+                (Field::Email, "courriel".to_string()),
+                (Field::LastName, "Nom".to_string()),
+                (Field::FirstName, "PRÉNOM ".to_string())
+            ]
+        );
+        assert_eq!(
+            recs,
+            vec![(4, "m@a.fr".into(), "Dupont".into(), "Marie".into()), (8, "l@a.fr".into(), "".into(), "Luc".into())]
+        );
+    }
+
+    #[test]
+    fn header_errors() {
+        for (rows, required, expect) in [
+            (
+                vec![(1, vec!["Titre"]), (2, vec!["Nom", "Prénom", "Mail"]), (3, vec!["a", "b", "c"])],
+                vec![Field::Email],
+                r#"t.csv: missing column(s) "Courriel"; the header row has: "Nom", "Prénom", "Mail""#,
+            ),
+            (
+                vec![(1, vec!["Nom", "Courriel", "x", "COURRIEL"])],
+                vec![Field::Email],
+                r#"t.csv: column "Courriel" appears more than once in the header row 1 (columns 2, 4)"#,
+            ),
+            (vec![], vec![Field::Email], "t.csv: the sheet is empty"),
+            (
+                vec![(51, vec!["Courriel"])],
+                vec![Field::Email],
+                r#"t.csv: missing column(s) "Courriel"; no non-empty row in the first 50 rows"#,
+            ),
+            (
+                vec![(3, vec!["Nom"]), (60, vec!["Courriel", "Nom"])],
+                vec![Field::Email, Field::LastName],
+                r#"t.csv: missing column(s) "Courriel"; the header row has: "Nom""#,
+            ),
+        ] {
+            let got = run(&rows, &required).map(|_| ()).unwrap_err();
+            assert_eq!(got, expect);
+        }
+    }
+
+    #[test]
+    fn unmapped_columns_are_not_wanted_after_the_header() {
+        let columns = columns();
+        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email]);
+        let mut sink = |_: Record| Ok(());
+        assert!(asm.wants(7));
+        for (c, h) in ["x", "Courriel", "y", "Nom"].iter().enumerate() {
+            asm.push(1, c as u32, Cell::Text(h.to_string()), &mut sink).unwrap();
+        }
+        asm.push(2, 1, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
+        assert_eq!((0..6).map(|c| asm.wants(c)).collect::<Vec<_>>(), [false, true, false, true, false, false]);
+    }
+
+    #[test]
+    fn shared_column_feeds_both_fields() {
+        let columns = ColumnMap::new([(Field::Email, "Mail".to_string()), (Field::EmployeeId, "mail".to_string())]);
+        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email]);
+        let mut got = Vec::new();
+        let mut sink = |r: Record| {
+            got.push(r);
+            Ok(())
+        };
+        asm.push(1, 0, Cell::Text("Mail".into()), &mut sink).unwrap();
+        asm.push(2, 0, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
+        asm.finish(&mut sink).unwrap();
+        assert_eq!(got[0].get(Field::Email), &Cell::Text("a@b.fr".into()));
+        assert_eq!(got[0].get(Field::EmployeeId), &Cell::Text("a@b.fr".into()));
+    }
+
+    #[test]
+    fn sink_error_stops_the_read() {
+        let columns = columns();
+        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email]);
+        let mut sink =
+            |r: Record| Err(SourceError::Limit { path: "t.csv".into(), message: format!("stop at {}", r.row) });
+        asm.push(1, 0, Cell::Text("Courriel".into()), &mut sink).unwrap();
+        asm.push(2, 0, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
+        let err = asm.push(3, 0, Cell::Text("c@d.fr".into()), &mut sink).unwrap_err();
+        assert_eq!(err.to_string(), "t.csv: stop at 2");
+    }
+}

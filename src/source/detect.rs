@@ -1,0 +1,143 @@
+//! File format by content: HR tools name files `.xls` when they are html or
+//! csv, so the extension is only a hint (xlsx vs xlsm).
+
+use std::{
+    fs::File,
+    io::{BufReader, Read},
+    path::Path,
+};
+
+use super::{Format, SourceError};
+
+const OLE2: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+const ODS_MIME: &str = "application/vnd.oasis.opendocument.spreadsheet";
+
+/// Tells the format of `path` from its first bytes (and, for zip files, the
+/// names inside).
+pub fn detect_format(path: &Path) -> Result<Format, SourceError> {
+    let origin = path.display().to_string();
+    let mut file = File::open(path).map_err(|e| SourceError::io(&origin, e))?;
+    let mut head = Vec::with_capacity(8192);
+    (&mut file).take(8192).read_to_end(&mut head).map_err(|e| SourceError::io(&origin, e))?;
+
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return zip_format(path, &origin);
+    }
+    if head.starts_with(&OLE2) {
+        return Ok(Format::Xls);
+    }
+    if looks_like_text(&head) {
+        return Ok(Format::Csv);
+    }
+    Err(SourceError::UnknownFormat {
+        path: origin,
+        why: "neither a spreadsheet (xlsx, xlsm, xlsb, xls, ods) nor a text (csv) file".into(),
+    })
+}
+
+fn zip_format(path: &Path, origin: &str) -> Result<Format, SourceError> {
+    let file = File::open(path).map_err(|e| SourceError::io(origin, e))?;
+    let corrupt = |e: zip::result::ZipError| SourceError::Spreadsheet {
+        path: origin.to_string(),
+        message: format!("corrupt zip archive: {e}"),
+    };
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(corrupt)?;
+    if zip.index_for_name("xl/workbook.bin").is_some() {
+        return Ok(Format::Xlsb);
+    }
+    if zip.file_names().any(|n| n.is_ok_and(|n| n.starts_with("xl/"))) {
+        let xlsm = zip.index_for_name("xl/vbaProject.bin").is_some()
+            || path.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
+        return Ok(if xlsm { Format::Xlsm } else { Format::Xlsx });
+    }
+    if zip.index_for_name("mimetype").is_some() {
+        let mut mime = String::new();
+        zip.by_name("mimetype").map_err(corrupt)?.take(200).read_to_string(&mut mime).map_err(|e| {
+            SourceError::Spreadsheet { path: origin.to_string(), message: format!("corrupt zip archive: {e}") }
+        })?;
+        let mime = mime.trim();
+        if mime == ODS_MIME {
+            return Ok(Format::Ods);
+        }
+        return Err(SourceError::UnknownFormat {
+            path: origin.to_string(),
+            why: format!("an OpenDocument file of type {mime}, not a spreadsheet"),
+        });
+    }
+    Err(SourceError::UnknownFormat { path: origin.to_string(), why: "a zip archive that is not a spreadsheet".into() })
+}
+
+/// Text if it has a BOM, or no NUL and no control characters but tab, CR,
+/// LF and form feed (Windows-1252 bytes above 0x7F are text too).
+fn looks_like_text(head: &[u8]) -> bool {
+    if head.starts_with(b"\xEF\xBB\xBF") || head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+        return true;
+    }
+    head.iter().all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/source").join(name)
+    }
+
+    fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        for (name, data) in entries {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn by_magic_whatever_the_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |bytes: Vec<u8>, name: &str, expect: Result<Format, &str>| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let got = detect_format(&path).map_err(|e| e.to_string());
+            match expect {
+                Ok(f) => assert_eq!(got, Ok(f), "{name}"),
+                Err(text) => {
+                    let got = got.unwrap_err();
+                    assert!(got.contains(text), "{name}: {got}");
+                    assert!(got.starts_with(&path.display().to_string()), "{got}");
+                }
+            }
+        };
+        let read = |n: &str| std::fs::read(fixture(n)).unwrap();
+        check(read("hr.xlsx"), "export.csv", Ok(Format::Xlsx));
+        check(read("hr.xlsx"), "export.xlsm", Ok(Format::Xlsm));
+        check(read("hr.xls"), "export.xlsx", Ok(Format::Xls));
+        check(read("hr.ods"), "export.xls", Ok(Format::Ods));
+        check(read("hr-utf8.csv"), "export.xlsx", Ok(Format::Csv));
+        check(read("hr-cp1252.csv"), "export.ods", Ok(Format::Csv));
+        check(read("hr-utf16le-tab.csv"), "export.txt", Ok(Format::Csv));
+        check(Vec::new(), "empty.csv", Ok(Format::Csv));
+        check(zip_with(&[("xl/workbook.bin", b"")]), "a.xlsx", Ok(Format::Xlsb));
+        check(zip_with(&[("xl/workbook.xml", b""), ("xl/vbaProject.bin", b"")]), "a.xlsx", Ok(Format::Xlsm));
+        check(
+            zip_with(&[("mimetype", b"application/vnd.oasis.opendocument.text")]),
+            "a.ods",
+            Err("an OpenDocument file of type application/vnd.oasis.opendocument.text, not a spreadsheet"),
+        );
+        check(zip_with(&[("word/document.xml", b"")]), "a.xlsx", Err("a zip archive that is not a spreadsheet"));
+        check(b"PK\x03\x04garbage".to_vec(), "a.xlsx", Err("corrupt zip archive"));
+        check(b"\x89PNG\r\n\x1a\n\0\0\0".to_vec(), "a.csv", Err("unknown file format"));
+        check(b"%PDF-1.4\n\x01\x02".to_vec(), "a.csv", Err("unknown file format"));
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let err = detect_format(Path::new("no/such/file.xlsx")).unwrap_err().to_string();
+        assert!(err.starts_with("no/such/file.xlsx: "), "{err}");
+    }
+}

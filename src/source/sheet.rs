@@ -1,0 +1,231 @@
+//! Workbooks through calamine: xlsx/xlsm/xlsb streamed cell by cell (an HR
+//! export may have a million rows), xls/ods as a range (calamine has no
+//! streaming reader for them).
+
+use std::{
+    fs::File,
+    io::{BufReader, Read, Seek},
+};
+
+use calamine::{Data, DataRef, ExcelDateTime, Ods, Reader, Sheet, SheetType, SheetVisible, Xls, Xlsb, Xlsx};
+
+use super::{
+    Format, SourceError, TableSpec,
+    assemble::{Assembler, Sink, Table},
+};
+use crate::{core::record::Cell, domain::text::fold};
+
+/// Reads the sheet `spec` names; returns the sheet's name and what was found.
+pub(super) fn read(
+    spec: &TableSpec<'_>,
+    format: Format,
+    origin: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(String, Table), SourceError> {
+    let file = File::open(spec.path).map_err(|e| SourceError::io(origin, e))?;
+    let rs = BufReader::new(file);
+    let failed =
+        |e: &dyn std::fmt::Display| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() };
+    match format {
+        Format::Xlsx | Format::Xlsm => {
+            let mut wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
+            let name = pick_sheet(wb.sheets_metadata(), spec.sheet, origin)?;
+            let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
+            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required);
+            while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
+                let (row, col) = cell.get_position();
+                if asm.wants(col) {
+                    asm.push(u64::from(row) + 1, col, from_ref(cell.get_value()), sink)?;
+                }
+            }
+            Ok((name.clone(), asm.finish(sink)?))
+        }
+        Format::Xlsb => {
+            let mut wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
+            let name = pick_sheet(wb.sheets_metadata(), spec.sheet, origin)?;
+            let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
+            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required);
+            while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
+                let (row, col) = cell.get_position();
+                if asm.wants(col) {
+                    asm.push(u64::from(row) + 1, col, from_ref(cell.get_value()), sink)?;
+                }
+            }
+            Ok((name.clone(), asm.finish(sink)?))
+        }
+        Format::Xls => {
+            let wb = Xls::new(rs).map_err(|e| failed(&explain_xls(e, spec)))?;
+            read_range(wb, spec, origin, sink)
+        }
+        Format::Ods => {
+            let wb = Ods::new(rs).map_err(|e| failed(&e))?;
+            read_range(wb, spec, origin, sink)
+        }
+        Format::Csv => {
+            Err(SourceError::UnknownFormat { path: origin.to_string(), why: "csv is not a workbook".into() })
+        }
+    }
+}
+
+fn read_range<RS: Read + Seek, R: Reader<RS>>(
+    mut wb: R,
+    spec: &TableSpec<'_>,
+    origin: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(String, Table), SourceError>
+where
+    R::Error: std::fmt::Display,
+{
+    let name = pick_sheet(wb.sheets_metadata(), spec.sheet, origin)?;
+    let range = wb
+        .worksheet_range(&name)
+        .map_err(|e| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() })?;
+    let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required);
+    if let Some((top, left)) = range.start() {
+        // `used_cells` skips empty cells, row by row.
+        for (r, c, data) in range.used_cells() {
+            let (Ok(r), Ok(c)) = (u32::try_from(r), u32::try_from(c)) else { continue };
+            let col = left.saturating_add(c);
+            if asm.wants(col) {
+                asm.push(u64::from(top) + u64::from(r) + 1, col, from_data(data), sink)?;
+            }
+        }
+    }
+    Ok((name.clone(), asm.finish(sink)?))
+}
+
+/// The configured sheet (exact name, else ignoring case and accents), or the
+/// first visible worksheet.
+fn pick_sheet(sheets: &[Sheet], wanted: Option<&str>, origin: &str) -> Result<String, SourceError> {
+    let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
+    let found = match wanted {
+        Some(w) => {
+            let folded = fold(w);
+            worksheets().find(|s| s.name == w).or_else(|| worksheets().find(|s| fold(&s.name) == folded))
+        }
+        None => worksheets().find(|s| s.visible == SheetVisible::Visible).or_else(|| worksheets().next()),
+    };
+    match found {
+        Some(s) => Ok(s.name.clone()),
+        None => Err(SourceError::SheetNotFound {
+            path: origin.to_string(),
+            sheet: wanted.unwrap_or("(first worksheet)").to_string(),
+            available: sheets.iter().map(|s| s.name.clone()).collect(),
+        }),
+    }
+}
+
+/// A password-protected xlsx is an OLE2 file too; say so instead of
+/// calamine's complaint about a missing workbook stream.
+fn explain_xls(e: calamine::XlsError, spec: &TableSpec<'_>) -> String {
+    let encrypted = std::fs::read(spec.path).is_ok_and(|bytes| {
+        let needle: Vec<u8> = "EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    });
+    if encrypted {
+        "the workbook is password-protected (encrypted); save it without a password".to_string()
+    } else {
+        e.to_string()
+    }
+}
+
+fn from_ref(value: &DataRef<'_>) -> Cell {
+    match value {
+        DataRef::Empty => Cell::Empty,
+        DataRef::String(s) => Cell::Text(s.clone()),
+        DataRef::SharedString(s) => Cell::Text((*s).to_string()),
+        DataRef::Int(i) => Cell::Int(*i),
+        DataRef::Float(f) => Cell::Float(*f),
+        DataRef::Bool(b) => Cell::Bool(*b),
+        DataRef::DateTime(d) => from_excel_datetime(d),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::Text(s.clone()),
+        DataRef::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+fn from_data(value: &Data) -> Cell {
+    match value {
+        Data::Empty => Cell::Empty,
+        Data::String(s) => Cell::Text(s.clone()),
+        Data::Int(i) => Cell::Int(*i),
+        Data::Float(f) => Cell::Float(*f),
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::DateTime(d) => from_excel_datetime(d),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::Text(s.clone()),
+        Data::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+/// A serial typed as a date; durations (and dates out of range) stay numbers.
+fn from_excel_datetime(d: &ExcelDateTime) -> Cell {
+    match d.as_datetime() {
+        Some(dt) if d.is_datetime() => Cell::DateTime(dt),
+        _ => Cell::Float(d.as_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sheet(name: &str, typ: SheetType, visible: SheetVisible) -> Sheet {
+        Sheet { name: name.to_string(), typ, visible }
+    }
+
+    #[test]
+    fn sheet_choice() {
+        use SheetType::*;
+        use SheetVisible::*;
+        let sheets = [
+            sheet("Graphique", ChartSheet, Visible),
+            sheet("Caché", WorkSheet, Hidden),
+            sheet("Personnel", WorkSheet, Visible),
+            sheet("Référentiel", WorkSheet, Visible),
+            sheet("REFERENTIEL", WorkSheet, Visible),
+        ];
+        for (wanted, expect) in [
+            (None, Ok("Personnel")),
+            (Some("Personnel"), Ok("Personnel")),
+            (Some("  personnel "), Ok("Personnel")),
+            (Some("REFERENTIEL"), Ok("REFERENTIEL")),
+            (Some("referentiel"), Ok("Référentiel")),
+            (Some("caché"), Ok("Caché")),
+            (Some("Graphique"), Err(())),
+            (Some("Agents"), Err(())),
+        ] {
+            let got = pick_sheet(&sheets, wanted, "hr.xlsx");
+            match expect {
+                Ok(name) => assert_eq!(got.unwrap(), name, "{wanted:?}"),
+                Err(()) => assert!(matches!(got, Err(SourceError::SheetNotFound { .. })), "{wanted:?}"),
+            }
+        }
+        let hidden_only = [sheet("Caché", WorkSheet, Hidden)];
+        assert_eq!(pick_sheet(&hidden_only, None, "hr.xlsx").unwrap(), "Caché");
+        let err = pick_sheet(&[], None, "hr.xlsx").unwrap_err().to_string();
+        assert_eq!(err, "hr.xlsx: no sheet named \"(first worksheet)\"; the workbook has: ");
+    }
+
+    #[test]
+    fn cell_conversion() {
+        use calamine::{CellErrorType, ExcelDateTimeType};
+        let date = ExcelDateTime::new(46326.0, ExcelDateTimeType::DateTime, false);
+        let expect_date = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let duration = ExcelDateTime::new(1.5, ExcelDateTimeType::TimeDelta, false);
+        for (data, expect) in [
+            (Data::Empty, Cell::Empty),
+            (Data::String("x".into()), Cell::Text("x".into())),
+            (Data::Int(7), Cell::Int(7)),
+            (Data::Float(12345678200010.0), Cell::Float(12345678200010.0)),
+            (Data::Bool(true), Cell::Bool(true)),
+            (Data::DateTime(date), Cell::DateTime(expect_date)),
+            (Data::DateTime(duration), Cell::Float(1.5)),
+            (Data::DateTimeIso("2026-10-31".into()), Cell::Text("2026-10-31".into())),
+            (Data::DurationIso("PT1H".into()), Cell::Text("PT1H".into())),
+            (Data::Error(CellErrorType::NA), Cell::Error("#N/A".into())),
+        ] {
+            assert_eq!(from_data(&data), expect, "{data:?}");
+        }
+        assert_eq!(from_ref(&DataRef::SharedString("partagé")), Cell::Text("partagé".into()));
+        assert_eq!(from_ref(&DataRef::DateTime(date)), Cell::DateTime(expect_date));
+    }
+}

@@ -17,7 +17,7 @@ use crate::{
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
-    domain::{Attachment, Placement, PersonName, StructureId},
+    domain::{Attachment, PersonName, Placement, StructureId},
 };
 
 /// Structure lists go into `IN (..)`; chunked so a huge configuration
@@ -35,7 +35,8 @@ const REQUEST_COL_COUNT: usize = 25;
 fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
     let c = Cols::new(row, "requests").keyed_by_id()?;
     let state_text = c.text("state")?;
-    let state = RequestState::parse(&state_text).ok_or_else(|| c.corrupt("state", format!("unknown state {state_text:?}")))?;
+    let state =
+        RequestState::parse(&state_text).ok_or_else(|| c.corrupt("state", format!("unknown state {state_text:?}")))?;
     let kind_text = c.text("kind")?;
     let kind = ChangeKind::parse(&kind_text).ok_or_else(|| c.corrupt("kind", format!("unknown kind {kind_text:?}")))?;
     Ok(ApprovalRequest {
@@ -69,11 +70,9 @@ fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
 fn bind_placement(b: &mut Binds, p: &Option<Placement>) -> [String; 3] {
     match p {
         None => [b.push(0_i64), b.push(None::<String>), b.push(None::<String>)],
-        Some(p) => [
-            b.push(1_i64),
-            b.push(p.service.as_ref().map(|s| s.as_str().to_string())),
-            b.push(p.rights.to_string()),
-        ],
+        Some(p) => {
+            [b.push(1_i64), b.push(p.service.as_ref().map(|s| s.as_str().to_string())), b.push(p.rights.to_string())]
+        }
     }
 }
 
@@ -105,7 +104,7 @@ pub(crate) async fn list_requests(
     f: &RequestFilter,
 ) -> Result<Vec<ApprovalRequest>, StoreError> {
     const CTX: &str = "list requests";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let sql = format!("SELECT id, {REQUEST_COLS} FROM requests{} ORDER BY id", where_filter(f, &mut b));
     let rows = query(sql, b, CTX)?.fetch_all(conn).await.map_err(db(CTX))?;
     rows.iter().map(request_from_row).collect()
@@ -113,7 +112,7 @@ pub(crate) async fn list_requests(
 
 pub(crate) async fn count_requests(conn: &mut AnyConnection, f: &RequestFilter) -> Result<u64, StoreError> {
     const CTX: &str = "count requests";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let sql = format!("SELECT COUNT(*) AS n FROM requests{}", where_filter(f, &mut b));
     let row = query(sql, b, CTX)?.fetch_one(conn).await.map_err(db(CTX))?;
     Cols::new(&row, "requests").count("n")
@@ -121,7 +120,7 @@ pub(crate) async fn count_requests(conn: &mut AnyConnection, f: &RequestFilter) 
 
 pub(crate) async fn history(conn: &mut AnyConnection, id: RequestId) -> Result<Vec<HistoryEntry>, StoreError> {
     const CTX: &str = "read request history";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let sql = format!(
         "SELECT id, at, actor, from_state, to_state, comment FROM request_history WHERE request_id = {} ORDER BY id",
         b.push(id)
@@ -203,23 +202,19 @@ pub(crate) async fn insert_requests(
     const CTX: &str = "insert requests";
     let mut ids = Vec::with_capacity(reqs.len());
     for chunk in reqs.chunks(MAX_BINDS / REQUEST_COL_COUNT) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let mut tuples = Vec::with_capacity(chunk.len());
         for r in chunk {
-            let before = bind_placement(&mut b, &r.key.before);
-            let after = bind_placement(&mut b, &r.key.after);
-            let marks = [
+            let mut marks = vec![
                 b.push(r.run_id),
                 b.push(r.state.as_str()),
                 b.push(r.kind.as_str()),
                 b.push(r.key.structure.as_str().to_string()),
                 b.push(r.key.email.as_str().to_string()),
-                before[0].clone(),
-                before[1].clone(),
-                before[2].clone(),
-                after[0].clone(),
-                after[1].clone(),
-                after[2].clone(),
+            ];
+            marks.extend(bind_placement(&mut b, &r.key.before));
+            marks.extend(bind_placement(&mut b, &r.key.after));
+            marks.extend([
                 b.push(r.name.last_name.as_deref().map(str::to_string)),
                 b.push(r.name.first_name.as_deref().map(str::to_string)),
                 b.push(r.reason.clone()),
@@ -234,15 +229,14 @@ pub(crate) async fn insert_requests(
                 b.push(r.decided_at.as_ref().map(rfc3339)),
                 b.push(r.motive.clone()),
                 b.push(r.comment.clone()),
-            ];
+            ]);
+            debug_assert_eq!(marks.len(), REQUEST_COL_COUNT);
             tuples.push(format!("({})", marks.join(",")));
         }
         let sql = format!("INSERT INTO requests ({REQUEST_COLS}) VALUES {} RETURNING id", tuples.join(","));
         let rows = query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))?;
-        let mut chunk_ids = rows
-            .iter()
-            .map(|row| Cols::new(row, "requests").get::<i64>("id"))
-            .collect::<Result<Vec<i64>, _>>()?;
+        let mut chunk_ids =
+            rows.iter().map(|row| Cols::new(row, "requests").get::<i64>("id")).collect::<Result<Vec<i64>, _>>()?;
         if chunk_ids.len() != chunk.len() {
             return Err(StoreError::Invalid(format!(
                 "inserting {} requests returned {} ids",
@@ -283,7 +277,7 @@ struct HistoryRow {
 async fn insert_history(conn: &mut AnyConnection, entries: &[HistoryRow]) -> Result<(), StoreError> {
     const CTX: &str = "append request history";
     for chunk in entries.chunks(MAX_BINDS / 6) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let tuples: Vec<String> = chunk
             .iter()
             .map(|e| {
@@ -330,15 +324,21 @@ pub(crate) async fn transition(
     text: Option<&str>,
 ) -> Result<(), StoreError> {
     const CTX: &str = "update request state";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let set = transition_set(&mut b, to, by, at, text);
     let sql = format!("UPDATE requests SET {set} WHERE id = {} AND state = {}", b.push(id), b.push(from.as_str()));
     let done = query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::Conflict { id, expected: from });
     }
-    let entry =
-        HistoryRow { request_id: id, at, by: by.map(str::to_string), from: Some(from), to, comment: text.map(str::to_string) };
+    let entry = HistoryRow {
+        request_id: id,
+        at,
+        by: by.map(str::to_string),
+        from: Some(from),
+        to,
+        comment: text.map(str::to_string),
+    };
     insert_history(conn, &[entry]).await
 }
 
@@ -356,7 +356,7 @@ pub(crate) async fn transition_many(
     // are serialised by `begin`, so nothing changes between check and update.
     let mut found = BTreeSet::new();
     for chunk in ids.chunks(MAX_BINDS - 1) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let sql = format!(
             "SELECT id FROM requests WHERE state = {} AND id IN ({})",
             b.push(from.as_str()),
@@ -370,7 +370,7 @@ pub(crate) async fn transition_many(
         return Err(StoreError::Conflict { id, expected: from });
     }
     for chunk in ids.chunks(MAX_BINDS - 8) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let set = transition_set(&mut b, to, by, at, None);
         let sql = format!(
             "UPDATE requests SET {set} WHERE state = {} AND id IN ({})",
@@ -395,7 +395,7 @@ pub(crate) async fn current_attachments(
     const CTX: &str = "read current attachments";
     let mut out = Vec::new();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let sql = format!(
             "SELECT structure, email, service, rights, last_name, first_name FROM current_attachments \
              WHERE structure IN ({})",
@@ -441,9 +441,11 @@ async fn delete_structures(
     context: &'static str,
 ) -> Result<(), StoreError> {
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
-        let mut b = Binds::new();
-        let sql =
-            format!("DELETE FROM {table} WHERE structure IN ({})", b.list(chunk.iter().map(|s| s.as_str().to_string())));
+        let mut b = Binds::new(conn);
+        let sql = format!(
+            "DELETE FROM {table} WHERE structure IN ({})",
+            b.list(chunk.iter().map(|s| s.as_str().to_string()))
+        );
         query(sql, b, context)?.execute(&mut *conn).await.map_err(db(context))?;
     }
     Ok(())
@@ -460,7 +462,7 @@ pub(crate) async fn replace_current(
     delete_structures(conn, "current_attachments", structures, CTX).await?;
     let at = rfc3339(&at);
     for chunk in rows.chunks(MAX_BINDS / 7) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let tuples: Vec<String> = chunk
             .iter()
             .map(|r| {
@@ -495,7 +497,7 @@ pub(crate) async fn absences(
     const CTX: &str = "read absences";
     let mut out = Vec::new();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let sql = format!(
             "SELECT structure, email, missed_runs FROM absences WHERE structure IN ({})",
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
@@ -508,7 +510,8 @@ pub(crate) async fn absences(
             out.push(AbsenceStreak {
                 structure: c.structure("structure")?,
                 email: c.email("email")?,
-                missed_runs: u32::try_from(missed).map_err(|_| c.corrupt("missed_runs", format!("out of range: {missed}")))?,
+                missed_runs: u32::try_from(missed)
+                    .map_err(|_| c.corrupt("missed_runs", format!("out of range: {missed}")))?,
             });
         }
     }
@@ -525,7 +528,7 @@ pub(crate) async fn replace_absences(
     check_scope("absences", structures, streaks.iter().map(|s| &s.structure))?;
     delete_structures(conn, "absences", structures, CTX).await?;
     for chunk in streaks.chunks(MAX_BINDS / 3) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let tuples: Vec<String> = chunk
             .iter()
             .map(|s| {
@@ -554,8 +557,8 @@ fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let sources: Vec<String> =
         serde_json::from_str(&sources_text).map_err(|e| c.corrupt("sources", format!("not a JSON list: {e}")))?;
     let outcome_text = c.text("outcome")?;
-    let outcome =
-        RunOutcome::parse(&outcome_text).ok_or_else(|| c.corrupt("outcome", format!("unknown outcome {outcome_text:?}")))?;
+    let outcome = RunOutcome::parse(&outcome_text)
+        .ok_or_else(|| c.corrupt("outcome", format!("unknown outcome {outcome_text:?}")))?;
     Ok(RunRecord {
         id: c.get("id")?,
         started_at: c.time("started_at")?,
@@ -601,7 +604,7 @@ fn bind_run(b: &mut Binds, run: &RunRecord) -> Result<Vec<String>, StoreError> {
 
 pub(crate) async fn insert_run(conn: &mut AnyConnection, run: &RunRecord) -> Result<RunId, StoreError> {
     const CTX: &str = "insert run";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let marks = bind_run(&mut b, run)?;
     let sql = format!("INSERT INTO runs ({RUN_COLS}) VALUES ({}) RETURNING id", marks.join(","));
     let row = query(sql, b, CTX)?.fetch_one(conn).await.map_err(db(CTX))?;
@@ -610,9 +613,10 @@ pub(crate) async fn insert_run(conn: &mut AnyConnection, run: &RunRecord) -> Res
 
 pub(crate) async fn update_run(conn: &mut AnyConnection, run: &RunRecord) -> Result<(), StoreError> {
     const CTX: &str = "update run";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let marks = bind_run(&mut b, run)?;
-    let set: Vec<String> = RUN_COLS.split(',').map(str::trim).zip(marks).map(|(col, m)| format!("{col} = {m}")).collect();
+    let set: Vec<String> =
+        RUN_COLS.split(',').map(str::trim).zip(marks).map(|(col, m)| format!("{col} = {m}")).collect();
     let sql = format!("UPDATE runs SET {} WHERE id = {}", set.join(", "), b.push(run.id));
     let done = query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
     if done.rows_affected() == 0 {
@@ -623,7 +627,7 @@ pub(crate) async fn update_run(conn: &mut AnyConnection, run: &RunRecord) -> Res
 
 pub(crate) async fn list_runs(conn: &mut AnyConnection, limit: Option<u64>) -> Result<Vec<RunRecord>, StoreError> {
     const CTX: &str = "list runs";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let limit = match limit {
         Some(n) => format!(" LIMIT {}", b.push(to_i64(n))),
         None => String::new(),
@@ -638,13 +642,13 @@ pub(crate) async fn get_run(
     id: RunId,
 ) -> Result<Option<(RunRecord, Vec<SourceRunRecord>)>, StoreError> {
     const CTX: &str = "read run";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let sql = format!("SELECT id, {RUN_COLS} FROM runs WHERE id = {}", b.push(id));
     let Some(row) = query(sql, b, CTX)?.fetch_optional(&mut *conn).await.map_err(db(CTX))? else {
         return Ok(None);
     };
     let run = run_from_row(&row)?;
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let sql = format!("SELECT {SOURCE_RUN_COLS} FROM source_runs WHERE run_id = {} ORDER BY id", b.push(id));
     let rows = query(sql, b, CTX)?.fetch_all(conn).await.map_err(db(CTX))?;
     let sources = rows.iter().map(source_run_from_row).collect::<Result<_, _>>()?;
@@ -674,7 +678,7 @@ pub(crate) async fn insert_source_runs(
 ) -> Result<(), StoreError> {
     const CTX: &str = "insert source runs";
     for chunk in runs.chunks(MAX_BINDS / 7) {
-        let mut b = Binds::new();
+        let mut b = Binds::new(conn);
         let tuples: Vec<String> = chunk
             .iter()
             .map(|r| {
@@ -704,7 +708,7 @@ pub(crate) async fn last_accepted_source_run(
     source: &str,
 ) -> Result<Option<SourceRunRecord>, StoreError> {
     const CTX: &str = "read last accepted source run";
-    let mut b = Binds::new();
+    let mut b = Binds::new(conn);
     let sql = format!(
         "SELECT sr.id AS id, sr.source AS source, sr.origin AS origin, sr.rows_read AS rows_read, \
          sr.valid_rows AS valid_rows, sr.rejected AS rejected, sr.sha256 AS sha256 \

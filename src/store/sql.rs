@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    Any, AssertSqlSafe, Row,
+    Any, AnyConnection, AssertSqlSafe, Row,
     any::{AnyArguments, AnyRow},
     error::BoxDynError,
     types::Type,
@@ -16,18 +16,23 @@ use crate::domain::{Email, IdentifierType, Placement, Rights, ServiceCode, Struc
 /// 65535); bulk statements are chunked to stay under this.
 pub(crate) const MAX_BINDS: usize = 30_000;
 
-/// Builds an argument list while handing out `$n` placeholders, which both
-/// SQLite and PostgreSQL accept.
+/// Builds an argument list while handing out placeholders: `$n` for
+/// PostgreSQL, plain `?` for SQLite, whose numbered parameters cost a linear
+/// look-up each (a 30,000-parameter insert took a minute).
+///
+/// So placeholders must appear in the SQL text in the order they were
+/// pushed, each once.
 #[derive(Default)]
 pub(crate) struct Binds {
     args: AnyArguments,
     n: usize,
+    positional: bool,
     err: Option<BoxDynError>,
 }
 
 impl Binds {
-    pub(crate) fn new() -> Binds {
-        Binds::default()
+    pub(crate) fn new(conn: &AnyConnection) -> Binds {
+        Binds { positional: conn.backend_name().eq_ignore_ascii_case("sqlite"), ..Binds::default() }
     }
 
     /// Adds a value and returns its placeholder.
@@ -39,11 +44,14 @@ impl Binds {
         {
             self.err = Some(e);
         }
-        format!("${}", self.n)
+        if self.positional { "?".to_string() } else { format!("${}", self.n) }
     }
 
     /// `$3,$4,$5` for an `IN (..)` list.
-    pub(crate) fn list<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(&mut self, values: impl IntoIterator<Item = T>) -> String {
+    pub(crate) fn list<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(
+        &mut self,
+        values: impl IntoIterator<Item = T>,
+    ) -> String {
         let marks: Vec<String> = values.into_iter().map(|v| self.push(v)).collect();
         marks.join(",")
     }
@@ -186,5 +194,7 @@ impl<'r> Cols<'r> {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
 }

@@ -98,7 +98,8 @@ pub async fn create_pg_schema() -> (Secret<String>, String) {
         .execute(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("create test schema {schema} at {masked}: {e}"));
-    let comment = format!("COMMENT ON SCHEMA {schema} IS 'chorus-sync test {}'", crate::core::approval::rfc3339(&Utc::now()));
+    let comment =
+        format!("COMMENT ON SCHEMA {schema} IS 'chorus-sync test {}'", crate::core::approval::rfc3339(&Utc::now()));
     sqlx::raw_sql(sqlx::AssertSqlSafe(comment))
         .execute(&mut conn)
         .await

@@ -609,6 +609,23 @@ async fn migrations_are_idempotent_sqlite() {
 async fn migrations_are_idempotent_postgres() {
     let (url, schema) = testing::create_pg_schema().await;
     reconnect_keeps_data(url).await;
+    // The other documented URL form reaches the same schema, and the tables
+    // live there, not in `public`.
+    let base = testing::pg_base_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = Secret::new(format!("{base}{sep}options[search_path]={schema}"));
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.list_runs(None).await.unwrap().len(), 1);
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name IN \
+         ('runs', 'source_runs', 'requests', 'request_history', 'current_attachments', 'absences')",
+    )
+    .bind(schema.clone())
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(sqlx::Row::get::<i64, _>(&row, "n"), 6);
+    store.close().await;
     testing::drop_pg_schema(&schema).await;
 }
 

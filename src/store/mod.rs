@@ -1,1 +1,376 @@
 //! The store: current attachments, approval requests, history, runs.
+//!
+//! One code path for both backends through sqlx's `Any` driver: SQLite (a
+//! file, the embedded default) and PostgreSQL (shared by several instances).
+//! The schema lives in `migrations/sqlite` and `migrations/postgres`, applied
+//! by [`Store::connect`].
+//!
+//! URLs:
+//! - `sqlite://chorus-sync.db` (relative to the working directory) or
+//!   `sqlite:///var/lib/chorus-sync/store.db`; the file is created if missing.
+//! - `postgres://user[:password]@host[:port]/db`; to keep the tables in a
+//!   schema other than `public`, set the search path in the URL:
+//!   `postgres://user@host/db?options=-c%20search_path%3Dmyschema` (or
+//!   `?options[search_path]=myschema`). The schema must exist.
+//!
+//! Writers are serialised ([`Store::begin`]); readers never wait for them.
+
+mod queries;
+mod sql;
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::{fmt, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{Any, AnyConnection, AnyPool, any::AnyPoolOptions};
+
+use crate::{
+    core::{
+        approval::{ApprovalRequest, HistoryEntry, RequestId, RequestState, RunId},
+        change::ChangeKind,
+        plan::{AbsenceStreak, OpenRequest, RefusedChange},
+        run::{RunRecord, SourceRun},
+    },
+    domain::{Attachment, PersonName, StructureId},
+    secret::{Secret, mask_url},
+};
+
+/// Key class of the PostgreSQL advisory lock that serialises writers; the
+/// second key is the schema's hash, so stores in different schemas of one
+/// database do not block each other. ("chor" in ASCII.)
+const PG_WRITE_LOCK_CLASS: i32 = 0x6368_6f72;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL {url}: unsupported scheme (expected sqlite:// or postgres://)")]
+    Scheme { url: String },
+    #[error("cannot open the store {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot migrate the store {url}: {source}")]
+    Migrate { url: String, source: sqlx::migrate::MigrateError },
+    #[error("store: {context}: {source}")]
+    Query { context: &'static str, source: sqlx::Error },
+    #[error("store: table {table}, row {row}, column {column}: {message}")]
+    Corrupt { table: &'static str, row: String, column: &'static str, message: String },
+    #[error("request {id} is not {expected} (someone changed it, or it does not exist): nothing was changed")]
+    Conflict { id: RequestId, expected: RequestState },
+    #[error("run {0} does not exist")]
+    RunNotFound(RunId),
+    #[error("store: {table}: structure {structure} is not among the structures being replaced")]
+    OutsideStructures { table: &'static str, structure: String },
+    #[error("store: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names, by scheme.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Which requests to list; an empty list (or `None`) does not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    pub ids: Vec<RequestId>,
+    pub states: Vec<RequestState>,
+    pub structures: Vec<StructureId>,
+    pub kinds: Vec<ChangeKind>,
+    /// Exact match on the stored manager address.
+    pub manager: Option<String>,
+    pub run_id: Option<RunId>,
+}
+
+/// An attachment as the last current-state import showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentAttachment {
+    pub attachment: Attachment,
+    pub name: PersonName,
+}
+
+/// A source's contribution to a run, with the digest of the file read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRunRecord {
+    pub run: SourceRun,
+    pub sha256: Option<String>,
+}
+
+/// A connection pool to the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// SQLite needs `mode=rwc` to create a missing file.
+fn sqlite_url(url: &str) -> String {
+    let has_mode = url.split_once('?').is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("mode=")));
+    if has_mode {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+impl Store {
+    /// Opens the store and brings its schema up to date. Errors show the URL
+    /// with any password masked.
+    pub async fn connect(url: &Secret<String>) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let masked = mask_url(url.expose());
+        let backend = Backend::of_url(url.expose()).ok_or_else(|| StoreError::Scheme { url: masked.clone() })?;
+        let connect_url = match backend {
+            Backend::Sqlite => sqlite_url(url.expose()),
+            Backend::Postgres => url.expose().clone(),
+        };
+        let connect_err = |source| StoreError::Connect { url: masked.clone(), source };
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&connect_url)
+            .await
+            .map_err(connect_err)?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers work while a run writes; it sticks to the file.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(connect_err)?;
+        }
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|source| StoreError::Migrate { url: masked.clone(), source })?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction. Writers are serialised: a second `begin`
+    /// waits until the first transaction ends (on SQLite for at most the
+    /// 5 s busy timeout, then it fails).
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        const CTX: &str = "begin write transaction";
+        let tx = match self.backend {
+            // IMMEDIATE takes the write lock now rather than at the first
+            // write, so two runs cannot both read and then collide.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(sql::db(CTX))?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(sql::db(CTX))?;
+                // `SELECT 1 FROM` because the Any driver cannot decode `void`.
+                sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1, hashtext(current_schema()))")
+                    .bind(PG_WRITE_LOCK_CLASS)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(sql::db(CTX))?;
+                tx
+            }
+        };
+        Ok(StoreTx { tx })
+    }
+
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
+        self.pool.acquire().await.map_err(sql::db("acquire a connection"))
+    }
+
+    /// Requests matching `f`, by id.
+    pub async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<ApprovalRequest>, StoreError> {
+        queries::list_requests(&mut *self.conn().await?, f).await
+    }
+
+    pub async fn count_requests(&self, f: &RequestFilter) -> Result<u64, StoreError> {
+        queries::count_requests(&mut *self.conn().await?, f).await
+    }
+
+    pub async fn get_request(&self, id: RequestId) -> Result<Option<ApprovalRequest>, StoreError> {
+        let f = RequestFilter { ids: vec![id], ..RequestFilter::default() };
+        Ok(queries::list_requests(&mut *self.conn().await?, &f).await?.into_iter().next())
+    }
+
+    /// A request's transitions, oldest first.
+    pub async fn history(&self, id: RequestId) -> Result<Vec<HistoryEntry>, StoreError> {
+        queries::history(&mut *self.conn().await?, id).await
+    }
+
+    /// Runs, newest first.
+    pub async fn list_runs(&self, limit: Option<u64>) -> Result<Vec<RunRecord>, StoreError> {
+        queries::list_runs(&mut *self.conn().await?, limit).await
+    }
+
+    pub async fn get_run(&self, id: RunId) -> Result<Option<(RunRecord, Vec<SourceRunRecord>)>, StoreError> {
+        queries::get_run(&mut *self.conn().await?, id).await
+    }
+
+    /// Current attachments of the listed structures (none for an empty
+    /// list), sorted by structure, e-mail, placement.
+    pub async fn current_attachments(&self, structures: &[StructureId]) -> Result<Vec<CurrentAttachment>, StoreError> {
+        queries::current_attachments(&mut *self.conn().await?, structures).await
+    }
+}
+
+/// A write transaction (see [`Store::begin`]). Dropped without `commit`, it
+/// rolls back. After an error, roll back: on PostgreSQL the transaction
+/// refuses further statements.
+pub struct StoreTx {
+    tx: sqlx::Transaction<'static, Any>,
+}
+
+impl fmt::Debug for StoreTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreTx")
+    }
+}
+
+impl StoreTx {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    pub async fn current_attachments(
+        &mut self,
+        structures: &[StructureId],
+    ) -> Result<Vec<CurrentAttachment>, StoreError> {
+        queries::current_attachments(self.conn(), structures).await
+    }
+
+    /// Replaces the current attachments of `structures` by `rows`; other
+    /// structures are untouched. Every row must belong to a listed structure.
+    pub async fn replace_current(
+        &mut self,
+        structures: &[StructureId],
+        rows: &[CurrentAttachment],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queries::replace_current(self.conn(), structures, rows, at).await
+    }
+
+    /// Pending and approved requests of `structures`, by id.
+    pub async fn open_requests(&mut self, structures: &[StructureId]) -> Result<Vec<OpenRequest>, StoreError> {
+        queries::open_requests(self.conn(), structures).await
+    }
+
+    /// The latest refused request of each change key of `structures`, by id.
+    pub async fn refused_changes(&mut self, structures: &[StructureId]) -> Result<Vec<RefusedChange>, StoreError> {
+        queries::refused_changes(self.conn(), structures).await
+    }
+
+    pub async fn absences(&mut self, structures: &[StructureId]) -> Result<Vec<AbsenceStreak>, StoreError> {
+        queries::absences(self.conn(), structures).await
+    }
+
+    /// Replaces the streaks of `structures`; every streak must belong to one.
+    pub async fn replace_absences(
+        &mut self,
+        structures: &[StructureId],
+        streaks: &[AbsenceStreak],
+    ) -> Result<(), StoreError> {
+        queries::replace_absences(self.conn(), structures, streaks).await
+    }
+
+    /// The latest non-rejected read of `source` in a run that ended `done`.
+    pub async fn last_accepted_source_run(&mut self, source: &str) -> Result<Option<SourceRunRecord>, StoreError> {
+        queries::last_accepted_source_run(self.conn(), source).await
+    }
+
+    /// Inserts a run (its `id` is ignored) and returns the new id.
+    pub async fn insert_run(&mut self, run: &RunRecord) -> Result<RunId, StoreError> {
+        queries::insert_run(self.conn(), run).await
+    }
+
+    /// Overwrites the run with id `run.id`.
+    pub async fn update_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
+        queries::update_run(self.conn(), run).await
+    }
+
+    pub async fn insert_source_runs(&mut self, run_id: RunId, runs: &[SourceRunRecord]) -> Result<(), StoreError> {
+        queries::insert_source_runs(self.conn(), run_id, runs).await
+    }
+
+    /// Inserts requests (their `id` is ignored), each with a first history
+    /// entry (from nothing to its state, by its requester, at its creation).
+    /// Returns the new ids in input order.
+    pub async fn insert_requests(&mut self, reqs: &[ApprovalRequest]) -> Result<Vec<RequestId>, StoreError> {
+        queries::insert_requests(self.conn(), reqs).await
+    }
+
+    /// The requests with these ids that exist, by id.
+    pub async fn requests_by_id(&mut self, ids: &[RequestId]) -> Result<Vec<ApprovalRequest>, StoreError> {
+        queries::requests_by_id(self.conn(), ids).await
+    }
+
+    /// Moves request `id` from `from` to `to` and records it in the history
+    /// with `text` as comment. Approving or refusing also records who and
+    /// when, and `text` as the comment (approval) or motive (refusal). If the
+    /// request is not in state `from`, nothing changes: `Conflict`.
+    /// Whether the transition is allowed is `core::approval::next_state`'s call.
+    pub async fn transition(
+        &mut self,
+        id: RequestId,
+        from: RequestState,
+        to: RequestState,
+        by: Option<&str>,
+        at: DateTime<Utc>,
+        text: Option<&str>,
+    ) -> Result<(), StoreError> {
+        queries::transition(self.conn(), id, from, to, by, at, text).await
+    }
+
+    /// `transition` for many requests at once, without text. If any of them
+    /// is not in state `from`, nothing changes: `Conflict` names the first.
+    pub async fn transition_many(
+        &mut self,
+        ids: &[RequestId],
+        from: RequestState,
+        to: RequestState,
+        by: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queries::transition_many(self.conn(), ids, from, to, by, at).await
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(sql::db("commit"))
+    }
+
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await.map_err(sql::db("roll back"))
+    }
+}

@@ -1,0 +1,200 @@
+//! Small helpers over sqlx's `Any` driver: numbered bind lists and typed
+//! column reads whose errors name the table, the row and the column.
+
+use chrono::{DateTime, Utc};
+use sqlx::{
+    Any, AnyConnection, AssertSqlSafe, Row,
+    any::{AnyArguments, AnyRow},
+    error::BoxDynError,
+    types::Type,
+};
+
+use super::StoreError;
+use crate::domain::{Email, IdentifierType, Placement, Rights, ServiceCode, StructureId};
+
+/// Bind parameters of both backends are capped (SQLite 32766, PostgreSQL
+/// 65535); bulk statements are chunked to stay under this.
+pub(crate) const MAX_BINDS: usize = 30_000;
+
+/// Builds an argument list while handing out placeholders: `$n` for
+/// PostgreSQL, plain `?` for SQLite, whose numbered parameters cost a linear
+/// look-up each (a 30,000-parameter insert took a minute).
+///
+/// So placeholders must appear in the SQL text in the order they were
+/// pushed, each once.
+#[derive(Default)]
+pub(crate) struct Binds {
+    args: AnyArguments,
+    n: usize,
+    positional: bool,
+    err: Option<BoxDynError>,
+}
+
+impl Binds {
+    pub(crate) fn new(conn: &AnyConnection) -> Binds {
+        Binds { positional: conn.backend_name().eq_ignore_ascii_case("sqlite"), ..Binds::default() }
+    }
+
+    /// Adds a value and returns its placeholder.
+    pub(crate) fn push<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(&mut self, value: T) -> String {
+        use sqlx::Arguments;
+        self.n += 1;
+        if let Err(e) = self.args.add(value)
+            && self.err.is_none()
+        {
+            self.err = Some(e);
+        }
+        if self.positional { "?".to_string() } else { format!("${}", self.n) }
+    }
+
+    /// `$3,$4,$5` for an `IN (..)` list.
+    pub(crate) fn list<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(
+        &mut self,
+        values: impl IntoIterator<Item = T>,
+    ) -> String {
+        let marks: Vec<String> = values.into_iter().map(|v| self.push(v)).collect();
+        marks.join(",")
+    }
+
+    pub(crate) fn finish(self, context: &'static str) -> Result<AnyArguments, StoreError> {
+        match self.err {
+            Some(e) => Err(StoreError::Query { context, source: sqlx::Error::Encode(e) }),
+            None => Ok(self.args),
+        }
+    }
+}
+
+pub(crate) fn query(
+    sql: String,
+    binds: Binds,
+    context: &'static str,
+) -> Result<sqlx::query::Query<'static, Any, AnyArguments>, StoreError> {
+    Ok(sqlx::query_with(AssertSqlSafe(sql), binds.finish(context)?))
+}
+
+pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+/// Counts are `u64` in the core and signed in SQL; no real count comes near
+/// `i64::MAX`, so saturating is only a guard.
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Reads the columns of one row; errors say which table, row and column.
+pub(crate) struct Cols<'r> {
+    row: &'r AnyRow,
+    table: &'static str,
+    key: String,
+}
+
+impl<'r> Cols<'r> {
+    pub(crate) fn new(row: &'r AnyRow, table: &'static str) -> Cols<'r> {
+        Cols { row, table, key: "?".to_string() }
+    }
+
+    /// Names the row in later errors by a key column (usually `id`).
+    pub(crate) fn keyed_by_id(mut self) -> Result<Cols<'r>, StoreError> {
+        let id: i64 = self.get("id")?;
+        self.key = id.to_string();
+        Ok(self)
+    }
+
+    pub(crate) fn keyed(mut self, key: String) -> Cols<'r> {
+        self.key = key;
+        self
+    }
+
+    pub(crate) fn corrupt(&self, column: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Corrupt { table: self.table, row: self.key.clone(), column, message: message.into() }
+    }
+
+    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
+    where
+        T: for<'a> sqlx::Decode<'a, Any> + Type<Any>,
+    {
+        self.row.try_get::<T, _>(column).map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    pub(crate) fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        self.get::<String>(column)
+    }
+
+    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        self.get::<Option<String>>(column)
+    }
+
+    pub(crate) fn count(&self, column: &'static str) -> Result<u64, StoreError> {
+        let n: i64 = self.get(column)?;
+        u64::try_from(n).map_err(|_| self.corrupt(column, format!("negative count {n}")))
+    }
+
+    pub(crate) fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
+        match self.get::<i64>(column)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            n => Err(self.corrupt(column, format!("expected 0 or 1, found {n}"))),
+        }
+    }
+
+    pub(crate) fn time(&self, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
+        let s = self.text(column)?;
+        parse_time(&s).map_err(|m| self.corrupt(column, m))
+    }
+
+    pub(crate) fn opt_time(&self, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(s) => parse_time(&s).map(Some).map_err(|m| self.corrupt(column, m)),
+        }
+    }
+
+    pub(crate) fn structure(&self, column: &'static str) -> Result<StructureId, StoreError> {
+        let s = self.text(column)?;
+        // Stored identifiers are already canonical (SIRETs without separators);
+        // the generic rule (trimmed, no control character) rebuilds them as is.
+        StructureId::parse(IdentifierType::Autre, &s).map_err(|m| self.corrupt(column, m))
+    }
+
+    pub(crate) fn email(&self, column: &'static str) -> Result<Email, StoreError> {
+        let s = self.text(column)?;
+        Email::parse(&s).map_err(|e| self.corrupt(column, format!("{s:?}: {e}")))
+    }
+
+    pub(crate) fn service(&self, column: &'static str) -> Result<Option<ServiceCode>, StoreError> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(s) if s.is_empty() => Ok(None),
+            Some(s) => ServiceCode::parse(&s).map(Some).map_err(|e| self.corrupt(column, format!("{s:?}: {e}"))),
+        }
+    }
+
+    pub(crate) fn rights(&self, column: &'static str) -> Result<Rights, StoreError> {
+        let s = self.opt_text(column)?.unwrap_or_default();
+        Rights::parse(&s).map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    /// A placement stored as `<prefix>_present`, `<prefix>_service`, `<prefix>_rights`.
+    pub(crate) fn placement(
+        &self,
+        present: &'static str,
+        service: &'static str,
+        rights: &'static str,
+    ) -> Result<Option<Placement>, StoreError> {
+        if !self.flag(present)? {
+            return Ok(None);
+        }
+        Ok(Some(Placement { service: self.service(service)?, rights: self.rights(rights)? }))
+    }
+
+    pub(crate) fn name_part(&self, column: &'static str) -> Result<Option<Box<str>>, StoreError> {
+        Ok(self.opt_text(column)?.map(String::into_boxed_str))
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+}

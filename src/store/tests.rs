@@ -1,0 +1,694 @@
+//! Store tests: each runs on SQLite and on PostgreSQL (`both_backends!`).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::{
+    core::{
+        change::ChangeKey,
+        run::{RunCounts, RunOutcome},
+    },
+    domain::{Email, IdentifierType, Placement, Rights, ServiceCode},
+};
+
+// ---- fixtures ------------------------------------------------------------------
+
+const ACME: &str = "12345678200010";
+const OTHER: &str = "73282932000074";
+const NOUMEA: &str = "R-1234";
+
+fn sid(s: &str) -> StructureId {
+    let kind = if s.starts_with("R-") { IdentifierType::Ridet } else { IdentifierType::Siret };
+    StructureId::parse(kind, s).unwrap()
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn place(service: Option<&str>, rights: &str) -> Option<Placement> {
+    Some(Placement { service: service.map(|s| ServiceCode::parse(s).unwrap()), rights: Rights::parse(rights).unwrap() })
+}
+
+fn run_record(outcome: RunOutcome) -> RunRecord {
+    RunRecord {
+        id: 0,
+        started_at: at("2026-03-02T06:30:00Z"),
+        finished_at: at("2026-03-02T06:31:05Z"),
+        sources: vec!["hr".into(), "ldap, paris".into()],
+        outcome,
+        forced_by: None,
+        message: None,
+        report_dir: Some("reports/1".into()),
+        counts: RunCounts { attach: 3, detach: 1, moves: 2, rights: 0, raised: 5, superseded: 1, anomalies: 7 },
+    }
+}
+
+fn request(
+    run_id: RunId,
+    structure: &str,
+    who: &str,
+    before: Option<Placement>,
+    after: Option<Placement>,
+) -> ApprovalRequest {
+    let key = ChangeKey { structure: sid(structure), email: email(who), before, after };
+    ApprovalRequest {
+        id: 0,
+        run_id,
+        state: RequestState::Pending,
+        kind: key.kind().unwrap(),
+        key,
+        name: PersonName { last_name: Some("Dupont".into()), first_name: Some("Marie".into()) },
+        reason: "new in source".into(),
+        reason_category: "new".into(),
+        description: format!("Rattacher {who}"),
+        requester: format!("chorus-sync source hr, run {run_id}"),
+        structure_name: "ACME France".into(),
+        manager: "gp@acme.fr".into(),
+        origin: Some("hr.xlsx!Personnel:12".into()),
+        created_at: at("2026-03-02T06:31:00Z"),
+        decided_by: None,
+        decided_at: None,
+        motive: None,
+        comment: None,
+    }
+}
+
+/// Inserts a `done` run and returns its id.
+async fn new_run(store: &Store) -> RunId {
+    let mut tx = store.begin().await.unwrap();
+    let id = tx.insert_run(&run_record(RunOutcome::Done)).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn insert(store: &Store, reqs: &[ApprovalRequest]) -> Vec<RequestId> {
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.insert_requests(reqs).await.unwrap();
+    tx.commit().await.unwrap();
+    ids
+}
+
+fn with_id(mut r: ApprovalRequest, id: RequestId) -> ApprovalRequest {
+    r.id = id;
+    r
+}
+
+async fn raw_count(store: &Store, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&store.pool).await.unwrap();
+    sqlx::Row::get::<i64, _>(&row, "n")
+}
+
+// ---- tests ---------------------------------------------------------------------
+
+async fn requests_round_trip_every_placement_shape(store: Store) {
+    let run = new_run(&store).await;
+    let mut decided = request(run, ACME, "d@acme.fr", place(Some("COMPTA"), ""), place(Some("ACHATS"), ""));
+    decided.state = RequestState::Refused;
+    decided.decided_by = Some("gp@acme.fr".into());
+    decided.decided_at = Some(at("2026-03-03T09:00:00Z"));
+    decided.motive = Some("n'appartient pas au service".into());
+    decided.comment = Some("vu".into());
+    decided.origin = None;
+    decided.name = PersonName::default();
+    let reqs = vec![
+        // attach, service level with rights
+        request(run, ACME, "a1@acme.fr", None, place(Some("COMPTA"), "factures:modification")),
+        // attach, structure level, portal's default rights
+        request(run, ACME, "a2@acme.fr", None, place(None, "")),
+        // detach from the structure level with rights
+        request(run, ACME, "d1@acme.fr", place(None, "factures:consultation,engagements:modification"), None),
+        // detach from a service, no rights
+        request(run, NOUMEA, "d2@acme.nc", place(Some("Serv 01"), ""), None),
+        // rights at structure level: none → some
+        request(run, ACME, "r1@acme.fr", place(None, ""), place(None, "factures:modification")),
+        // move from structure level to a service
+        request(
+            run,
+            ACME,
+            "m1@acme.fr",
+            place(None, "factures:consultation"),
+            place(Some("COMPTA"), "factures:consultation"),
+        ),
+        decided,
+    ];
+    let ids = insert(&store, &reqs).await;
+    assert_eq!(ids.len(), reqs.len());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in input order: {ids:?}");
+    let expect: Vec<ApprovalRequest> = reqs.iter().cloned().zip(&ids).map(|(r, &id)| with_id(r, id)).collect();
+
+    assert_eq!(store.list_requests(&RequestFilter::default()).await.unwrap(), expect);
+    for e in &expect {
+        assert_eq!(store.get_request(e.id).await.unwrap().as_ref(), Some(e));
+    }
+    assert_eq!(store.get_request(ids[ids.len() - 1] + 1000).await.unwrap(), None);
+
+    let mut tx = store.begin().await.unwrap();
+    let picked = tx.requests_by_id(&[ids[3], ids[0], 999_999]).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(picked, vec![expect[0].clone(), expect[3].clone()]);
+
+    // Each insert starts the history: from nothing to its state, by the requester.
+    let h = store.history(ids[6]).await.unwrap();
+    assert_eq!(
+        h,
+        vec![HistoryEntry {
+            at: at("2026-03-02T06:31:00Z"),
+            by: Some(format!("chorus-sync source hr, run {run}")),
+            from: None,
+            to: RequestState::Refused,
+            comment: None,
+        }]
+    );
+}
+
+async fn filters_select_requests(store: Store) {
+    let run1 = new_run(&store).await;
+    let run2 = new_run(&store).await;
+    let mut reqs = vec![
+        request(run1, ACME, "a@acme.fr", None, place(Some("COMPTA"), "")),
+        request(run1, ACME, "b@acme.fr", place(None, ""), None),
+        request(run1, OTHER, "c@acme.fr", None, place(None, "")),
+        request(run2, ACME, "d@acme.fr", place(Some("COMPTA"), ""), place(Some("ACHATS"), "")),
+        request(run2, NOUMEA, "e@acme.nc", None, place(None, "")),
+    ];
+    reqs[1].state = RequestState::Approved;
+    reqs[2].manager = "gp@other.fr".into();
+    reqs[4].manager = "gp@acme.nc".into();
+    reqs[4].state = RequestState::Refused;
+    let ids = insert(&store, &reqs).await;
+
+    let check = |f: RequestFilter, expect: Vec<usize>| {
+        let store = store.clone();
+        let ids = ids.clone();
+        async move {
+            let got: Vec<RequestId> = store.list_requests(&f).await.unwrap().iter().map(|r| r.id).collect();
+            let want: Vec<RequestId> = expect.iter().map(|&i| ids[i]).collect();
+            assert_eq!(got, want, "{f:?}");
+            assert_eq!(store.count_requests(&f).await.unwrap(), want.len() as u64, "count {f:?}");
+        }
+    };
+    let f = RequestFilter::default;
+    check(f(), vec![0, 1, 2, 3, 4]).await;
+    check(RequestFilter { states: vec![RequestState::Pending], ..f() }, vec![0, 2, 3]).await;
+    check(RequestFilter { states: vec![RequestState::Approved, RequestState::Refused], ..f() }, vec![1, 4]).await;
+    check(RequestFilter { structures: vec![sid(ACME)], ..f() }, vec![0, 1, 3]).await;
+    check(RequestFilter { structures: vec![sid(OTHER), sid(NOUMEA)], ..f() }, vec![2, 4]).await;
+    check(RequestFilter { structures: vec![sid(ACME)], states: vec![RequestState::Pending], ..f() }, vec![0, 3]).await;
+    check(RequestFilter { kinds: vec![ChangeKind::Attach], ..f() }, vec![0, 2, 4]).await;
+    check(RequestFilter { kinds: vec![ChangeKind::Detach, ChangeKind::Move], ..f() }, vec![1, 3]).await;
+    check(RequestFilter { manager: Some("gp@acme.fr".into()), ..f() }, vec![0, 1, 3]).await;
+    check(RequestFilter { manager: Some("nobody@acme.fr".into()), ..f() }, vec![]).await;
+    check(RequestFilter { ids: vec![ids[4], ids[1]], ..f() }, vec![1, 4]).await;
+    check(RequestFilter { run_id: Some(run2), ..f() }, vec![3, 4]).await;
+    check(RequestFilter { run_id: Some(run2), states: vec![RequestState::Pending], ..f() }, vec![3]).await;
+}
+
+async fn transitions_record_decisions_and_history(store: Store) {
+    let run = new_run(&store).await;
+    let reqs: Vec<ApprovalRequest> = ["a@acme.fr", "b@acme.fr", "c@acme.fr", "d@acme.fr", "e@acme.fr"]
+        .iter()
+        .map(|who| request(run, ACME, who, None, place(None, "")))
+        .collect();
+    let ids = insert(&store, &reqs).await;
+    let t1 = at("2026-03-03T09:00:00Z");
+
+    let mut tx = store.begin().await.unwrap();
+    tx.transition(ids[0], RequestState::Pending, RequestState::Approved, Some("gp@acme.fr"), t1, Some("ok"))
+        .await
+        .unwrap();
+    tx.transition(ids[1], RequestState::Pending, RequestState::Refused, Some("gp@acme.fr"), t1, Some("hors périmètre"))
+        .await
+        .unwrap();
+    tx.transition_many(&[ids[2], ids[3], ids[2]], RequestState::Pending, RequestState::Superseded, None, t1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let approved = store.get_request(ids[0]).await.unwrap().unwrap();
+    assert_eq!(approved.state, RequestState::Approved);
+    assert_eq!(approved.decided_by.as_deref(), Some("gp@acme.fr"));
+    assert_eq!(approved.decided_at, Some(t1));
+    assert_eq!(approved.comment.as_deref(), Some("ok"));
+    assert_eq!(approved.motive, None);
+
+    let refused = store.get_request(ids[1]).await.unwrap().unwrap();
+    assert_eq!(refused.state, RequestState::Refused);
+    assert_eq!(refused.decided_by.as_deref(), Some("gp@acme.fr"));
+    assert_eq!(refused.motive.as_deref(), Some("hors périmètre"));
+    assert_eq!(refused.comment, None);
+
+    for &id in &ids[2..4] {
+        let r = store.get_request(id).await.unwrap().unwrap();
+        assert_eq!((r.state, r.decided_by, r.decided_at), (RequestState::Superseded, None, None));
+        let h = store.history(id).await.unwrap();
+        assert_eq!(h.len(), 2, "superseded once despite the duplicate id");
+        assert_eq!(
+            (h[1].from, h[1].to, h[1].by.as_deref()),
+            (Some(RequestState::Pending), RequestState::Superseded, None)
+        );
+    }
+    assert_eq!(store.get_request(ids[4]).await.unwrap().unwrap().state, RequestState::Pending);
+
+    let h = store.history(ids[0]).await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        h[1],
+        HistoryEntry {
+            at: t1,
+            by: Some("gp@acme.fr".into()),
+            from: Some(RequestState::Pending),
+            to: RequestState::Approved,
+            comment: Some("ok".into()),
+        }
+    );
+
+    // approved → applied keeps the decision.
+    let t2 = at("2026-03-04T06:30:00Z");
+    let mut tx = store.begin().await.unwrap();
+    tx.transition(ids[0], RequestState::Approved, RequestState::Applied, None, t2, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let applied = store.get_request(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (applied.state, applied.decided_at, applied.comment.as_deref()),
+        (RequestState::Applied, Some(t1), Some("ok"))
+    );
+    assert_eq!(store.history(ids[0]).await.unwrap().len(), 3);
+}
+
+async fn stale_transitions_conflict_and_change_nothing(store: Store) {
+    let run = new_run(&store).await;
+    let reqs: Vec<ApprovalRequest> =
+        ["a@acme.fr", "b@acme.fr"].iter().map(|who| request(run, ACME, who, None, place(None, ""))).collect();
+    let ids = insert(&store, &reqs).await;
+    let t = at("2026-03-03T09:00:00Z");
+    let mut tx = store.begin().await.unwrap();
+    tx.transition(ids[0], RequestState::Pending, RequestState::Approved, Some("gp@acme.fr"), t, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let before = store.list_requests(&RequestFilter::default()).await.unwrap();
+    let history_rows = raw_count(&store, "request_history").await;
+
+    let mut tx = store.begin().await.unwrap();
+    let err = tx
+        .transition(ids[0], RequestState::Pending, RequestState::Refused, Some("gp@acme.fr"), t, Some("non"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { id, expected: RequestState::Pending } if id == ids[0]), "{err}");
+    let err = tx.transition(9_999_999, RequestState::Pending, RequestState::Approved, None, t, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { id: 9_999_999, .. }), "{err}");
+    // One stale id in a batch: none of them moves.
+    let err = tx
+        .transition_many(&[ids[1], ids[0]], RequestState::Pending, RequestState::Superseded, None, t)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { id, .. } if id == ids[0]), "{err}");
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.list_requests(&RequestFilter::default()).await.unwrap(), before);
+    assert_eq!(raw_count(&store, "request_history").await, history_rows);
+}
+
+async fn history_is_append_only(store: Store) {
+    let run = new_run(&store).await;
+    let ids = insert(&store, &[request(run, ACME, "a@acme.fr", None, place(None, ""))]).await;
+    for sql in [
+        "UPDATE request_history SET comment = 'forged'",
+        "UPDATE request_history SET to_state = 'approved' WHERE request_id > 0",
+        "DELETE FROM request_history",
+    ] {
+        let err = sqlx::query(sql).execute(&store.pool).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    if store.backend() == Backend::Postgres {
+        let err = sqlx::query("TRUNCATE request_history CASCADE").execute(&store.pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+    let h = store.history(ids[0]).await.unwrap();
+    assert_eq!((h.len(), h[0].comment.as_deref()), (1, None));
+}
+
+async fn rollback_leaves_nothing(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    let run = tx.insert_run(&run_record(RunOutcome::Done)).await.unwrap();
+    tx.insert_requests(&[request(run, ACME, "a@acme.fr", None, place(None, ""))]).await.unwrap();
+    tx.insert_source_runs(run, &[source_run("hr", 10, None)]).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    // Dropped without commit: rolled back too.
+    {
+        let mut tx = store.begin().await.unwrap();
+        let run = tx.insert_run(&run_record(RunOutcome::Done)).await.unwrap();
+        tx.insert_requests(&[request(run, ACME, "b@acme.fr", None, place(None, ""))]).await.unwrap();
+    }
+
+    assert!(store.list_runs(None).await.unwrap().is_empty());
+    assert_eq!(store.count_requests(&RequestFilter::default()).await.unwrap(), 0);
+    for table in ["runs", "requests", "request_history", "source_runs"] {
+        assert_eq!(raw_count(&store, table).await, 0, "{table}");
+    }
+}
+
+fn current(structure: &str, who: &str, service: Option<&str>, rights: &str, last: Option<&str>) -> CurrentAttachment {
+    let placement = place(service, rights).unwrap();
+    CurrentAttachment {
+        attachment: Attachment { structure: sid(structure), email: email(who), placement },
+        name: PersonName { last_name: last.map(Into::into), first_name: None },
+    }
+}
+
+async fn replace_current_touches_only_listed_structures(store: Store) {
+    let t = at("2026-03-01T05:00:00Z");
+    let acme_v1 = vec![
+        current(ACME, "a@acme.fr", None, "", Some("Martin")),
+        current(ACME, "a@acme.fr", Some("COMPTA"), "factures:modification", Some("Martin")),
+        current(ACME, "b@acme.fr", Some("ACHATS"), "", None),
+    ];
+    let other = vec![current(OTHER, "c@other.fr", None, "factures:consultation", Some("Petit"))];
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_current(&[sid(ACME)], &acme_v1, t).await.unwrap();
+    tx.replace_current(&[sid(OTHER)], &other, t).await.unwrap();
+    assert_eq!(tx.current_attachments(&[sid(ACME)]).await.unwrap(), acme_v1, "read in the same transaction");
+    tx.commit().await.unwrap();
+
+    let acme_v2 = vec![current(ACME, "d@acme.fr", None, "engagements:consultation", Some("Durand"))];
+    let mut tx = store.begin().await.unwrap();
+    // NOUMEA has nothing yet: listing it empties nothing else.
+    tx.replace_current(&[sid(ACME), sid(NOUMEA)], &acme_v2, t).await.unwrap();
+    let err = tx.replace_current(&[sid(ACME)], &other, t).await.unwrap_err();
+    assert!(matches!(err, StoreError::OutsideStructures { .. }), "{err}");
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.current_attachments(&[sid(ACME)]).await.unwrap(), acme_v2);
+    assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap(), other);
+    let mut all = acme_v2.clone();
+    all.extend(other.clone());
+    all.sort_by(|a, b| a.attachment.cmp(&b.attachment));
+    assert_eq!(store.current_attachments(&[sid(OTHER), sid(ACME), sid(NOUMEA)]).await.unwrap(), all);
+    assert!(store.current_attachments(&[]).await.unwrap().is_empty());
+}
+
+async fn absences_are_replaced_per_structure(store: Store) {
+    let streak = |s: &str, who: &str, n: u32| AbsenceStreak { structure: sid(s), email: email(who), missed_runs: n };
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_absences(&[sid(ACME), sid(OTHER)], &[streak(ACME, "a@acme.fr", 1), streak(OTHER, "o@other.fr", 2)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_absences(&[sid(ACME)], &[streak(ACME, "a@acme.fr", 2), streak(ACME, "b@acme.fr", 1)]).await.unwrap();
+    let got = tx.absences(&[sid(ACME), sid(OTHER)]).await.unwrap();
+    assert_eq!(got, vec![streak(ACME, "a@acme.fr", 2), streak(ACME, "b@acme.fr", 1), streak(OTHER, "o@other.fr", 2)]);
+    // A structure that no longer has absent people loses its streaks.
+    tx.replace_absences(&[sid(OTHER)], &[]).await.unwrap();
+    let err = tx.replace_absences(&[sid(OTHER)], &[streak(ACME, "x@acme.fr", 1)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::OutsideStructures { .. }), "{err}");
+    assert_eq!(tx.absences(&[sid(OTHER)]).await.unwrap(), vec![]);
+    assert_eq!(tx.absences(&[sid(ACME)]).await.unwrap().len(), 2);
+    tx.commit().await.unwrap();
+}
+
+fn source_run(source: &str, rows: u64, rejected: Option<&str>) -> SourceRunRecord {
+    SourceRunRecord {
+        run: SourceRun {
+            source: source.into(),
+            origin: format!("samples/{source}.xlsx"),
+            rows,
+            valid_rows: rows.saturating_sub(1),
+            rejected: rejected.map(Into::into),
+        },
+        sha256: Some(format!("{rows:064x}")),
+    }
+}
+
+async fn last_accepted_source_run_ignores_held_and_rejected(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.last_accepted_source_run("hr").await.unwrap(), None);
+    for (outcome, rows, rejected) in [
+        (RunOutcome::Done, 100, None),
+        (RunOutcome::Done, 120, None),
+        (RunOutcome::Held, 10, None),
+        (RunOutcome::Rejected, 5, Some("no header row")),
+        (RunOutcome::Done, 7, Some("empty file")),
+    ] {
+        let id = tx.insert_run(&run_record(outcome)).await.unwrap();
+        tx.insert_source_runs(id, &[source_run("hr", rows, rejected), source_run("ldap", rows + 1, None)])
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.last_accepted_source_run("hr").await.unwrap(), Some(source_run("hr", 120, None)));
+    // ldap was accepted in the last run even though hr was rejected there.
+    assert_eq!(tx.last_accepted_source_run("ldap").await.unwrap(), Some(source_run("ldap", 8, None)));
+    assert_eq!(tx.last_accepted_source_run("other").await.unwrap(), None);
+    tx.rollback().await.unwrap();
+}
+
+async fn runs_round_trip(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    let first = tx.insert_run(&run_record(RunOutcome::Done)).await.unwrap();
+    let mut held = run_record(RunOutcome::Held);
+    held.message = Some("max_detach exceeded: 80 > 50".into());
+    held.sources = vec![];
+    held.report_dir = None;
+    let second = tx.insert_run(&held).await.unwrap();
+    tx.insert_source_runs(second, &[source_run("hr", 3, None), source_run("ldap", 4, Some("timeout"))]).await.unwrap();
+    held.id = second;
+    held.outcome = RunOutcome::Done;
+    held.forced_by = Some("admin@acme.fr".into());
+    held.counts.raised = 80;
+    tx.update_run(&held).await.unwrap();
+    let err = tx.update_run(&RunRecord { id: 424_242, ..held.clone() }).await.unwrap_err();
+    assert!(matches!(err, StoreError::RunNotFound(424_242)), "{err}");
+    tx.commit().await.unwrap();
+
+    let first_rec = RunRecord { id: first, ..run_record(RunOutcome::Done) };
+    assert_eq!(store.list_runs(None).await.unwrap(), vec![held.clone(), first_rec.clone()]);
+    assert_eq!(store.list_runs(Some(1)).await.unwrap(), vec![held.clone()]);
+    assert_eq!(
+        store.get_run(second).await.unwrap(),
+        Some((held, vec![source_run("hr", 3, None), source_run("ldap", 4, Some("timeout"))]))
+    );
+    assert_eq!(store.get_run(first).await.unwrap(), Some((first_rec, vec![])));
+    assert_eq!(store.get_run(first + 100).await.unwrap(), None);
+}
+
+async fn open_and_refused_requests(store: Store) {
+    let run = new_run(&store).await;
+    let key_a = (None, place(Some("COMPTA"), ""));
+    let mut reqs = vec![
+        request(run, ACME, "a@acme.fr", key_a.0.clone(), key_a.1.clone()), // refused, older
+        request(run, ACME, "a@acme.fr", key_a.0.clone(), key_a.1.clone()), // refused, latest
+        request(run, ACME, "b@acme.fr", None, place(None, "")),            // pending
+        request(run, ACME, "c@acme.fr", place(None, ""), None),            // approved
+        request(run, ACME, "d@acme.fr", place(None, ""), None),            // superseded
+        request(run, OTHER, "e@other.fr", None, place(None, "")),          // pending, other structure
+    ];
+    reqs[0].state = RequestState::Refused;
+    reqs[0].reason_category = "absent".into();
+    reqs[1].state = RequestState::Refused;
+    reqs[3].state = RequestState::Approved;
+    reqs[4].state = RequestState::Superseded;
+    let ids = insert(&store, &reqs).await;
+
+    let mut tx = store.begin().await.unwrap();
+    let open = tx.open_requests(&[sid(ACME)]).await.unwrap();
+    assert_eq!(
+        open,
+        vec![
+            OpenRequest { id: ids[2], state: RequestState::Pending, key: reqs[2].key.clone() },
+            OpenRequest { id: ids[3], state: RequestState::Approved, key: reqs[3].key.clone() },
+        ]
+    );
+    assert_eq!(tx.open_requests(&[sid(ACME), sid(OTHER)]).await.unwrap().len(), 3);
+    assert_eq!(tx.open_requests(&[]).await.unwrap(), vec![]);
+    let refused = tx.refused_changes(&[sid(ACME)]).await.unwrap();
+    assert_eq!(refused, vec![RefusedChange { id: ids[1], key: reqs[1].key.clone(), reason_category: "new".into() }]);
+    assert_eq!(tx.refused_changes(&[sid(OTHER)]).await.unwrap(), vec![]);
+    tx.rollback().await.unwrap();
+}
+
+async fn bulk_insert_of_10_000_requests(store: Store) {
+    let run = new_run(&store).await;
+    let reqs: Vec<ApprovalRequest> = (0..10_000)
+        .map(|i| {
+            let after = if i % 2 == 0 { place(Some("COMPTA"), "factures:modification") } else { place(None, "") };
+            request(run, ACME, &format!("p{i:05}@acme.fr"), None, after)
+        })
+        .collect();
+    let ids = insert(&store, &reqs).await;
+    assert_eq!(ids.len(), 10_000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(store.count_requests(&RequestFilter::default()).await.unwrap(), 10_000);
+    assert_eq!(raw_count(&store, "request_history").await, 10_000);
+    // Ids line up with the input across chunk boundaries.
+    let got = store.list_requests(&RequestFilter { ids: ids.clone(), ..RequestFilter::default() }).await.unwrap();
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!((r.id, r.key.email.as_str()), (ids[i], format!("p{i:05}@acme.fr").as_str()));
+    }
+    // Superseding thousands at once.
+    let mut tx = store.begin().await.unwrap();
+    tx.transition_many(&ids, RequestState::Pending, RequestState::Superseded, None, at("2026-03-05T06:00:00Z"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let f = RequestFilter { states: vec![RequestState::Superseded], ..RequestFilter::default() };
+    assert_eq!(store.count_requests(&f).await.unwrap(), 10_000);
+    assert_eq!(raw_count(&store, "request_history").await, 20_000);
+}
+
+async fn concurrent_writers_are_serialised(store: Store) {
+    let tx1 = store.begin().await.unwrap();
+    let second = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx2 = store.begin().await.unwrap();
+            let acquired = Instant::now();
+            tx2.insert_run(&run_record(RunOutcome::Held)).await.unwrap();
+            tx2.commit().await.unwrap();
+            acquired
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!second.is_finished(), "the second writer must wait for the first");
+    // Readers are not blocked by the writer.
+    assert!(store.list_runs(None).await.unwrap().is_empty());
+    let released = Instant::now();
+    tx1.commit().await.unwrap();
+    let acquired = tokio::time::timeout(Duration::from_secs(10), second).await.unwrap().unwrap();
+    assert!(acquired >= released, "second writer got in before the first committed");
+    assert_eq!(store.list_runs(None).await.unwrap().len(), 1);
+}
+
+crate::both_backends!(
+    requests_round_trip_every_placement_shape,
+    filters_select_requests,
+    transitions_record_decisions_and_history,
+    stale_transitions_conflict_and_change_nothing,
+    history_is_append_only,
+    rollback_leaves_nothing,
+    replace_current_touches_only_listed_structures,
+    absences_are_replaced_per_structure,
+    last_accepted_source_run_ignores_held_and_rejected,
+    runs_round_trip,
+    open_and_refused_requests,
+    bulk_insert_of_10_000_requests,
+    concurrent_writers_are_serialised,
+);
+
+// ---- connecting ------------------------------------------------------------------
+
+/// Connecting again to a migrated store applies nothing and loses nothing.
+async fn reconnect_keeps_data(url: Secret<String>) {
+    let store = Store::connect(&url).await.unwrap();
+    let run = new_run(&store).await;
+    store.close().await;
+    let again = Store::connect(&url).await.unwrap();
+    assert_eq!(again.list_runs(None).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![run]);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Secret::new(testing::sqlite_test_url(&dir));
+    reconnect_keeps_data(url).await;
+    assert!(dir.path().join("store.db").exists(), "the SQLite file is created");
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_postgres() {
+    let (url, schema) = testing::create_pg_schema().await;
+    reconnect_keeps_data(url).await;
+    // The other documented URL form reaches the same schema, and the tables
+    // live there, not in `public`.
+    let base = testing::pg_base_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = Secret::new(format!("{base}{sep}options[search_path]={schema}"));
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.list_runs(None).await.unwrap().len(), 1);
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name IN \
+         ('runs', 'source_runs', 'requests', 'request_history', 'current_attachments', 'absences')",
+    )
+    .bind(schema.clone())
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(sqlx::Row::get::<i64, _>(&row, "n"), 6);
+    store.close().await;
+    testing::drop_pg_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn connection_errors_mask_the_password() {
+    let url = Secret::new("postgres://app:hunter2@127.0.0.1:1/chorus".to_string());
+    let err = Store::connect(&url).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Connect { .. }), "{text}");
+    assert!(text.contains("postgres://app:[REDACTED]@127.0.0.1:1/chorus"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let err = Store::connect(&Secret::new("mysql://u:pw@db/x".to_string())).await.unwrap_err();
+    assert!(matches!(err, StoreError::Scheme { .. }), "{err}");
+    assert!(!err.to_string().contains("pw@"), "{err}");
+}
+
+#[test]
+fn backends_and_sqlite_urls() {
+    for (url, expect) in [
+        ("sqlite://chorus-sync.db", Some(Backend::Sqlite)),
+        ("sqlite::memory:", Some(Backend::Sqlite)),
+        ("postgres://u@h/db", Some(Backend::Postgres)),
+        ("PostgreSQL://u@h/db", Some(Backend::Postgres)),
+        ("mysql://u@h/db", None),
+        ("chorus.db", None),
+    ] {
+        assert_eq!(Backend::of_url(url), expect, "{url}");
+    }
+    for (url, expect) in [
+        ("sqlite://a.db", "sqlite://a.db?mode=rwc"),
+        ("sqlite://a.db?cache=shared", "sqlite://a.db?cache=shared&mode=rwc"),
+        ("sqlite://a.db?mode=ro", "sqlite://a.db?mode=ro"),
+    ] {
+        assert_eq!(sqlite_url(url), expect, "{url}");
+    }
+}
+
+/// 100,000 requests in one transaction: a measurement, run by hand with
+/// `cargo test --lib bulk_100k -- --ignored --nocapture`.
+async fn bulk_100k(store: Store) {
+    let run = new_run(&store).await;
+    let reqs: Vec<ApprovalRequest> = (0..100_000)
+        .map(|i| request(run, ACME, &format!("p{i:06}@acme.fr"), None, place(Some("COMPTA"), "")))
+        .collect();
+    let start = Instant::now();
+    let ids = insert(&store, &reqs).await;
+    let took = start.elapsed();
+    println!("{}: inserted {} requests in {took:?}", store.backend(), ids.len());
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+#[tokio::test]
+#[ignore = "measurement"]
+async fn bulk_100k_sqlite() {
+    let (store, _dir) = testing::fresh_sqlite().await;
+    bulk_100k(store).await;
+}
+
+#[tokio::test]
+#[ignore = "measurement"]
+async fn bulk_100k_postgres() {
+    let (url, schema) = testing::create_pg_schema().await;
+    bulk_100k(Store::connect(&url).await.unwrap()).await;
+    testing::drop_pg_schema(&schema).await;
+}

@@ -10,7 +10,7 @@ mod current;
 mod decide;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -23,6 +23,7 @@ pub use decide::{Decision, DecisionOutcome};
 use crate::{
     config::{Config, SourceConfig, SourceKind},
     core::{
+        anomaly::AnomalyCode,
         approval::{ApprovalRequest, RequestState, RunId},
         describe::describe,
         diff::{Desired, DiffInput, diff},
@@ -194,7 +195,8 @@ impl Engine {
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
-        let known_ids = HashMap::new();
+        let ids: Vec<&str> = read.desired.identities().map(|(id, _)| id).collect();
+        let known_ids = tx.identities(&ids).await?;
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
             scope: &read.scope,
@@ -225,6 +227,20 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
+        // Remember who is who for the next run, except people whose identity
+        // is in doubt this run (the anomaly stays until the portal is fixed).
+        let doubtful: BTreeSet<&str> = plan
+            .anomalies
+            .iter()
+            .filter(|a| a.code == AnomalyCode::EmailChanged)
+            .filter_map(|a| a.email.as_deref())
+            .chain(read.desired.protected.iter().map(Email::as_str))
+            .collect();
+        let identities: Vec<(&str, &Email)> =
+            read.desired.identities().filter(|(_, e)| !doubtful.contains(e.as_str())).collect();
+        if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
+            tx.record_identities(&identities, self.clock.now).await?;
+        }
         let approved: BTreeSet<_> =
             open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
         let trips = trips.iter().map(ToString::to_string).collect();

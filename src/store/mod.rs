@@ -21,7 +21,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-use std::{fmt, time::Duration};
+use std::{collections::HashMap, fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Any, AnyConnection, AnyPool, any::AnyPoolOptions};
@@ -33,7 +33,7 @@ use crate::{
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
         run::{RunRecord, SourceRun},
     },
-    domain::{Attachment, PersonName, StructureId},
+    domain::{Email, StructureId},
     secret::{Secret, mask_url},
 };
 
@@ -106,12 +106,8 @@ pub struct RequestFilter {
     pub run_id: Option<RunId>,
 }
 
-/// An attachment as the last current-state import showed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentAttachment {
-    pub attachment: Attachment,
-    pub name: PersonName,
-}
+/// An attachment as the last current-state import showed it (the core's type).
+pub use crate::core::diff::CurrentAttachment;
 
 /// A source's contribution to a run, with the digest of the file read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +299,16 @@ impl StoreTx {
         streaks: &[AbsenceStreak],
     ) -> Result<(), StoreError> {
         queries::replace_absences(self.conn(), structures, streaks).await
+    }
+
+    /// The address each of these employee ids was last seen with.
+    pub async fn identities(&mut self, ids: &[&str]) -> Result<HashMap<Box<str>, Email>, StoreError> {
+        queries::identities(self.conn(), ids).await
+    }
+
+    /// Remembers employee id → address pairs (upsert).
+    pub async fn record_identities(&mut self, pairs: &[(&str, &Email)], at: DateTime<Utc>) -> Result<(), StoreError> {
+        queries::record_identities(self.conn(), pairs, at).await
     }
 
     /// The latest non-rejected read of `source` in a run that ended `done`.

@@ -17,7 +17,7 @@ use crate::{
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
-    domain::{Attachment, PersonName, Placement, StructureId},
+    domain::{Attachment, Email, PersonName, Placement, StructureId},
 };
 
 /// Structure lists go into `IN (..)`; chunked so a huge configuration
@@ -720,4 +720,53 @@ pub(crate) async fn last_accepted_source_run(
     );
     let row = query(sql, b, CTX)?.fetch_optional(conn).await.map_err(db(CTX))?;
     row.as_ref().map(source_run_from_row).transpose()
+}
+
+// ---- identities --------------------------------------------------------------
+
+pub(crate) async fn identities(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<Box<str>, Email>, StoreError> {
+    const CTX: &str = "read identities";
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(STRUCTURES_PER_QUERY) {
+        let mut b = Binds::new(conn);
+        let sql = format!(
+            "SELECT employee_id, email FROM identities WHERE employee_id IN ({})",
+            b.list(chunk.iter().map(|s| s.to_string()))
+        );
+        for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
+            let c = Cols::new(&row, "identities");
+            let id = c.text("employee_id")?;
+            let c = c.keyed(id.clone());
+            out.insert(id.into_boxed_str(), c.email("email")?);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn record_identities(
+    conn: &mut AnyConnection,
+    pairs: &[(&str, &Email)],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const CTX: &str = "record identities";
+    let at = rfc3339(&at);
+    for chunk in pairs.chunks(MAX_BINDS / 3) {
+        let mut b = Binds::new(conn);
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|(id, email)| {
+                format!("({},{},{})", b.push(id.to_string()), b.push(email.as_str().to_string()), b.push(at.clone()))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO identities (employee_id, email, seen_at) VALUES {} \
+             ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, seen_at = excluded.seen_at",
+            tuples.join(",")
+        );
+        query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    }
+    Ok(())
 }

@@ -187,8 +187,18 @@ fn story(backend: Backend) {
     assert!(got.contains(&"detach thomas.roux@acme.fr COMPTA absent from source for 3 runs".to_string()), "{got:#?}");
     assert!(run4.stdout.contains("raised 2 request(s)"), "{}", run4.stdout);
 
+    // HR changes an address: with the employee id, an anomaly, not a detach plus an attach.
+    let services = std::fs::read(env.path("samples/acme-services.csv")).unwrap();
+    let (text, _, _) = encoding_rs::WINDOWS_1252.decode(&services);
+    let text = text.replace("benoit.caron@acme-services.fr", "benoit.caron-martin@acme-services.fr");
+    std::fs::write(env.path("samples/acme-services.csv"), encoding_rs::WINDOWS_1252.encode(&text).0).unwrap();
+    env.run(&["run", "--source", "acme-services"]).expect(0);
+    let anomalies = anomaly_codes(&env, "reports/5");
+    assert!(anomalies.contains(&"email_changed benoit.caron-martin@acme-services.fr".to_string()), "{anomalies:#?}");
+    assert!(!changes(&env, "reports/5").iter().any(|c| c.contains("benoit.caron")), "{:#?}", changes(&env, "reports/5"));
+
     let runs = env.run(&["runs", "list", "--format", "json"]).expect(0).json();
-    assert_eq!(runs.as_array().unwrap().len(), 4);
+    assert_eq!(runs.as_array().unwrap().len(), 5);
     assert!(runs.as_array().unwrap().iter().all(|r| r["outcome"] == "done"));
     let shown = env.run(&["runs", "show", "1"]).expect(0);
     assert!(shown.stdout.contains("source hr: samples/hr.xlsx, 30 rows"), "{}", shown.stdout);

@@ -49,14 +49,19 @@ impl ReportError {
     }
 }
 
+/// The directory `path` goes into, `.` for a bare file name.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes `path` through a hidden temporary file in the same directory, then
 /// renames it into place: a reader sees the old file or the whole new one,
 /// and on error nothing is left behind (the temporary file is removed on drop).
 fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> Result<(), ReportError>) -> Result<(), ReportError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{file_name}.");
     let mut builder = tempfile::Builder::new();

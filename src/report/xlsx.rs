@@ -7,8 +7,8 @@ use std::{collections::HashSet, path::Path};
 use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet, XlsxError};
 
 use super::{
-    ReportError,
-    table::{Table, TableSource, Value},
+    ReportError, parent_dir,
+    table::{Table, TableSource, Value, neutralize},
     write_atomic,
 };
 
@@ -38,9 +38,7 @@ pub fn write_xlsx_sources(path: &Path, sources: &[&dyn TableSource]) -> Result<(
         let mut workbook = Workbook::new();
         // Keep the row buffers next to the report rather than in a /tmp that
         // may live in RAM.
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            workbook.set_tempdir(dir).map_err(xlsx_err("temporary directory".into()))?;
-        }
+        workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
         let bold = Format::new().set_bold();
         let mut names = HashSet::new();
         for source in sources {
@@ -86,7 +84,7 @@ fn write_sheet(
     sheet.set_freeze_panes(1, 0).map_err(|e| err(1, e))?;
 
     for (col, h) in (0..=last_col).zip(&headers) {
-        sheet.write_string_with_format(0, col, *h, bold).map_err(|e| err(1, e))?;
+        sheet.write_string_with_format(0, col, neutralize(h), bold).map_err(|e| err(1, e))?;
     }
     let mut last_row: RowNum = 0;
     for (i, row) in source.rows().enumerate() {
@@ -125,7 +123,8 @@ fn write_cell(sheet: &mut Worksheet, row: RowNum, col: ColNum, value: &Value) ->
         }
         Value::Text(s) if s.is_empty() => {}
         Value::Text(_) => {
-            // Same text as the CSV cell, `'` included; never a formula.
+            // Same text as the CSV cell, `'` included; never a formula. Only
+            // text beyond Excel's cell limit is cut (the CSV keeps it whole).
             let text = value.to_text();
             let text = match text.char_indices().nth(MAX_CELL_CHARS) {
                 Some((cut, _)) => &text[..cut],
@@ -159,7 +158,32 @@ fn sheet_name(raw: &str, taken: &mut HashSet<String>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+
     use super::*;
+
+    #[test]
+    fn cells_keep_their_type() {
+        let mut t = Table::new("Cells: types?", ["n", "text"]);
+        t.rows.push(vec![Value::Int(-5), "-5".into()]);
+        t.rows.push(vec![Value::Int(i64::MAX), "x".repeat(40_000).into()]);
+        t.rows.push(vec![Value::Empty, "".into()]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        write_xlsx(&path, &[t.clone(), t]).unwrap();
+        let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
+        assert_eq!(wb.sheet_names(), ["Cells_ types_", "Cells_ types_ (2)"]);
+        let range = wb.worksheet_range("Cells_ types_").unwrap();
+        let check = |cell: (u32, u32), expect: Data| assert_eq!(range.get_value(cell), Some(&expect), "{cell:?}");
+        // A negative number stays a number; the same text is neutralised.
+        check((1, 0), Data::Float(-5.0));
+        check((1, 1), Data::String("'-5".into()));
+        // Too big for an exact Excel number: kept as digits.
+        check((2, 0), Data::String(i64::MAX.to_string()));
+        check((2, 1), Data::String("x".repeat(MAX_CELL_CHARS)));
+        // Empty cells are not written: the blank last row ends the range.
+        assert_eq!(range.height(), 3);
+    }
 
     #[test]
     fn sheet_names() {

@@ -1,0 +1,200 @@
+//! XLSX output with rust_xlsxwriter in constant-memory mode: each row goes
+//! to a temporary file as it is written, so a million-row sheet stays small
+//! in RAM. Rows are therefore written strictly in order.
+
+use std::{collections::HashSet, path::Path};
+
+use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet, XlsxError};
+
+use super::{
+    ReportError, parent_dir,
+    table::{Table, TableSource, Value, neutralize},
+    write_atomic,
+};
+
+/// Rows looked at to size the columns.
+const WIDTH_SAMPLE_ROWS: usize = 1000;
+const MAX_COLUMN_WIDTH: usize = 60;
+const MIN_COLUMN_WIDTH: usize = 6;
+/// Excel's limits.
+const MAX_SHEET_NAME: usize = 31;
+const MAX_CELL_CHARS: usize = 32_767;
+const MAX_ROWS: usize = 1_048_576;
+/// Integers beyond 2^53 lose digits as Excel numbers: they are written as text.
+const MAX_EXACT_INT: u64 = 1 << 53;
+
+/// Writes one sheet per table, in order, atomically.
+pub fn write_xlsx(path: &Path, tables: &[Table]) -> Result<(), ReportError> {
+    let sources: Vec<&dyn TableSource> = tables.iter().map(|t| t as &dyn TableSource).collect();
+    write_xlsx_sources(path, &sources)
+}
+
+/// Same as [`write_xlsx`] for rows built on the fly.
+pub fn write_xlsx_sources(path: &Path, sources: &[&dyn TableSource]) -> Result<(), ReportError> {
+    let xlsx_err = |context: String| {
+        move |e: XlsxError| ReportError::Xlsx { path: path.to_path_buf(), message: format!("{context}: {e}") }
+    };
+    write_atomic(path, |file| {
+        let mut workbook = Workbook::new();
+        // Keep the row buffers next to the report rather than in a /tmp that
+        // may live in RAM.
+        workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
+        let bold = Format::new().set_bold();
+        let mut names = HashSet::new();
+        for source in sources {
+            let name = sheet_name(source.name(), &mut names);
+            let sheet = workbook.add_worksheet_with_constant_memory();
+            sheet.set_name(&name).map_err(xlsx_err(format!("sheet {name}")))?;
+            write_sheet(sheet, *source, &bold, path, &name)?;
+        }
+        workbook.save_to_writer(std::io::BufWriter::new(file)).map_err(xlsx_err("saving".into()))
+    })
+}
+
+fn write_sheet(
+    sheet: &mut Worksheet,
+    source: &dyn TableSource,
+    bold: &Format,
+    path: &Path,
+    name: &str,
+) -> Result<(), ReportError> {
+    let err = |row: usize, e: XlsxError| ReportError::Xlsx {
+        path: path.to_path_buf(),
+        message: format!("sheet {name}, row {row}: {e}"),
+    };
+    let headers = source.headers();
+    if headers.is_empty() {
+        return Ok(());
+    }
+    let last_col = ColNum::try_from(headers.len() - 1)
+        .map_err(|_| err(1, XlsxError::ParameterError(format!("{} columns", headers.len()))))?;
+
+    // Widths must be known up front: written rows are gone from memory.
+    // Header width leaves room for the filter arrow.
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count() + 3).collect();
+    for row in source.rows().take(WIDTH_SAMPLE_ROWS) {
+        for (w, v) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(v.display_len() + 1);
+        }
+    }
+    for (col, w) in (0..=last_col).zip(&widths) {
+        let width = (*w).clamp(MIN_COLUMN_WIDTH, MAX_COLUMN_WIDTH) as f64;
+        sheet.set_column_width(col, width).map_err(|e| err(1, e))?;
+    }
+    sheet.set_freeze_panes(1, 0).map_err(|e| err(1, e))?;
+
+    for (col, h) in (0..=last_col).zip(&headers) {
+        sheet.write_string_with_format(0, col, neutralize(h), bold).map_err(|e| err(1, e))?;
+    }
+    let mut last_row: RowNum = 0;
+    for (i, row) in source.rows().enumerate() {
+        if i + 1 >= MAX_ROWS {
+            let message = format!("sheet {name}: more than {} data rows, Excel's limit", MAX_ROWS - 1);
+            return Err(ReportError::Xlsx { path: path.to_path_buf(), message });
+        }
+        if row.len() != headers.len() {
+            return Err(ReportError::RowLength {
+                path: path.to_path_buf(),
+                table: source.name().to_string(),
+                row: i + 1,
+                expected: headers.len(),
+                got: row.len(),
+            });
+        }
+        // Fits: checked against MAX_ROWS above.
+        last_row = (i + 1) as RowNum;
+        for (col, value) in (0..=last_col).zip(row.iter()) {
+            write_cell(sheet, last_row, col, value).map_err(|e| err(i + 2, e))?;
+        }
+    }
+    sheet.autofilter(0, 0, last_row, last_col).map_err(|e| err(1, e))?;
+    Ok(())
+}
+
+fn write_cell(sheet: &mut Worksheet, row: RowNum, col: ColNum, value: &Value) -> Result<(), XlsxError> {
+    match value {
+        Value::Empty => {}
+        Value::Int(i) if i.unsigned_abs() <= MAX_EXACT_INT => {
+            // Exact: |i| ≤ 2^53.
+            sheet.write_number(row, col, *i as f64)?;
+        }
+        Value::Int(i) => {
+            sheet.write_string(row, col, i.to_string())?;
+        }
+        Value::Text(s) if s.is_empty() => {}
+        Value::Text(_) => {
+            // Same text as the CSV cell, `'` included; never a formula. Only
+            // text beyond Excel's cell limit is cut (the CSV keeps it whole).
+            let text = value.to_text();
+            let text = match text.char_indices().nth(MAX_CELL_CHARS) {
+                Some((cut, _)) => &text[..cut],
+                None => &text,
+            };
+            sheet.write_string(row, col, text)?;
+        }
+    }
+    Ok(())
+}
+
+/// A sheet name Excel accepts: no `[]:*?/\`, no leading or trailing `'`, at
+/// most 31 characters, not empty, unique (case-insensitively) in the workbook.
+fn sheet_name(raw: &str, taken: &mut HashSet<String>) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| if matches!(c, '[' | ']' | ':' | '*' | '?' | '/' | '\\') || c.is_control() { '_' } else { c })
+        .collect();
+    let cleaned = cleaned.trim_matches('\'').trim();
+    let base: String = if cleaned.is_empty() { "Sheet".into() } else { cleaned.chars().take(MAX_SHEET_NAME).collect() };
+    let mut name = base.clone();
+    let mut n = 2;
+    while !taken.insert(name.to_lowercase()) {
+        let suffix = format!(" ({n})");
+        let keep = MAX_SHEET_NAME - suffix.chars().count();
+        name = format!("{}{suffix}", base.chars().take(keep).collect::<String>());
+        n += 1;
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+
+    use super::*;
+
+    #[test]
+    fn cells_keep_their_type() {
+        let mut t = Table::new("Cells: types?", ["n", "text"]);
+        t.rows.push(vec![Value::Int(-5), "-5".into()]);
+        t.rows.push(vec![Value::Int(i64::MAX), "x".repeat(40_000).into()]);
+        t.rows.push(vec![Value::Empty, "".into()]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        write_xlsx(&path, &[t.clone(), t]).unwrap();
+        let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
+        assert_eq!(wb.sheet_names(), ["Cells_ types_", "Cells_ types_ (2)"]);
+        let range = wb.worksheet_range("Cells_ types_").unwrap();
+        let check = |cell: (u32, u32), expect: Data| assert_eq!(range.get_value(cell), Some(&expect), "{cell:?}");
+        // A negative number stays a number; the same text is neutralised.
+        check((1, 0), Data::Float(-5.0));
+        check((1, 1), Data::String("'-5".into()));
+        // Too big for an exact Excel number: kept as digits.
+        check((2, 0), Data::String(i64::MAX.to_string()));
+        check((2, 1), Data::String("x".repeat(MAX_CELL_CHARS)));
+        // Empty cells are not written: the blank last row ends the range.
+        assert_eq!(range.height(), 3);
+    }
+
+    #[test]
+    fn sheet_names() {
+        let mut taken = HashSet::new();
+        let mut check = |raw: &str, expect: &str| assert_eq!(sheet_name(raw, &mut taken), expect, "{raw:?}");
+        check("Summary", "Summary");
+        check("summary", "summary (2)");
+        check("a/b:c?", "a_b_c_");
+        check("'quoted'", "quoted");
+        check("", "Sheet");
+        check("Approvals of structure 12345678200010", "Approvals of structure 12345678");
+        check("Approvals of structure 12345678200011", "Approvals of structure 1234 (2)");
+    }
+}

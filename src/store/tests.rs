@@ -10,7 +10,7 @@ use crate::{
         change::ChangeKey,
         run::{RunCounts, RunOutcome},
     },
-    domain::{Email, IdentifierType, Placement, Rights, ServiceCode},
+    domain::{Attachment, Email, IdentifierType, PersonName, Placement, Rights, ServiceCode},
 };
 
 // ---- fixtures ------------------------------------------------------------------

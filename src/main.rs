@@ -10,7 +10,11 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "chorus-sync", version, about = "Keeps Chorus Pro attachments in line with HR exports and the directory")]
+#[command(
+    name = "chorus-sync",
+    version,
+    about = "Keeps Chorus Pro attachments in line with HR exports and the directory"
+)]
 struct Cli {
     /// Configuration file [default: $CHORUS_SYNC_CONFIG, else chorus-sync.toml]
     #[arg(long, global = true, env = "CHORUS_SYNC_CONFIG", default_value = "chorus-sync.toml")]
@@ -170,7 +174,9 @@ impl From<Command> for cli::Command {
         match c {
             Command::CheckConfig => cli::Command::CheckConfig,
             Command::ImportCurrent { file } => cli::Command::ImportCurrent(file),
-            Command::Plan(p) => cli::Command::Run { sources: p.sources, out: p.out, dry_run: true, force: false, who: None },
+            Command::Plan(p) => {
+                cli::Command::Run { sources: p.sources, out: p.out, dry_run: true, force: false, who: None }
+            }
             Command::Run { plan, force, who } => {
                 cli::Command::Run { sources: plan.sources, out: plan.out, dry_run: false, force, who }
             }

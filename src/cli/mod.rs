@@ -103,7 +103,9 @@ async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
             let opts = RunOptions { sources, out: dir, dry_run, force, forced_by };
             let summary = match engine.run(&opts).await {
                 Ok(s) => s,
-                Err(EngineError::UnknownSource(n)) => return usage(format!("no source named {n:?} in the configuration")),
+                Err(EngineError::UnknownSource(n)) => {
+                    return usage(format!("no source named {n:?} in the configuration"));
+                }
                 Err(e) => return Err(e.into()),
             };
             output::run_summary(&mut out, &summary, &engine.config)?;
@@ -134,7 +136,11 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
             for s in &state {
                 match RequestState::parse(s) {
                     Some(st) => filter.states.push(st),
-                    None => return usage(format!("--state {s:?}: expected one of pending, approved, refused, superseded, expired, applied")),
+                    None => {
+                        return usage(format!(
+                            "--state {s:?}: expected one of pending, approved, refused, superseded, expired, applied"
+                        ));
+                    }
                 }
             }
             for k in &kind {

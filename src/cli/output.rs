@@ -19,7 +19,9 @@ use crate::{Format, ShowFormat};
 
 fn grid(headers: &[&str]) -> Grid {
     let mut g = Grid::new();
-    g.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled).set_header(headers.to_vec());
+    g.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.to_vec());
     g
 }
 
@@ -41,7 +43,18 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary, config: &Config) -> std
         writeln!(out, "  source {}: {}, {} rows, {} valid{status}", src.source, src.origin, src.rows, src.valid_rows)?;
     }
     if s.outcome != RunOutcome::Rejected {
-        let mut g = grid(&["structure", "name", "current", "desired", "attach", "detach", "move", "rights", "raised", "anomalies"]);
+        let mut g = grid(&[
+            "structure",
+            "name",
+            "current",
+            "desired",
+            "attach",
+            "detach",
+            "move",
+            "rights",
+            "raised",
+            "anomalies",
+        ]);
         for (id, c) in &s.counts {
             let name = config.catalog.get(id).map_or("", |i| i.name.as_str());
             g.add_row(vec![
@@ -118,7 +131,12 @@ fn list_row(r: &ApprovalRequest) -> Vec<Value> {
     ]
 }
 
-pub fn approvals_list(out: &mut impl Write, reqs: &[ApprovalRequest], format: Format, delimiter: u8) -> anyhow::Result<()> {
+pub fn approvals_list(
+    out: &mut impl Write,
+    reqs: &[ApprovalRequest],
+    format: Format,
+    delimiter: u8,
+) -> anyhow::Result<()> {
     match format {
         Format::Json => {
             let views: Vec<_> = reqs.iter().map(|r| r.view(None)).collect();
@@ -257,7 +275,11 @@ pub fn export_actions(file: &Path, reqs: &[ApprovalRequest], delimiter: u8) -> a
         .collect();
     let table = Table { name: "Actions".into(), headers: headers.iter().map(|s| s.to_string()).collect(), rows };
     let is_xlsx = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-    if is_xlsx { report::write_xlsx(file, &[table])? } else { report::write_csv(file, &table, delimiter)? }
+    if is_xlsx {
+        report::write_xlsx(file, &[table])?
+    } else {
+        report::write_csv(file, &table, delimiter)?
+    }
     Ok(())
 }
 
@@ -267,7 +289,19 @@ pub fn runs_list(out: &mut impl Write, runs: &[RunRecord], format: ShowFormat) -
         writeln!(out)?;
         return Ok(());
     }
-    let mut g = grid(&["id", "started", "outcome", "sources", "attach", "detach", "move", "rights", "raised", "anomalies", "message"]);
+    let mut g = grid(&[
+        "id",
+        "started",
+        "outcome",
+        "sources",
+        "attach",
+        "detach",
+        "move",
+        "rights",
+        "raised",
+        "anomalies",
+        "message",
+    ]);
     for r in runs {
         let c = &r.counts;
         g.add_row(vec![
@@ -288,7 +322,12 @@ pub fn runs_list(out: &mut impl Write, runs: &[RunRecord], format: ShowFormat) -
     Ok(())
 }
 
-pub fn run_show(out: &mut impl Write, r: &RunRecord, sources: &[SourceRunRecord], format: ShowFormat) -> anyhow::Result<()> {
+pub fn run_show(
+    out: &mut impl Write,
+    r: &RunRecord,
+    sources: &[SourceRunRecord],
+    format: ShowFormat,
+) -> anyhow::Result<()> {
     if format == ShowFormat::Json {
         let srcs: Vec<_> = sources.iter().map(|s| &s.run).collect();
         let mut v = serde_json::to_value(r)?;
@@ -317,7 +356,11 @@ pub fn run_show(out: &mut impl Write, r: &RunRecord, sources: &[SourceRunRecord]
     )?;
     for s in sources {
         let status = s.run.rejected.as_deref().map_or(String::new(), |r| format!(" — rejected: {r}"));
-        writeln!(out, "  source {}: {}, {} rows, {} valid{status}", s.run.source, s.run.origin, s.run.rows, s.run.valid_rows)?;
+        writeln!(
+            out,
+            "  source {}: {}, {} rows, {} valid{status}",
+            s.run.source, s.run.origin, s.run.rows, s.run.valid_rows
+        )?;
     }
     Ok(())
 }

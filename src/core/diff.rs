@@ -175,6 +175,7 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
             continue;
         }
         let name = if want.name.is_empty() { current_name.cloned().unwrap_or_default() } else { want.name.clone() };
+        let is_main_manager = input.catalog.get(structure).is_some_and(|s| s.main_manager == *email);
         let mut person = PersonChanges { structure, email, name: &name, out: Vec::new() };
         let empty_have = BTreeMap::new();
         let have = have.unwrap_or(&empty_have);
@@ -206,6 +207,10 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
             Some((Reason::Left(why.clone()), Some(loc)))
         } else if have.is_empty() {
             None
+        } else if is_main_manager {
+            // Main managers are often not in HR exports: no grace, no streak;
+            // the detach below becomes a main_manager_protected anomaly.
+            Some((Reason::Absent { runs: 1 }, None))
         } else {
             let runs = streaks.get(&(structure, email)).copied().unwrap_or(0) + 1;
             absences.push(AbsenceStreak { structure: structure.clone(), email: email.clone(), missed_runs: runs });
@@ -232,7 +237,7 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         }
 
         let mut person_changes = person.out;
-        if input.catalog.get(structure).is_some_and(|s| s.main_manager == *email) {
+        if is_main_manager {
             person_changes.retain(|c| {
                 let demotes = match (&c.key.before, &c.key.after) {
                     (Some(_), None) => true,

@@ -144,7 +144,9 @@ mod tests {
     fn detach_thresholds() {
         let r = Disposition::Raise;
         let three = [("a@x.fr", r), ("b@x.fr", r), ("c@x.fr", Disposition::Pending(1))];
-        let table: &[(Option<u64>, Option<f64>, u64, &[&str])] = &[
+        // (max_detach, max_detach_percent, current attachments, guards expected to trip)
+        type Case<'a> = (Option<u64>, Option<f64>, u64, &'a [&'a str]);
+        let table: &[Case] = &[
             (Some(2), None, 100, &[]),
             (Some(1), None, 100, &["max_detach"]),
             (None, Some(10.0), 20, &[]),

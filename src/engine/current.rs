@@ -35,7 +35,8 @@ impl Engine {
     pub async fn import_current(&self, path: &Path) -> Result<ImportSummary, EngineError> {
         let cfg = &self.config.current;
         let required = [Field::Email, Field::Structure];
-        let spec = TableSpec { path, sheet: cfg.sheet.as_deref(), csv: cfg.csv, columns: &cfg.columns, required: &required };
+        let spec =
+            TableSpec { path, sheet: cfg.sheet.as_deref(), csv: cfg.csv, columns: &cfg.columns, required: &required };
         let mut summary = ImportSummary::default();
         let mut rows: BTreeSet<CurrentAttachment> = BTreeSet::new();
         let origin = path.display().to_string();
@@ -59,9 +60,12 @@ impl Engine {
         // One attachment per (structure, e-mail, service): duplicates merge their rights.
         let mut merged: BTreeMap<(StructureId, Email, Option<ServiceCode>), CurrentAttachment> = BTreeMap::new();
         for a in rows {
-            let k = (a.attachment.structure.clone(), a.attachment.email.clone(), a.attachment.placement.service.clone());
+            let k =
+                (a.attachment.structure.clone(), a.attachment.email.clone(), a.attachment.placement.service.clone());
             match merged.get_mut(&k) {
-                Some(m) => m.attachment.placement.rights = m.attachment.placement.rights.union(&a.attachment.placement.rights),
+                Some(m) => {
+                    m.attachment.placement.rights = m.attachment.placement.rights.union(&a.attachment.placement.rights)
+                }
                 None => {
                     merged.insert(k, a);
                 }
@@ -84,8 +88,15 @@ impl Engine {
         let mut tx = self.store.begin().await?;
         tx.replace_current(&covered, &rows, self.clock.now).await?;
         for req in approved.iter().filter(|r| is_done(r, &present)) {
-            tx.transition(req.id, RequestState::Approved, RequestState::Applied, Some("import-current"), self.clock.now, None)
-                .await?;
+            tx.transition(
+                req.id,
+                RequestState::Approved,
+                RequestState::Applied,
+                Some("import-current"),
+                self.clock.now,
+                None,
+            )
+            .await?;
             summary.applied.push(req.id);
         }
         tx.commit().await?;
@@ -101,8 +112,10 @@ impl Engine {
             (!t.is_empty()).then_some(t)
         };
         let column = |f: Field| self.config.current.columns.get(f).unwrap_or(f.key()).to_string();
-        let raw_email = text(Field::Email).ok_or_else(|| format!("column {}: no e-mail address", column(Field::Email)))?;
-        let email = Email::parse(&raw_email).map_err(|e| format!("column {}: {raw_email:?}: {e}", column(Field::Email)))?;
+        let raw_email =
+            text(Field::Email).ok_or_else(|| format!("column {}: no e-mail address", column(Field::Email)))?;
+        let email =
+            Email::parse(&raw_email).map_err(|e| format!("column {}: {raw_email:?}: {e}", column(Field::Email)))?;
         let raw_structure =
             text(Field::Structure).ok_or_else(|| format!("column {}: no structure", column(Field::Structure)))?;
         let info = match self.config.catalog.lookup(&raw_structure) {
@@ -112,7 +125,9 @@ impl Engine {
         };
         let service = match text(Field::Service) {
             None => None,
-            Some(raw) => Some(ServiceCode::parse(&raw).map_err(|e| format!("column {}: {raw:?}: {e}", column(Field::Service)))?),
+            Some(raw) => {
+                Some(ServiceCode::parse(&raw).map_err(|e| format!("column {}: {raw:?}: {e}", column(Field::Service)))?)
+            }
         };
         let rights = match text(Field::Rights) {
             None => Rights::default(),
@@ -134,7 +149,11 @@ impl Engine {
 
 /// Does the portal now show this approved change done?
 fn is_done(req: &ApprovalRequest, present: &BTreeSet<&Attachment>) -> bool {
-    let at = |p: &Placement| Attachment { structure: req.key.structure.clone(), email: req.key.email.clone(), placement: p.clone() };
+    let at = |p: &Placement| Attachment {
+        structure: req.key.structure.clone(),
+        email: req.key.email.clone(),
+        placement: p.clone(),
+    };
     let after_ok = req.key.after.as_ref().is_none_or(|a| present.contains(&at(a)));
     let before_gone = match (&req.key.before, &req.key.after) {
         (Some(b), Some(a)) if b.service == a.service => true,

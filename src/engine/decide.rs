@@ -1,7 +1,6 @@
 //! Managers' decisions: approve or refuse requests, one or many, in one
 //! transaction. Either every decision of a command holds, or none does.
 
-
 use super::{Engine, EngineError};
 use crate::{
     core::approval::{RequestId, RequestState, Transition, decide},

@@ -131,12 +131,8 @@ impl Engine {
 
     fn read_sources(&self, sources: &[&SourceConfig]) -> SourcesRead {
         let today = self.clock.today(self.config.timezone);
-        let mut read = SourcesRead {
-            desired: Desired::default(),
-            stats: Vec::new(),
-            scope: BTreeSet::new(),
-            rejected: None,
-        };
+        let mut read =
+            SourcesRead { desired: Desired::default(), stats: Vec::new(), scope: BTreeSet::new(), rejected: None };
         for src in sources {
             read.scope.extend(src.scope.iter().cloned());
             let (stats, error) = read_source(src, &self.config, today, &mut read.desired);
@@ -241,8 +237,7 @@ impl Engine {
         if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
             tx.record_identities(&identities, self.clock.now).await?;
         }
-        let approved: BTreeSet<_> =
-            open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
+        let approved: BTreeSet<_> = open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
         let trips = trips.iter().map(ToString::to_string).collect();
         self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, trips, opts).await
     }
@@ -311,7 +306,11 @@ impl Engine {
                     }
                 })
                 .collect();
-            let ids = if opts.dry_run || to_raise.is_empty() { vec![0; to_raise.len()] } else { tx.insert_requests(&to_raise).await? };
+            let ids = if opts.dry_run || to_raise.is_empty() {
+                vec![0; to_raise.len()]
+            } else {
+                tx.insert_requests(&to_raise).await?
+            };
             let mut ids = ids.into_iter();
             for mut req in to_raise {
                 req.id = ids.next().unwrap_or(0);
@@ -494,5 +493,7 @@ fn read_source(
 }
 
 fn is_csv(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("txt"))
 }

@@ -126,7 +126,10 @@ fn story(backend: Backend) {
     let claire = find("claire.moreau@acme.fr");
     let agnes = find("agnes.fabre@acme-services.fr");
     let luc_json = list.iter().find(|r| r["user_email"] == "luc.petit@acme.fr").unwrap();
-    assert_eq!(luc_json["description"], "Rattacher Luc Petit au service RH de ACME France avec les droits factures:consultation");
+    assert_eq!(
+        luc_json["description"],
+        "Rattacher Luc Petit au service RH de ACME France avec les droits factures:consultation"
+    );
     assert_eq!(luc_json["created_at"], "2026-11-23T08:00:00Z");
     assert_eq!(luc_json["manager"], "gp@acme.fr");
 
@@ -159,12 +162,20 @@ fn story(backend: Backend) {
     let table = env.run(&["approvals", "show", &luc]).expect(0);
     assert!(table.stdout.contains("adjoint@acme.fr"), "{}", table.stdout);
 
-    // The refused detach is not raised again while the facts stay the same.
+    // Third run: the refused detach is not raised again while the facts stay
+    // the same; people absent for a third run in a row (grace_runs = 2) are
+    // now proposed for detach.
     let run3 = env.run(&["run"]).expect(0);
-    assert!(run3.stdout.contains("raised 0 request(s)"), "{}", run3.stdout);
+    assert!(run3.stdout.contains("raised 2 request(s)"), "{}", run3.stdout);
     let rows = csv_rows(&env.path("reports/3/changes.csv"));
     let claire_row = rows.iter().find(|r| r[5] == "claire.moreau@acme.fr").unwrap();
     assert_eq!(claire_row[12], "refused");
+    let got = changes(&env, "reports/3");
+    assert!(
+        got.contains(&"detach antoine.girard@acme.fr ACHATS absent from source for 3 runs".to_string()),
+        "{got:#?}"
+    );
+    assert!(got.contains(&"detach thomas.roux@acme.fr COMPTA absent from source for 3 runs".to_string()), "{got:#?}");
 
     // The action list, applied in the portal, confirmed by the next import.
     env.run(&["approvals", "export", "--out", "actions.csv"]).expect(0);
@@ -180,12 +191,10 @@ fn story(backend: Backend) {
     assert!(import.stdout.contains(&format!("applied: #{luc}")), "{}", import.stdout);
     assert_eq!(state(&luc), "applied");
 
-    // Absent for a third run in a row (grace_runs = 2): now a detach.
+    // Luc is attached now: nothing more to do for him, nothing new raised.
     let run4 = env.run(&["run"]).expect(0);
-    let got = changes(&env, "reports/4");
-    assert!(got.contains(&"detach antoine.girard@acme.fr ACHATS absent from source for 3 runs".to_string()), "{got:#?}");
-    assert!(got.contains(&"detach thomas.roux@acme.fr COMPTA absent from source for 3 runs".to_string()), "{got:#?}");
-    assert!(run4.stdout.contains("raised 2 request(s)"), "{}", run4.stdout);
+    assert!(run4.stdout.contains("raised 0 request(s), superseded 0"), "{}", run4.stdout);
+    assert!(!changes(&env, "reports/4").iter().any(|c| c.contains("luc.petit")));
 
     // HR changes an address: with the employee id, an anomaly, not a detach plus an attach.
     let services = std::fs::read(env.path("samples/acme-services.csv")).unwrap();
@@ -195,7 +204,11 @@ fn story(backend: Backend) {
     env.run(&["run", "--source", "acme-services"]).expect(0);
     let anomalies = anomaly_codes(&env, "reports/5");
     assert!(anomalies.contains(&"email_changed benoit.caron-martin@acme-services.fr".to_string()), "{anomalies:#?}");
-    assert!(!changes(&env, "reports/5").iter().any(|c| c.contains("benoit.caron")), "{:#?}", changes(&env, "reports/5"));
+    assert!(
+        !changes(&env, "reports/5").iter().any(|c| c.contains("benoit.caron")),
+        "{:#?}",
+        changes(&env, "reports/5")
+    );
 
     let runs = env.run(&["runs", "list", "--format", "json"]).expect(0).json();
     assert_eq!(runs.as_array().unwrap().len(), 5);

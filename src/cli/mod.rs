@@ -173,7 +173,8 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
                 }
             }
             let requests = engine.store.list_requests(&filter).await?;
-            output::approvals_list(out, &requests, format, engine.config.reports.csv_delimiter)?;
+            let (delimiter, tz) = (engine.config.reports.csv_delimiter, engine.config.timezone);
+            output::approvals_list(out, &requests, format, delimiter, tz)?;
             Ok(EXIT_OK)
         }
         ApprovalsCommand::Show { id, format } => {
@@ -227,7 +228,7 @@ async fn runs(engine: &Engine, cmd: RunsCommand, out: &mut impl Write) -> anyhow
     match cmd {
         RunsCommand::List { format } => {
             let runs = engine.store.list_runs(None).await?;
-            output::runs_list(out, &runs, format)?;
+            output::runs_list(out, &runs, format, engine.config.timezone)?;
             Ok(EXIT_OK)
         }
         RunsCommand::Show { id, format } => {

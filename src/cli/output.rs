@@ -81,6 +81,20 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary, config: &Config) -> std
     } else if s.totals.anomalies > 0 {
         writeln!(out, "{} anomalies in the source", s.totals.anomalies)?;
     }
+    let empty: Vec<&str> = s
+        .counts
+        .iter()
+        .filter(|(_, c)| c.current == 0 && c.desired > 0)
+        .map(|(id, _)| config.catalog.get(id).map_or(id.as_str(), |i| i.name.as_str()))
+        .collect();
+    if s.outcome != RunOutcome::Rejected && !empty.is_empty() {
+        writeln!(
+            out,
+            "note: no current attachments are known for {}, so everyone is proposed for attach; \
+             load the portal's export first with `chorus-sync import-current FILE`",
+            empty.join(", ")
+        )?;
+    }
     if let Some(dir) = &s.report_dir {
         writeln!(out, "reports: {}/ (summary.csv, changes.csv, anomalies.csv, report.xlsx)", dir.display())?;
     }
@@ -136,6 +150,7 @@ pub fn approvals_list(
     reqs: &[ApprovalRequest],
     format: Format,
     delimiter: u8,
+    tz: chrono_tz::Tz,
 ) -> anyhow::Result<()> {
     match format {
         Format::Json => {
@@ -162,7 +177,7 @@ pub fn approvals_list(
                     r.service().unwrap_or("").to_string(),
                     r.key.email.to_string(),
                     r.description.clone(),
-                    r.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    r.created_at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
                 ]);
             }
             writeln!(out, "{g}")?;
@@ -283,7 +298,12 @@ pub fn export_actions(file: &Path, reqs: &[ApprovalRequest], delimiter: u8) -> a
     Ok(())
 }
 
-pub fn runs_list(out: &mut impl Write, runs: &[RunRecord], format: ShowFormat) -> anyhow::Result<()> {
+pub fn runs_list(
+    out: &mut impl Write,
+    runs: &[RunRecord],
+    format: ShowFormat,
+    tz: chrono_tz::Tz,
+) -> anyhow::Result<()> {
     if format == ShowFormat::Json {
         serde_json::to_writer_pretty(&mut *out, runs)?;
         writeln!(out)?;
@@ -306,7 +326,7 @@ pub fn runs_list(out: &mut impl Write, runs: &[RunRecord], format: ShowFormat) -
         let c = &r.counts;
         g.add_row(vec![
             r.id.to_string(),
-            r.started_at.format("%Y-%m-%d %H:%M").to_string(),
+            r.started_at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
             r.outcome.to_string(),
             r.sources.join(","),
             c.attach.to_string(),

@@ -165,7 +165,7 @@ pub struct ApprovalRequest {
     pub reason_category: String,
     /// Plain French sentence for the manager.
     pub description: String,
-    /// Who asks: `chorus-sync source hr, run 12`.
+    /// Who asks: `chorus-sync, source hr, run 12`.
     pub requester: String,
     pub structure_name: String,
     pub manager: String,

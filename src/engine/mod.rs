@@ -278,7 +278,14 @@ impl Engine {
         let mut raised: Vec<ApprovalRequest> = Vec::new();
         let mut counts = plan.counts.clone();
         if done {
-            let requester = format!("chorus-sync source {}, run {}", run.sources.join("+"), run.id);
+            // The requester is the source behind the change: the row's, or the
+            // source governing the structure for people absent from it.
+            let requester = |c: &crate::core::change::Change| {
+                let source = c.origin.as_ref().map(|o| o.source.to_string()).or_else(|| {
+                    self.config.sources.iter().find(|s| s.scope.contains(&c.key.structure)).map(|s| s.name.clone())
+                });
+                format!("chorus-sync, source {}, run {}", source.unwrap_or_default(), run.id)
+            };
             let to_raise: Vec<ApprovalRequest> = plan
                 .to_raise()
                 .map(|c| {
@@ -294,7 +301,7 @@ impl Engine {
                         reason: c.reason.to_string(),
                         reason_category: c.reason.category().to_string(),
                         description: describe(c, name),
-                        requester: requester.clone(),
+                        requester: requester(c),
                         structure_name: name.to_string(),
                         manager: info.map_or(String::new(), |i| i.main_manager.to_string()),
                         origin: c.origin.as_ref().map(ToString::to_string),

@@ -1,5 +1,5 @@
-//! Runs that must change nothing: a rejected source (exit 3) and a plan a
-//! guard holds (exit 4).
+//! Commands that must change nothing: a rejected source (exit 3), a plan a
+//! guard holds (exit 4), a portal export with a bad row (exit 3).
 
 use crate::support::{Backend, Env};
 
@@ -54,4 +54,29 @@ fn a_mass_detach_is_held_sqlite() {
 #[test]
 fn a_mass_detach_is_held_postgres() {
     a_mass_detach_is_held(Backend::Postgres);
+}
+
+fn a_bad_portal_export_imports_nothing(backend: Backend) {
+    let env = Env::new(backend, |c| c);
+    let mut export = env.read("samples/portal-export.csv");
+    export.push_str("pas-une-adresse;X;Y;12345678200010;COMPTA;factures:consultation\r\n");
+    export.push_str("z@acme.fr;Z;Z;12345678200011;COMPTA;factures:consultation\r\n");
+    std::fs::write(env.path("samples/bad-export.csv"), export).unwrap();
+    let import = env.run(&["import-current", "samples/bad-export.csv"]).expect(3);
+    assert!(import.stdout.contains("REJECTED, nothing imported (2 problem(s))"), "{}", import.stdout);
+    assert!(import.stdout.contains("samples/bad-export.csv, row 36: column Adresse électronique"), "{}", import.stdout);
+    assert!(import.stdout.contains("row 37: column Identifiant structure"), "{}", import.stdout);
+    // Nothing imported: a plan still sees an empty portal.
+    let plan = env.run(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("no current attachments are known"), "{}", plan.stdout);
+}
+
+#[test]
+fn a_bad_portal_export_imports_nothing_sqlite() {
+    a_bad_portal_export_imports_nothing(Backend::Sqlite);
+}
+
+#[test]
+fn a_bad_portal_export_imports_nothing_postgres() {
+    a_bad_portal_export_imports_nothing(Backend::Postgres);
 }

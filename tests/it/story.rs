@@ -132,6 +132,10 @@ fn story(backend: Backend) {
     );
     assert_eq!(luc_json["created_at"], "2026-11-23T08:00:00Z");
     assert_eq!(luc_json["manager"], "gp@acme.fr");
+    assert_eq!(luc_json["requester"], "chorus-sync, source hr, run 1");
+    let jerome = list.iter().find(|r| r["user_email"] == "jerome.nicolas@acme-services.fr").unwrap();
+    assert_eq!(jerome["requester"], "chorus-sync, source acme-services, run 1");
+    assert_eq!(jerome["reason"], "left: end date 2026-11-15");
 
     // One manager's queue.
     let mine = env.run(&["approvals", "list", "--manager", "gp@acme-services.fr", "--format", "json"]).expect(0).json();

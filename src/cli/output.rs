@@ -7,7 +7,7 @@ use chorus_sync::{
     config::Config,
     core::{
         approval::{ApprovalRequest, HistoryEntry, RequestState, rfc3339},
-        run::{RunOutcome, RunRecord},
+        run::{RunOutcome, RunRecord, SourceRun},
     },
     engine::{DecisionOutcome, ImportSummary, RunSummary},
     report::{self, Table, Value},
@@ -39,8 +39,7 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary, config: &Config) -> std
         writeln!(out, "  why: {m}")?;
     }
     for src in &s.sources {
-        let status = src.rejected.as_deref().map_or(String::new(), |r| format!(" — rejected: {r}"));
-        writeln!(out, "  source {}: {}, {} rows, {} valid{status}", src.source, src.origin, src.rows, src.valid_rows)?;
+        writeln!(out, "  {}", source_line(src))?;
     }
     if s.outcome != RunOutcome::Rejected {
         let mut g = grid(&[
@@ -375,12 +374,13 @@ pub fn run_show(
         c.attach, c.detach, c.moves, c.rights, c.raised, c.superseded, c.anomalies
     )?;
     for s in sources {
-        let status = s.run.rejected.as_deref().map_or(String::new(), |r| format!(" — rejected: {r}"));
-        writeln!(
-            out,
-            "  source {}: {}, {} rows, {} valid{status}",
-            s.run.source, s.run.origin, s.run.rows, s.run.valid_rows
-        )?;
+        writeln!(out, "  {}", source_line(&s.run))?;
     }
     Ok(())
+}
+
+/// `source hr: samples/hr.xlsx, 30 rows, 25 valid[ — rejected: why]`
+fn source_line(s: &SourceRun) -> String {
+    let status = s.rejected.as_deref().map_or(String::new(), |r| format!(" — rejected: {r}"));
+    format!("source {}: {}, {} rows, {} valid{status}", s.source, s.origin, s.rows, s.valid_rows)
 }

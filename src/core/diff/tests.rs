@@ -113,6 +113,28 @@ fn run(case: &Case) -> Plan {
     })
 }
 
+/// The diff over the ACME scope with no request history and `grace_runs = 0`.
+fn plan_of(
+    desired: &Desired,
+    current: &[CurrentAttachment],
+    open: &[OpenRequest],
+    known: &HashMap<Box<str>, Email>,
+) -> Plan {
+    let catalog = sample();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    diff(&DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired,
+        current,
+        open,
+        refused: &[],
+        absences: &[],
+        known_ids: known,
+        grace_runs: 0,
+    })
+}
+
 /// Changes as `kind email before -> after (reason) disposition`.
 fn show(plan: &Plan) -> Vec<String> {
     plan.changes
@@ -399,8 +421,6 @@ fn a_refused_change_is_not_raised_again_on_the_same_facts() {
 
 #[test]
 fn conflicting_employee_ids_protect_everyone_involved() {
-    let catalog = sample();
-    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
     let mut d = Desired::default();
     for (row, e, id) in [(2, "a@x.fr", "100"), (3, "b@x.fr", "100")] {
         d.add(Mapped::Row(SourceRow {
@@ -414,25 +434,13 @@ fn conflicting_employee_ids_protect_everyone_involved() {
         }));
     }
     let cur = current(&[("a@x.fr", "ACHATS"), ("b@x.fr", "ACHATS")]);
-    let plan = diff(&DiffInput {
-        catalog: &catalog,
-        scope: &scope,
-        desired: &d,
-        current: &cur,
-        open: &[],
-        refused: &[],
-        absences: &[],
-        known_ids: &HashMap::new(),
-        grace_runs: 0,
-    });
+    let plan = plan_of(&d, &cur, &[], &HashMap::new());
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["conflicting_rows b@x.fr"]);
 }
 
 #[test]
 fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
-    let catalog = sample();
-    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
     let mut d = Desired::default();
     d.add(Mapped::Row(SourceRow {
         email: email("marie.martin@x.fr"),
@@ -445,25 +453,13 @@ fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
     }));
     let cur = current(&[("marie.dupont@x.fr", "COMPTA")]);
     let known: HashMap<Box<str>, Email> = [("E42".into(), email("marie.dupont@x.fr"))].into_iter().collect();
-    let plan = diff(&DiffInput {
-        catalog: &catalog,
-        scope: &scope,
-        desired: &d,
-        current: &cur,
-        open: &[],
-        refused: &[],
-        absences: &[],
-        known_ids: &known,
-        grace_runs: 0,
-    });
+    let plan = plan_of(&d, &cur, &[], &known);
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["email_changed marie.martin@x.fr"]);
 }
 
 #[test]
 fn structures_outside_the_scope_are_never_touched() {
-    let catalog = sample();
-    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
     let cur = vec![CurrentAttachment {
         attachment: Attachment { structure: sid("R-1234"), email: email("a@x.nc"), placement: place("-") },
         name: PersonName::default(),
@@ -473,17 +469,7 @@ fn structures_outside_the_scope_are_never_touched() {
         state: RequestState::Pending,
         key: ChangeKey { structure: sid("R-1234"), email: email("b@x.nc"), before: None, after: Some(place("-")) },
     }];
-    let plan = diff(&DiffInput {
-        catalog: &catalog,
-        scope: &scope,
-        desired: &Desired::default(),
-        current: &cur,
-        open: &open,
-        refused: &[],
-        absences: &[],
-        known_ids: &HashMap::new(),
-        grace_runs: 0,
-    });
+    let plan = plan_of(&Desired::default(), &cur, &open, &HashMap::new());
     assert!(plan.changes.is_empty() && plan.supersede.is_empty() && plan.absences.is_empty());
 }
 
@@ -551,22 +537,9 @@ fn desired_of(attachments: &[Attachment]) -> Desired {
 }
 
 fn plan_for(current: &[Attachment], desired: &[Attachment]) -> Plan {
-    let catalog = sample();
-    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
     let cur: Vec<CurrentAttachment> =
         current.iter().map(|a| CurrentAttachment { attachment: a.clone(), name: PersonName::default() }).collect();
-    let d = desired_of(desired);
-    diff(&DiffInput {
-        catalog: &catalog,
-        scope: &scope,
-        desired: &d,
-        current: &cur,
-        open: &[],
-        refused: &[],
-        absences: &[],
-        known_ids: &HashMap::new(),
-        grace_runs: 0,
-    })
+    plan_of(&desired_of(desired), &cur, &[], &HashMap::new())
 }
 
 proptest! {

@@ -15,16 +15,22 @@ pub struct Location {
     pub sheet: Option<Arc<str>>,
     /// 1-based row in the file or sheet.
     pub row: Option<u64>,
-    /// The column header as configured.
+    /// The column header as configured, or the directory attribute.
     pub column: Option<Arc<str>>,
+    /// The directory entry (its DN) for directory sources.
+    pub entry: Option<Arc<str>>,
 }
 
 impl fmt::Display for Location {
-    /// `samples/hr.xlsx, sheet Personnel, row 12, column Courriel`
+    /// `samples/hr.xlsx, sheet Personnel, row 12, column Courriel`, or
+    /// `ldaps://ldap.example.org, entry uid=marie,ou=people,dc=example,dc=org, column mail`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.origin)?;
         if let Some(sheet) = &self.sheet {
             write!(f, ", sheet {sheet}")?;
+        }
+        if let Some(entry) = &self.entry {
+            write!(f, ", entry {entry}")?;
         }
         if let Some(row) = self.row {
             write!(f, ", row {row}")?;

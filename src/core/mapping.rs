@@ -58,13 +58,15 @@ pub struct Mapper<'a> {
 }
 
 impl Mapper<'_> {
-    fn location(&self, row: u64, field: Option<Field>) -> Location {
+    fn location(&self, record: &Record, field: Option<Field>) -> Location {
         Location {
             source: self.source.clone(),
             origin: self.origin.clone(),
             sheet: self.sheet.clone(),
-            row: Some(row),
+            // Directory entries have a DN, not a row number.
+            row: record.entry.is_none().then_some(record.row),
             column: field.and_then(|f| self.columns.get(f)).map(Arc::from),
+            entry: record.entry.clone(),
         }
     }
 
@@ -156,7 +158,7 @@ impl Mapper<'_> {
                 .into_iter()
                 .map(|(field, code, message)| Anomaly {
                     structure: structure_id.clone(),
-                    location: Some(self.location(record.row, Some(field))),
+                    location: Some(self.location(record, Some(field))),
                     email: email_text.clone(),
                     code,
                     message,
@@ -169,6 +171,7 @@ impl Mapper<'_> {
         };
 
         let left = match (end_date, status_left) {
+            _ if record.left.is_some() => record.left.clone(),
             (Some(d), _) if d <= self.today => Some(LeftWhy::EndDate(d)),
             (_, Some(s)) => Some(LeftWhy::Status(s)),
             _ => None,
@@ -184,7 +187,7 @@ impl Mapper<'_> {
             structure: info.id.clone(),
             placement: Placement { service, rights },
             left,
-            location: self.location(record.row, None),
+            location: self.location(record, None),
         })
     }
 
@@ -436,6 +439,39 @@ mod tests {
                 assert_eq!(email.unwrap().as_str(), "m@acme.fr");
                 assert_eq!(anomalies[0].email.as_deref(), Some("m@acme.fr"));
                 assert_eq!(anomalies[0].location_text(), "hr.csv, row 7, column Code service");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn directory_records_carry_their_entry_and_left_flag() {
+        let catalog = sample();
+        let scope: BTreeSet<StructureId> = catalog.ids().cloned().collect();
+        let default = StructureId::parse(crate::domain::IdentifierType::Siret, "12345678200010").unwrap();
+        let (columns, values) = (columns(), values());
+        let mapper = Mapper {
+            source: "annuaire".into(),
+            origin: "ldaps://ldap.example.org".into(),
+            sheet: None,
+            catalog: &catalog,
+            scope: &scope,
+            default_structure: Some(&default),
+            columns: &columns,
+            values: &values,
+            today: today(),
+        };
+        let mut record = Record::new(3);
+        record.entry = Some("uid=marie,ou=people,dc=example,dc=org".into());
+        record.left = Some(LeftWhy::Disabled);
+        record.set(Field::Email, t("marie@acme.fr"));
+        match mapper.map(&record) {
+            Mapped::Row(r) => {
+                assert_eq!(r.left, Some(LeftWhy::Disabled));
+                assert_eq!(
+                    r.location.to_string(),
+                    "ldaps://ldap.example.org, entry uid=marie,ou=people,dc=example,dc=org"
+                );
             }
             other => panic!("{other:?}"),
         }

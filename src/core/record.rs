@@ -117,11 +117,16 @@ impl Cell {
 pub struct Record {
     pub row: u64,
     pub cells: [Cell; Field::COUNT],
+    /// The directory entry (DN) the record comes from; `None` for files.
+    pub entry: Option<std::sync::Arc<str>>,
+    /// Set by directory readers that know the account has left (disabled,
+    /// expired); it wins over end date and status.
+    pub left: Option<super::change::LeftWhy>,
 }
 
 impl Record {
     pub fn new(row: u64) -> Record {
-        Record { row, cells: Default::default() }
+        Record { row, ..Default::default() }
     }
 
     pub fn get(&self, field: Field) -> &Cell {

@@ -402,6 +402,7 @@ mod tests {
                         sheet: Some(Arc::from("Personnel")),
                         row: Some(12),
                         column: Some(Arc::from("SIRET")),
+                        entry: None,
                     }),
                     email: Some("x@client.fr".into()),
                     code: AnomalyCode::UnknownStructure,

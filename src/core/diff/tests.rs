@@ -33,7 +33,7 @@ fn place(spec: &str) -> Placement {
 }
 
 fn loc(row: u64) -> Location {
-    Location { source: "hr".into(), origin: "hr.csv".into(), sheet: None, row: Some(row), column: None }
+    Location { source: "hr".into(), origin: "hr.csv".into(), sheet: None, row: Some(row), column: None, entry: None }
 }
 
 /// Desired rows: (email, placement spec, left?).

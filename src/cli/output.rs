@@ -379,8 +379,9 @@ pub fn run_show(
     Ok(())
 }
 
-/// `source hr: samples/hr.xlsx, 30 rows, 25 valid[ — rejected: why]`
+/// `source hr: samples/hr.xlsx, 30 rows, 25 valid[ — rejected]`
 fn source_line(s: &SourceRun) -> String {
-    let status = s.rejected.as_deref().map_or(String::new(), |r| format!(" — rejected: {r}"));
+    // The reason itself is the run's message, printed once above.
+    let status = if s.rejected.is_some() { " — rejected" } else { "" };
     format!("source {}: {}, {} rows, {} valid{status}", s.source, s.origin, s.rows, s.valid_rows)
 }

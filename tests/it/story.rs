@@ -53,6 +53,9 @@ fn story(backend: Backend) {
     let run1 = env.run(&["run"]).expect(0);
     if backend == Backend::Sqlite {
         golden("run1.txt", &run1.stdout);
+        for f in ["summary.csv", "changes.csv", "anomalies.csv"] {
+            golden(&format!("run1-{f}"), &env.read(&format!("reports/1/{f}")));
+        }
     }
     let expected_changes = [
         "detach claire.moreau@acme.fr ACHATS left: end date 2026-10-31",

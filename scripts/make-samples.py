@@ -4,6 +4,7 @@
 samples/hr.xlsx            HR export of ACME France: two title lines above the
                            header, an Excel date, a SIRET typed as a number,
                            and one row for each rule of DESIGN.md §6.
+samples/hr.csv             The same export as a Windows-1252 `;` csv.
 samples/acme-services.csv  HR export of ACME Services: Windows-1252, `;`,
                            no structure column (default_structure applies).
 samples/portal-export.csv  The portal's current attachments of both.
@@ -62,6 +63,19 @@ for cell in ws["H"][3:]:
         cell.number_format = "DD/MM/YYYY"
 wb.create_sheet("Notes").append(["Ce classeur est un échantillon fictif."])
 wb.save(ROOT / "hr.xlsx")
+
+# The same HR export as the csv an older HR tool writes: Windows-1252, `;`,
+# dd/mm/yyyy dates, the same title lines.
+with open(ROOT / "hr.csv", "w", encoding="cp1252", newline="") as f:
+    w = csv.writer(f, delimiter=";", lineterminator="\r\n")
+    w.writerow(["ACME France — export RH"])
+    w.writerow(["Extrait le 23/11/2026"])
+    w.writerow(["Matricule", "Nom", "Prénom", "Courriel", "SIRET", "Code service", "Profil", "Date de sortie", "Statut"])
+    for r in hr:
+        row = ["" if v is None else v for v in r]
+        if isinstance(r[7], datetime.date):
+            row[7] = r[7].strftime("%d/%m/%Y")
+        w.writerow(row)
 
 # ACME Services: a Windows-1252 csv with `;`, no structure column.
 services = [

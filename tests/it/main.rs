@@ -4,5 +4,6 @@
 mod support;
 
 mod bad_input;
+mod formats;
 mod guards;
 mod story;

@@ -55,7 +55,7 @@ impl Env {
     pub fn new(backend: Backend, edit: impl FnOnce(String) -> String) -> Env {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("samples")).unwrap();
-        for f in ["hr.xlsx", "acme-services.csv", "portal-export.csv"] {
+        for f in ["hr.xlsx", "hr.csv", "acme-services.csv", "portal-export.csv"] {
             std::fs::copy(repo().join("samples").join(f), dir.path().join("samples").join(f)).unwrap();
         }
         let url = match backend {

@@ -100,7 +100,8 @@ async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
                 Ok(w) => w,
                 Err(e) => return usage(format!("--as: {e}")),
             };
-            let opts = RunOptions { sources, out: dir, dry_run, force, forced_by };
+            let progress = std::io::stderr().is_terminal() && tracing::enabled!(tracing::Level::WARN);
+            let opts = RunOptions { sources, out: dir, dry_run, force, forced_by, progress };
             let summary = match engine.run(&opts).await {
                 Ok(s) => s,
                 Err(EngineError::UnknownSource(n)) => {

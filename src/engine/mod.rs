@@ -91,6 +91,23 @@ pub struct RunOptions {
     pub force: bool,
     /// Who forced it (`--as`), recorded in the run.
     pub forced_by: Option<Email>,
+    /// Show progress on stderr (the command line sets it when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// A spinner counting rows on stderr, or nothing.
+fn progress(enabled: bool, what: String, counting: bool) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(what);
+    let template =
+        if counting { "{spinner} {msg}: {human_pos} rows ({per_sec}) {elapsed}" } else { "{spinner} {msg} {elapsed}" };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// What a run did, for the command line's summary and exit code.
@@ -129,13 +146,15 @@ impl Engine {
             .collect()
     }
 
-    fn read_sources(&self, sources: &[&SourceConfig]) -> SourcesRead {
+    fn read_sources(&self, sources: &[&SourceConfig], show_progress: bool) -> SourcesRead {
         let today = self.clock.today(self.config.timezone);
         let mut read =
             SourcesRead { desired: Desired::default(), stats: Vec::new(), scope: BTreeSet::new(), rejected: None };
         for src in sources {
             read.scope.extend(src.scope.iter().cloned());
-            let (stats, error) = read_source(src, &self.config, today, &mut read.desired);
+            let bar = progress(show_progress, format!("reading {}", src.name), true);
+            let (stats, error) = read_source(src, &self.config, today, &mut read.desired, &bar);
+            bar.finish_and_clear();
             if let Some(e) = &error {
                 tracing::error!(source = %src.name, "source rejected: {e}");
                 read.rejected.get_or_insert_with(|| format!("source {}: {e}", src.name));
@@ -151,7 +170,7 @@ impl Engine {
     pub async fn run(&self, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         let sources = self.select_sources(&opts.sources)?;
         let started_at = self.clock.now;
-        let mut read = self.read_sources(&sources);
+        let mut read = self.read_sources(&sources, opts.progress);
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
 
         let mut tx = self.store.begin().await?;
@@ -408,7 +427,9 @@ impl Engine {
             pending: &pending,
             info: &info,
         };
+        let bar = progress(opts.progress && reported.len() > 10_000, "writing reports".to_string(), false);
         let files = report::write_run_reports(&dir, &report, self.config.reports.csv_delimiter);
+        bar.finish_and_clear();
         let files = match files {
             Ok(f) => f,
             Err(e) => {
@@ -443,6 +464,7 @@ fn read_source(
     config: &Config,
     today: NaiveDate,
     desired: &mut Desired,
+    bar: &indicatif::ProgressBar,
 ) -> (SourceRunRecord, Option<String>) {
     let SourceKind::Spreadsheet(sheet) = &src.kind;
     let origin = sheet.path.display().to_string();
@@ -477,6 +499,7 @@ fn read_source(
     let (mut rows, mut valid) = (0u64, 0u64);
     let result = source::read_table(&spec, &mut |record| {
         rows += 1;
+        bar.inc(1);
         let mapped = mapper.map(&record);
         if matches!(mapped, crate::core::mapping::Mapped::Row(_)) {
             valid += 1;

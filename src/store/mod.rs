@@ -153,6 +153,16 @@ impl Store {
             Backend::Postgres => url.expose().clone(),
         };
         let connect_err = |source| StoreError::Connect { url: masked.clone(), source };
+        // One direct connection first: the pool would retry a refused
+        // connection until its acquire timeout; a user wants the error now.
+        {
+            use sqlx::Connection;
+            let probe = tokio::time::timeout(Duration::from_secs(15), sqlx::AnyConnection::connect(&connect_url))
+                .await
+                .map_err(|_| connect_err(sqlx::Error::PoolTimedOut))?
+                .map_err(connect_err)?;
+            probe.close().await.map_err(connect_err)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))

@@ -73,8 +73,13 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[])
+    }
+
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
             .args(args)
+            .envs(vars.iter().copied())
             .current_dir(self.dir.path())
             .env("CHORUS_SYNC_NOW", &self.now)
             .env_remove("CHORUS_SYNC_CONFIG")

@@ -162,7 +162,14 @@ fn main() -> ExitCode {
     let code = match cli::dispatch(&cli.config, cli.command.into()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors often repeat their source's text; print each cause once.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1).map(ToString::to_string) {
+                if !msg.contains(&cause) {
+                    msg = format!("{msg}: {cause}");
+                }
+            }
+            eprintln!("error: {msg}");
             cli::EXIT_INTERNAL
         }
     };

@@ -8,7 +8,6 @@ use std::{
     sync::Arc,
 };
 
-use anyhow::Context;
 use chorus_sync::{
     config,
     core::{
@@ -78,7 +77,7 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
-        let store = Store::connect(&config.store.url).await.context("cannot open the store")?;
+        let store = Store::connect(&config.store.url).await?;
         let engine = Engine { config, store, clock };
         let code = execute(&engine, command).await;
         engine.store.close().await;

@@ -25,11 +25,12 @@ use crate::{
     core::{
         anomaly::AnomalyCode,
         approval::{ApprovalRequest, RequestState, RunId},
+        change::Change,
         describe::describe,
         diff::{Desired, DiffInput, diff},
         guards,
         mapping::Mapper,
-        plan::{Plan, StructureCounts},
+        plan::{Disposition, Plan, StructureCounts},
         record::Field,
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
@@ -261,6 +262,37 @@ impl Engine {
         self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, trips, opts).await
     }
 
+    /// The approval request for a change, addressed to its structure's main manager.
+    fn new_request(&self, c: &Change, run_id: RunId) -> ApprovalRequest {
+        let info = self.config.catalog.get(&c.key.structure);
+        let name = info.map_or("", |i| i.name.as_str());
+        // The requester is the source behind the change: the row's, or the
+        // source governing the structure for people absent from it.
+        let source = c.origin.as_ref().map(|o| o.source.to_string()).or_else(|| {
+            self.config.sources.iter().find(|s| s.scope.contains(&c.key.structure)).map(|s| s.name.clone())
+        });
+        ApprovalRequest {
+            id: 0,
+            run_id,
+            state: RequestState::Pending,
+            kind: c.kind,
+            key: c.key.clone(),
+            name: c.name.clone(),
+            reason: c.reason.to_string(),
+            reason_category: c.reason.category().to_string(),
+            description: describe(c, name),
+            requester: format!("chorus-sync, source {}, run {run_id}", source.unwrap_or_default()),
+            structure_name: name.to_string(),
+            manager: info.map_or(String::new(), |i| i.main_manager.to_string()),
+            origin: c.origin.as_ref().map(ToString::to_string),
+            created_at: self.clock.now,
+            decided_by: None,
+            decided_at: None,
+            motive: None,
+            comment: None,
+        }
+    }
+
     /// Records the run (unless dry), raises and supersedes when it is done,
     /// writes the reports, commits.
     #[allow(clippy::too_many_arguments)]
@@ -278,104 +310,53 @@ impl Engine {
         let catalog = &self.config.catalog;
         let now = self.clock.now;
         let done = run.outcome == RunOutcome::Done;
-        let mut totals = RunCounts::default();
-        for c in &plan.changes {
-            match c.change.kind {
-                crate::core::change::ChangeKind::Attach => totals.attach += 1,
-                crate::core::change::ChangeKind::Detach => totals.detach += 1,
-                crate::core::change::ChangeKind::Move => totals.moves += 1,
-                crate::core::change::ChangeKind::Rights => totals.rights += 1,
+        let mut counts = plan.counts.clone();
+        if !done {
+            for c in counts.values_mut() {
+                c.raised = 0;
             }
         }
-        totals.anomalies = plan.anomalies.len() as u64;
+        let sum = |f: fn(&StructureCounts) -> u64| counts.values().map(f).sum::<u64>();
+        let mut totals = RunCounts {
+            attach: sum(|c| c.attach),
+            detach: sum(|c| c.detach),
+            moves: sum(|c| c.moves),
+            rights: sum(|c| c.rights),
+            raised: sum(|c| c.raised),
+            superseded: if done { plan.supersede.len() as u64 } else { 0 },
+            anomalies: plan.anomalies.len() as u64,
+        };
 
         let run_id = if opts.dry_run { None } else { Some(tx.insert_run(&run).await?) };
         run.id = run_id.unwrap_or(0);
 
         // Raise the new requests and supersede the stale ones.
-        let mut reported: Vec<ReportedChange> = Vec::with_capacity(plan.changes.len());
+        let mut reported: Vec<ReportedChange> = plan.changes.iter().map(ReportedChange::from).collect();
         let mut raised: Vec<ApprovalRequest> = Vec::new();
-        let mut counts = plan.counts.clone();
-        if done {
-            // The requester is the source behind the change: the row's, or the
-            // source governing the structure for people absent from it.
-            let requester = |c: &crate::core::change::Change| {
-                let source = c.origin.as_ref().map(|o| o.source.to_string()).or_else(|| {
-                    self.config.sources.iter().find(|s| s.scope.contains(&c.key.structure)).map(|s| s.name.clone())
-                });
-                format!("chorus-sync, source {}, run {}", source.unwrap_or_default(), run.id)
-            };
-            let to_raise: Vec<ApprovalRequest> = plan
-                .to_raise()
-                .map(|c| {
-                    let info = catalog.get(&c.key.structure);
-                    let name = info.map_or("", |i| i.name.as_str());
-                    ApprovalRequest {
-                        id: 0,
-                        run_id: run.id,
-                        state: RequestState::Pending,
-                        kind: c.kind,
-                        key: c.key.clone(),
-                        name: c.name.clone(),
-                        reason: c.reason.to_string(),
-                        reason_category: c.reason.category().to_string(),
-                        description: describe(c, name),
-                        requester: requester(c),
-                        structure_name: name.to_string(),
-                        manager: info.map_or(String::new(), |i| i.main_manager.to_string()),
-                        origin: c.origin.as_ref().map(ToString::to_string),
-                        created_at: now,
-                        decided_by: None,
-                        decided_at: None,
-                        motive: None,
-                        comment: None,
-                    }
-                })
-                .collect();
-            let ids = if opts.dry_run || to_raise.is_empty() {
-                vec![0; to_raise.len()]
-            } else {
-                tx.insert_requests(&to_raise).await?
-            };
-            let mut ids = ids.into_iter();
-            for mut req in to_raise {
-                req.id = ids.next().unwrap_or(0);
-                raised.push(req);
+        if done && !opts.dry_run {
+            raised = plan.to_raise().map(|c| self.new_request(c, run.id)).collect();
+            if !raised.is_empty() {
+                let ids = tx.insert_requests(&raised).await?;
+                for (req, id) in raised.iter_mut().zip(ids) {
+                    req.id = id;
+                }
             }
-            let mut raised_ids = raised.iter().map(|r| r.id);
-            for c in &plan.changes {
-                let (approval_id, approval_state) = match c.disposition {
-                    crate::core::plan::Disposition::Raise => {
-                        let id = raised_ids.next().filter(|id| *id != 0);
-                        (id, if opts.dry_run { None } else { Some(RequestState::Pending) })
-                    }
-                    d => (d.request_id(), d.state()),
-                };
-                reported.push(ReportedChange { change: c.change.clone(), approval_id, approval_state });
+            let to_raise = reported.iter_mut().zip(&plan.changes).filter(|(_, p)| p.disposition == Disposition::Raise);
+            for ((r, _), req) in to_raise.zip(&raised) {
+                (r.approval_id, r.approval_state) = (Some(req.id), Some(RequestState::Pending));
             }
             totals.raised = raised.len() as u64;
-            totals.superseded = plan.supersede.len() as u64;
-            if !opts.dry_run {
-                // Approved requests the plan dropped are superseded too, so they
-                // leave the action list before someone applies them.
-                let (was_approved, was_pending): (Vec<_>, Vec<_>) =
-                    plan.supersede.iter().partition(|id| approved.contains(id));
-                for (ids, from) in [(was_pending, RequestState::Pending), (was_approved, RequestState::Approved)] {
-                    if !ids.is_empty() {
-                        tx.transition_many(&ids, from, RequestState::Superseded, Some("chorus-sync"), now).await?;
-                    }
+            // Approved requests the plan dropped are superseded too, so they
+            // leave the action list before someone applies them.
+            let (was_approved, was_pending): (Vec<_>, Vec<_>) =
+                plan.supersede.iter().partition(|id| approved.contains(id));
+            for (ids, from) in [(was_pending, RequestState::Pending), (was_approved, RequestState::Approved)] {
+                if !ids.is_empty() {
+                    tx.transition_many(&ids, from, RequestState::Superseded, Some("chorus-sync"), now).await?;
                 }
-                let scope: Vec<StructureId> = plan.counts.keys().cloned().collect();
-                tx.replace_absences(&scope, &plan.absences).await?;
             }
-        } else {
-            for c in &plan.changes {
-                let (approval_id, approval_state) = (c.disposition.request_id(), c.disposition.state());
-                reported.push(ReportedChange { change: c.change.clone(), approval_id, approval_state });
-            }
-            for c in counts.values_mut() {
-                c.raised = 0;
-            }
+            let scope: Vec<StructureId> = plan.counts.keys().cloned().collect();
+            tx.replace_absences(&scope, &plan.absences).await?;
         }
         run.counts = totals;
 

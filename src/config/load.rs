@@ -786,20 +786,6 @@ impl Validator {
 
     fn guards(&mut self, raw: RawGuards) -> GuardsConfig {
         let d = GuardsConfig::default();
-        let max_detach = match raw.max_detach {
-            None => d.max_detach,
-            Some(Limit::Off) => None,
-            Some(Limit::Int(n)) if n >= 0 => Some(n.unsigned_abs()),
-            Some(other) => {
-                self.problem(
-                    "guards.max_detach",
-                    format!("{}: must be a whole number ≥ 0, or false", limit_text(other)),
-                );
-                d.max_detach
-            }
-        };
-        let max_detach_percent = self.bounded("guards.max_detach_percent", raw.max_detach_percent, 100.0);
-        let min_rows_ratio = self.bounded("guards.min_rows_ratio", raw.min_rows_ratio, 1.0);
         let grace_runs = match raw.grace_runs {
             None => d.grace_runs,
             Some(Limit::Int(n)) if (0..=i64::from(u32::MAX)).contains(&n) => n as u32,
@@ -812,11 +798,47 @@ impl Validator {
             }
         };
         GuardsConfig {
-            max_detach,
-            max_detach_percent: max_detach_percent.unwrap_or(d.max_detach_percent),
-            min_rows_ratio: min_rows_ratio.unwrap_or(d.min_rows_ratio),
+            max_detach: self.count_limit("guards.max_detach", raw.max_detach, d.max_detach),
+            max_detach_percent: self.percent_limit(
+                "guards.max_detach_percent",
+                raw.max_detach_percent,
+                d.max_detach_percent,
+            ),
+            max_attach: self.count_limit("guards.max_attach", raw.max_attach, d.max_attach),
+            max_attach_percent: self.percent_limit(
+                "guards.max_attach_percent",
+                raw.max_attach_percent,
+                d.max_attach_percent,
+            ),
+            max_move: self.count_limit("guards.max_move", raw.max_move, d.max_move),
+            max_move_percent: self.percent_limit("guards.max_move_percent", raw.max_move_percent, d.max_move_percent),
+            max_rights: self.count_limit("guards.max_rights", raw.max_rights, d.max_rights),
+            max_rights_percent: self.percent_limit(
+                "guards.max_rights_percent",
+                raw.max_rights_percent,
+                d.max_rights_percent,
+            ),
+            min_rows_ratio: self.bounded("guards.min_rows_ratio", raw.min_rows_ratio, 1.0).unwrap_or(d.min_rows_ratio),
             grace_runs,
         }
+    }
+
+    /// A count guard: a whole number ≥ 0, or `false`.
+    fn count_limit(&mut self, path: &str, raw: Option<Limit>, default: Option<u64>) -> Option<u64> {
+        match raw {
+            None => default,
+            Some(Limit::Off) => None,
+            Some(Limit::Int(n)) if n >= 0 => Some(n.unsigned_abs()),
+            Some(other) => {
+                self.problem(path, format!("{}: must be a whole number ≥ 0, or false", limit_text(other)));
+                default
+            }
+        }
+    }
+
+    /// A percentage guard: 0–100, or `false`.
+    fn percent_limit(&mut self, path: &str, raw: Option<Limit>, default: Option<f64>) -> Option<f64> {
+        self.bounded(path, raw, 100.0).unwrap_or(default)
     }
 
     /// A guard between 0 and `max`, or `false`; `None` when absent or wrong.
@@ -1303,7 +1325,13 @@ structure = "SIRET"
         .unwrap();
         assert_eq!(
             c.guards,
-            GuardsConfig { max_detach: None, max_detach_percent: None, min_rows_ratio: None, grace_runs: 0 }
+            GuardsConfig {
+                max_detach: None,
+                max_detach_percent: None,
+                min_rows_ratio: None,
+                grace_runs: 0,
+                ..GuardsConfig::default()
+            }
         );
         let c = load_str(&format!("{STRUCTURES}[guards]\nmax_detach_percent = 5\nmin_rows_ratio = 1\n")).unwrap();
         assert_eq!(c.guards.max_detach_percent, Some(5.0));

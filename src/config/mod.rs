@@ -111,14 +111,45 @@ pub struct GuardsConfig {
     pub max_detach: Option<u64>,
     /// Per structure, percent of its current attachments.
     pub max_detach_percent: Option<f64>,
+    /// The same limits for the other kinds of change; none by default.
+    pub max_attach: Option<u64>,
+    pub max_attach_percent: Option<f64>,
+    pub max_move: Option<u64>,
+    pub max_move_percent: Option<f64>,
+    pub max_rights: Option<u64>,
+    pub max_rights_percent: Option<f64>,
     /// Source rows vs the last accepted run of that source.
     pub min_rows_ratio: Option<f64>,
     /// Complete runs a person may be missing before a detach is proposed.
     pub grace_runs: u32,
 }
 
+impl GuardsConfig {
+    /// The per-run and per-structure limits for one kind of change.
+    pub fn limits(&self, kind: crate::core::change::ChangeKind) -> (Option<u64>, Option<f64>) {
+        use crate::core::change::ChangeKind::*;
+        match kind {
+            Attach => (self.max_attach, self.max_attach_percent),
+            Detach => (self.max_detach, self.max_detach_percent),
+            Move => (self.max_move, self.max_move_percent),
+            Rights => (self.max_rights, self.max_rights_percent),
+        }
+    }
+}
+
 impl Default for GuardsConfig {
     fn default() -> GuardsConfig {
-        GuardsConfig { max_detach: Some(50), max_detach_percent: Some(10.0), min_rows_ratio: Some(0.8), grace_runs: 2 }
+        GuardsConfig {
+            max_detach: Some(50),
+            max_detach_percent: Some(10.0),
+            max_attach: None,
+            max_attach_percent: None,
+            max_move: None,
+            max_move_percent: None,
+            max_rights: None,
+            max_rights_percent: None,
+            min_rows_ratio: Some(0.8),
+            grace_runs: 2,
+        }
     }
 }

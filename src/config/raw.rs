@@ -32,7 +32,18 @@ pub const SOURCE_KEYS: &[&str] = &[
 ];
 pub const VALUES_KEYS: &[&str] = &["rights", "inactive_status"];
 pub const CURRENT_KEYS: &[&str] = &["columns", "sheet", "csv_delimiter", "encoding"];
-pub const GUARDS_KEYS: &[&str] = &["max_detach", "max_detach_percent", "min_rows_ratio", "grace_runs"];
+pub const GUARDS_KEYS: &[&str] = &[
+    "max_detach",
+    "max_detach_percent",
+    "max_attach",
+    "max_attach_percent",
+    "max_move",
+    "max_move_percent",
+    "max_rights",
+    "max_rights_percent",
+    "min_rows_ratio",
+    "grace_runs",
+];
 
 /// The valid keys of the table at `level`, a path without indices such as
 /// `sources.values`; `None` for free-form tables (column and value maps).
@@ -106,6 +117,12 @@ pub struct RawCurrent {
 pub struct RawGuards {
     pub max_detach: Option<Limit>,
     pub max_detach_percent: Option<Limit>,
+    pub max_attach: Option<Limit>,
+    pub max_attach_percent: Option<Limit>,
+    pub max_move: Option<Limit>,
+    pub max_move_percent: Option<Limit>,
+    pub max_rights: Option<Limit>,
+    pub max_rights_percent: Option<Limit>,
     pub min_rows_ratio: Option<Limit>,
     pub grace_runs: Option<Limit>,
 }

@@ -76,8 +76,11 @@ pub fn render(config: &Config) -> String {
     line(String::new());
     let g = &config.guards;
     line("[guards]".into());
-    line(format!("max_detach = {}", g.max_detach.map_or("false".to_string(), |n| n.to_string())));
-    line(format!("max_detach_percent = {}", g.max_detach_percent.map_or("false".to_string(), float)));
+    for kind in crate::core::change::ChangeKind::ALL {
+        let (max, percent) = g.limits(kind);
+        line(format!("max_{kind} = {}", max.map_or("false".to_string(), |n| n.to_string())));
+        line(format!("max_{kind}_percent = {}", percent.map_or("false".to_string(), float)));
+    }
     line(format!("min_rows_ratio = {}", g.min_rows_ratio.map_or("false".to_string(), float)));
     line(format!("grace_runs = {}", g.grace_runs));
     out

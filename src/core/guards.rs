@@ -2,7 +2,7 @@
 //! truncated or a plan is too large to be plausible. Pure functions over
 //! counts; the engine records a held or rejected run from what they return.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use super::{
     change::ChangeKind,
@@ -30,52 +30,61 @@ pub fn check_source(rows: u64, last_accepted_rows: Option<u64>, guards: &GuardsC
 /// A guard that tripped: the run is held (exit code 4), nothing is raised.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuardTrip {
-    MaxDetach { count: u64, limit: u64 },
-    MaxDetachPercent { structure: StructureId, count: u64, current: u64, limit: f64 },
+    /// `max_<kind>`: too many new requests of one kind in the run.
+    Max { kind: ChangeKind, count: u64, limit: u64 },
+    /// `max_<kind>_percent`: too many for one structure's size.
+    MaxPercent { kind: ChangeKind, structure: StructureId, count: u64, current: u64, limit: f64 },
 }
 
 impl fmt::Display for GuardTrip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuardTrip::MaxDetach { count, limit } => {
-                write!(f, "max_detach: {count} detaches would be raised, the limit is {limit} per run")
+            GuardTrip::Max { kind, count, limit } => {
+                write!(f, "max_{kind}: {count} {} would be raised, the limit is {limit} per run", plural(*kind))
             }
-            GuardTrip::MaxDetachPercent { structure, count, current, limit } => write!(
+            GuardTrip::MaxPercent { kind, structure, count, current, limit } => write!(
                 f,
-                "max_detach_percent: {count} detaches of {current} attachments in structure {structure} ({:.1}%), the limit is {limit}%",
+                "max_{kind}_percent: {count} {} of {current} attachments in structure {structure} ({:.1}%), the limit is {limit}%",
+                plural(*kind),
                 *count as f64 * 100.0 / *current as f64
             ),
         }
     }
 }
 
-/// The guards a plan trips; empty means go. Only new requests count: a
-/// detach already pending was accepted by an earlier run.
-pub fn evaluate(plan: &Plan, guards: &GuardsConfig) -> Vec<GuardTrip> {
-    let raised = |kind: ChangeKind, structure: Option<&StructureId>| {
-        plan.changes
-            .iter()
-            .filter(|c| c.disposition == Disposition::Raise && c.change.kind == kind)
-            .filter(|c| structure.is_none_or(|s| *s == c.change.key.structure))
-            .count() as u64
-    };
-    let mut trips = Vec::new();
-    if let Some(limit) = guards.max_detach {
-        let count = raised(ChangeKind::Detach, None);
-        if count > limit {
-            trips.push(GuardTrip::MaxDetach { count, limit });
-        }
+fn plural(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Attach => "attaches",
+        ChangeKind::Detach => "detaches",
+        ChangeKind::Move => "moves",
+        ChangeKind::Rights => "rights changes",
     }
-    if let Some(limit) = guards.max_detach_percent {
+}
+
+/// The guards a plan trips; empty means go. Only new requests count: a
+/// change already pending was accepted by an earlier run. Percentages are
+/// of the structure's current attachments; a structure with none known
+/// (never imported) has no base for one.
+pub fn evaluate(plan: &Plan, guards: &GuardsConfig) -> Vec<GuardTrip> {
+    let mut per_run: BTreeMap<ChangeKind, u64> = BTreeMap::new();
+    let mut per_structure: BTreeMap<(ChangeKind, &StructureId), u64> = BTreeMap::new();
+    for c in plan.changes.iter().filter(|c| c.disposition == Disposition::Raise) {
+        *per_run.entry(c.change.kind).or_default() += 1;
+        *per_structure.entry((c.change.kind, &c.change.key.structure)).or_default() += 1;
+    }
+    let mut trips = Vec::new();
+    for kind in ChangeKind::ALL {
+        let (max, max_percent) = guards.limits(kind);
+        let count = per_run.get(&kind).copied().unwrap_or(0);
+        if let Some(limit) = max.filter(|l| count > *l) {
+            trips.push(GuardTrip::Max { kind, count, limit });
+        }
+        let Some(limit) = max_percent else { continue };
         for (structure, counts) in &plan.counts {
-            let count = raised(ChangeKind::Detach, Some(structure));
-            if count > 0 && count as f64 * 100.0 > limit * counts.current as f64 {
-                trips.push(GuardTrip::MaxDetachPercent {
-                    structure: structure.clone(),
-                    count,
-                    current: counts.current,
-                    limit,
-                });
+            let count = per_structure.get(&(kind, structure)).copied().unwrap_or(0);
+            if count > 0 && counts.current > 0 && count as f64 * 100.0 > limit * counts.current as f64 {
+                let (structure, current) = (structure.clone(), counts.current);
+                trips.push(GuardTrip::MaxPercent { kind, structure, count, current, limit });
             }
         }
     }
@@ -94,7 +103,13 @@ mod tests {
     };
 
     fn guards(max: Option<u64>, pct: Option<f64>, ratio: Option<f64>) -> GuardsConfig {
-        GuardsConfig { max_detach: max, max_detach_percent: pct, min_rows_ratio: ratio, grace_runs: 0 }
+        GuardsConfig {
+            max_detach: max,
+            max_detach_percent: pct,
+            min_rows_ratio: ratio,
+            grace_runs: 0,
+            ..GuardsConfig::default()
+        }
     }
 
     #[test]
@@ -138,6 +153,48 @@ mod tests {
             .collect();
         let counts = [(s, StructureCounts { current, ..Default::default() })].into_iter().collect();
         Plan { changes, counts, ..Default::default() }
+    }
+
+    #[test]
+    fn every_kind_has_its_thresholds() {
+        let s = StructureId::parse(IdentifierType::Siret, "12345678200010").unwrap();
+        let change = |e: &str, before: Option<&str>, after: Option<&str>| {
+            let place = |svc: &str| Placement {
+                service: Some(crate::domain::ServiceCode::parse(svc).unwrap()),
+                rights: Default::default(),
+            };
+            let key = ChangeKey {
+                structure: s.clone(),
+                email: Email::parse(e).unwrap(),
+                before: before.map(place),
+                after: after.map(place),
+            };
+            PlannedChange {
+                change: Change::new(key, Reason::New, PersonName::default(), None).unwrap(),
+                disposition: Disposition::Raise,
+            }
+        };
+        let changes = vec![
+            change("a@x.fr", None, Some("COMPTA")),
+            change("b@x.fr", None, Some("COMPTA")),
+            change("c@x.fr", Some("COMPTA"), Some("ACHATS")),
+        ];
+        let counts = [(s.clone(), StructureCounts { current: 10, ..Default::default() })].into_iter().collect();
+        let plan = Plan { changes, counts, ..Default::default() };
+        let g = GuardsConfig { max_attach: Some(1), max_move_percent: Some(5.0), ..GuardsConfig::default() };
+        let trips: Vec<String> = evaluate(&plan, &g).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            trips,
+            [
+                "max_attach: 2 attaches would be raised, the limit is 1 per run",
+                "max_move_percent: 1 moves of 10 attachments in structure 12345678200010 (10.0%), the limit is 5%",
+            ]
+        );
+        // A structure with no known attachments has no base for a percentage.
+        let mut empty = plan.clone();
+        empty.counts.values_mut().for_each(|c| c.current = 0);
+        let g = GuardsConfig { max_attach_percent: Some(5.0), ..GuardsConfig::default() };
+        assert!(evaluate(&empty, &g).is_empty());
     }
 
     #[test]

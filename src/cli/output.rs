@@ -80,6 +80,9 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary, config: &Config) -> std
     } else if s.totals.anomalies > 0 {
         writeln!(out, "{} anomalies in the source", s.totals.anomalies)?;
     }
+    for note in &s.notes {
+        writeln!(out, "note: {note}")?;
+    }
     let empty: Vec<&str> = s
         .counts
         .iter()

@@ -123,6 +123,8 @@ pub struct RunSummary {
     pub sources: Vec<SourceRun>,
     pub counts: BTreeMap<StructureId, StructureCounts>,
     pub totals: RunCounts,
+    /// Things worth telling that are not errors (the same file as last time…).
+    pub notes: Vec<String>,
 }
 
 /// The sources of a run, read and mapped.
@@ -130,6 +132,8 @@ struct SourcesRead {
     desired: Desired,
     stats: Vec<SourceRunRecord>,
     scope: BTreeSet<StructureId>,
+    /// Things worth telling that are not errors.
+    notes: Vec<String>,
     /// The first source that could not be read, and why.
     rejected: Option<String>,
 }
@@ -149,8 +153,13 @@ impl Engine {
 
     fn read_sources(&self, sources: &[&SourceConfig], show_progress: bool) -> SourcesRead {
         let today = self.clock.today(self.config.timezone);
-        let mut read =
-            SourcesRead { desired: Desired::default(), stats: Vec::new(), scope: BTreeSet::new(), rejected: None };
+        let mut read = SourcesRead {
+            desired: Desired::default(),
+            stats: Vec::new(),
+            scope: BTreeSet::new(),
+            notes: Vec::new(),
+            rejected: None,
+        };
         for src in sources {
             read.scope.extend(src.scope.iter().cloned());
             let bar = progress(show_progress, format!("reading {}", src.name), true);
@@ -179,6 +188,15 @@ impl Engine {
         if read.rejected.is_none() {
             for s in &mut read.stats {
                 let last = tx.last_accepted_source_run(&s.run.source).await?;
+                if last.as_ref().is_some_and(|l| l.sha256.is_some() && l.sha256 == s.sha256) {
+                    // Worth knowing (a stuck HR export job), not an error.
+                    let note = format!(
+                        "source {}: {} is the same file as in the last accepted run",
+                        s.run.source, s.run.origin
+                    );
+                    tracing::warn!("{note}");
+                    read.notes.push(note);
+                }
                 if let Err(why) = guards::check_source(s.run.rows, last.map(|l| l.run.rows), &self.config.guards) {
                     s.run.rejected = Some(why.clone());
                     read.rejected.get_or_insert_with(|| format!("source {}: {why}", s.run.source));
@@ -204,7 +222,9 @@ impl Engine {
             run.message = Some(why.clone());
             let anomalies = read.desired.anomalies.clone();
             let plan = Plan { anomalies, ..Default::default() };
-            return self.finish(tx, run, &read.stats, &plan, &[], &BTreeSet::new(), Vec::new(), opts).await;
+            let notes = read.notes.iter().map(|n| ("note".to_string(), n.clone())).collect();
+            let summary = self.finish(tx, run, &read.stats, &plan, &[], &BTreeSet::new(), notes, opts).await?;
+            return Ok(RunSummary { notes: read.notes, ..summary });
         }
 
         let current = tx.current_attachments(&scope).await?;
@@ -258,8 +278,13 @@ impl Engine {
             tx.record_identities(&identities, self.clock.now).await?;
         }
         let approved: BTreeSet<_> = open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
-        let trips = trips.iter().map(ToString::to_string).collect();
-        self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, trips, opts).await
+        let lines = trips
+            .iter()
+            .map(|t| ("guard".to_string(), t.to_string()))
+            .chain(read.notes.iter().map(|n| ("note".to_string(), n.clone())))
+            .collect();
+        let summary = self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, lines, opts).await?;
+        Ok(RunSummary { notes: read.notes, ..summary })
     }
 
     /// The approval request for a change, addressed to its structure's main manager.
@@ -304,7 +329,7 @@ impl Engine {
         plan: &Plan,
         pending_before: &[ApprovalRequest],
         approved: &BTreeSet<crate::core::approval::RequestId>,
-        trips: Vec<String>,
+        extra_info: Vec<(String, String)>,
         opts: &RunOptions,
     ) -> Result<RunSummary, EngineError> {
         let catalog = &self.config.catalog;
@@ -386,9 +411,7 @@ impl Engine {
         if let Some(m) = &run.message {
             info.push(("message".into(), m.clone()));
         }
-        for t in &trips {
-            info.push(("guard".into(), t.clone()));
-        }
+        info.extend(extra_info);
         for s in stats {
             let mut line = format!("{}: {} rows, {} valid", s.run.origin, s.run.rows, s.run.valid_rows);
             if let Some(r) = &s.run.rejected {
@@ -435,6 +458,7 @@ impl Engine {
             sources: stats.iter().map(|s| s.run.clone()).collect(),
             counts,
             totals,
+            notes: Vec::new(),
         })
     }
 }

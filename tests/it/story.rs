@@ -91,6 +91,11 @@ fn story(backend: Backend) {
     // The same input again raises nothing new: the requests are kept pending.
     let run2 = env.run(&["run"]).expect(0);
     assert!(run2.stdout.contains("raised 0 request(s), superseded 0"), "{}", run2.stdout);
+    assert!(
+        run2.stdout.contains("note: source hr: samples/hr.xlsx is the same file as in the last accepted run"),
+        "{}",
+        run2.stdout
+    );
     let rows = csv_rows(&env.path("reports/2/changes.csv"));
     assert!(rows[1..].iter().all(|r| r[12] == "pending" && !r[11].is_empty()), "{rows:?}");
 

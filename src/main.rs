@@ -111,18 +111,20 @@ pub enum ApprovalsCommand {
         format: ShowFormat,
     },
     /// Approve requests (all or none).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all_pending"])))]
     Approve {
-        #[arg(required = true)]
-        ids: Vec<i64>,
+        #[command(flatten)]
+        select: Selection,
         #[arg(long = "as", value_name = "EMAIL", required = true)]
         who: String,
         #[arg(long)]
         comment: Option<String>,
     },
     /// Refuse requests with a motive (all or none).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all_pending"])))]
     Refuse {
-        #[arg(required = true)]
-        ids: Vec<i64>,
+        #[command(flatten)]
+        select: Selection,
         #[arg(long = "as", value_name = "EMAIL", required = true)]
         who: String,
         /// Required and not blank.
@@ -134,6 +136,21 @@ pub enum ApprovalsCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+/// Which requests a decision is about: ids, or every pending request of the
+/// structures `--as` may decide for, narrowed by structure and kind.
+#[derive(Args, Debug, Clone)]
+#[group(skip)]
+pub struct Selection {
+    pub ids: Vec<i64>,
+    /// Every pending request the decider may decide (with --structure / --kind to narrow).
+    #[arg(long, conflicts_with = "ids")]
+    pub all_pending: bool,
+    #[arg(long, value_name = "ID", requires = "all_pending")]
+    pub structure: Vec<String>,
+    #[arg(long, value_name = "KIND", requires = "all_pending")]
+    pub kind: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -20,7 +20,7 @@ use chorus_sync::{
     store::{RequestFilter, Store},
 };
 
-use crate::{ApprovalsCommand, LogFormat, RunsCommand};
+use crate::{ApprovalsCommand, LogFormat, RunsCommand, Selection};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
@@ -186,20 +186,28 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
             output::approval_show(out, &req, &history, format)?;
             Ok(EXIT_OK)
         }
-        ApprovalsCommand::Approve { ids, who, comment } => {
+        ApprovalsCommand::Approve { select, who, comment } => {
             let who = match Email::parse(&who) {
                 Ok(w) => w,
                 Err(e) => return usage(format!("--as: {e}")),
             };
+            let ids = match selected(engine, &select, &who).await? {
+                Ok(ids) => ids,
+                Err(e) => return usage(e),
+            };
             decide(engine, out, Decision { ids, who, transition: Transition::Approve, comment }).await
         }
-        ApprovalsCommand::Refuse { ids, who, motive } => {
+        ApprovalsCommand::Refuse { select, who, motive } => {
             let who = match Email::parse(&who) {
                 Ok(w) => w,
                 Err(e) => return usage(format!("--as: {e}")),
             };
             let motive = match Motive::parse(motive.as_deref().unwrap_or("")) {
                 Ok(m) => m,
+                Err(e) => return usage(e),
+            };
+            let ids = match selected(engine, &select, &who).await? {
+                Ok(ids) => ids,
                 Err(e) => return usage(e),
             };
             decide(engine, out, Decision { ids, who, transition: Transition::Refuse(motive), comment: None }).await
@@ -216,6 +224,40 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
             Ok(EXIT_OK)
         }
     }
+}
+
+/// The ids a decision is about; `Err` is a usage problem.
+async fn selected(engine: &Engine, select: &Selection, who: &Email) -> anyhow::Result<Result<Vec<i64>, String>> {
+    if !select.all_pending {
+        return Ok(Ok(select.ids.clone()));
+    }
+    let mut filter = RequestFilter { states: vec![RequestState::Pending], ..Default::default() };
+    for k in &select.kind {
+        match ChangeKind::parse(k) {
+            Some(kind) => filter.kinds.push(kind),
+            None => return Ok(Err(format!("--kind {k:?}: expected one of attach, detach, move, rights"))),
+        }
+    }
+    let theirs: Vec<StructureId> =
+        engine.config.catalog.iter().filter(|s| s.may_decide(who)).map(|s| s.id.clone()).collect();
+    for s in &select.structure {
+        match structure_arg(engine, s) {
+            Ok(id) if theirs.contains(&id) => filter.structures.push(id),
+            Ok(id) => return Ok(Err(format!("{who} may not decide for structure {id}"))),
+            Err(e) => return Ok(Err(format!("--structure {s:?}: {e}"))),
+        }
+    }
+    if filter.structures.is_empty() {
+        if theirs.is_empty() {
+            return Ok(Err(format!("{who} is not the main manager or a delegate of any configured structure")));
+        }
+        filter.structures = theirs;
+    }
+    let ids: Vec<i64> = engine.store.list_requests(&filter).await?.iter().map(|r| r.id).collect();
+    if ids.is_empty() {
+        return Ok(Err("no pending request matches".to_string()));
+    }
+    Ok(Ok(ids))
 }
 
 async fn decide(engine: &Engine, out: &mut impl Write, d: Decision) -> anyhow::Result<u8> {

@@ -39,6 +39,8 @@ fn usage_errors_exit_2() {
     env.run(&["approvals", "show", "999"]).expect(2);
     env.run(&["approvals", "export", "--out", "actions.pdf"]).expect(2);
     env.run(&["frobnicate"]).expect(2);
+    env.run(&["approvals", "approve", "--as", "gp@acme.fr"]).expect(2);
+    env.run(&["approvals", "approve", "3", "--all-pending", "--as", "gp@acme.fr"]).expect(2);
     let missing = env.run(&["--config", "absent.toml", "check-config"]).expect(2);
     assert!(missing.stderr.contains("absent.toml"), "{}", missing.stderr);
 }

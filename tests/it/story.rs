@@ -203,6 +203,26 @@ fn story(backend: Backend) {
     assert!(import.stdout.contains(&format!("applied: #{luc}")), "{}", import.stdout);
     assert_eq!(state(&luc), "applied");
 
+    // Bulk: every pending attach of ACME Services, by its main manager, in one go.
+    let bulk = env
+        .run(&[
+            "approvals",
+            "approve",
+            "--all-pending",
+            "--structure",
+            "98765432400001",
+            "--kind",
+            "attach",
+            "--as",
+            "gp@acme-services.fr",
+        ])
+        .expect(0);
+    assert_eq!(bulk.stdout, format!("#{agnes}: approved\n"));
+    assert_eq!(state(&agnes), "approved");
+    let outsider =
+        env.run(&["approvals", "approve", "--all-pending", "--structure", "98765432400001", "--as", "gp@acme.fr"]);
+    assert!(outsider.expect(2).stderr.contains("may not decide for structure 98765432400001"));
+
     // Luc is attached now: nothing more to do for him, nothing new raised.
     let run4 = env.run(&["run"]).expect(0);
     assert!(run4.stdout.contains("raised 0 request(s), superseded 0"), "{}", run4.stdout);

@@ -92,13 +92,16 @@ pub struct PlanArgs {
 pub enum ApprovalsCommand {
     /// List requests (all states unless --state).
     List {
+        /// pending, approved, refused, superseded, expired, applied (repeatable).
         #[arg(long, value_name = "S")]
         state: Vec<String>,
+        /// A structure identifier (repeatable).
         #[arg(long, value_name = "ID")]
         structure: Vec<String>,
         /// One manager's queue (main manager or delegate).
         #[arg(long, value_name = "EMAIL")]
         manager: Option<String>,
+        /// attach, detach, move, rights (repeatable).
         #[arg(long, value_name = "KIND")]
         kind: Vec<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -115,8 +118,10 @@ pub enum ApprovalsCommand {
     Approve {
         #[command(flatten)]
         select: Selection,
+        /// Who decides: the structure's main manager or a delegate.
         #[arg(long = "as", value_name = "EMAIL", required = true)]
         who: String,
+        /// A comment kept in the history.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -125,9 +130,10 @@ pub enum ApprovalsCommand {
     Refuse {
         #[command(flatten)]
         select: Selection,
+        /// Who decides: the structure's main manager or a delegate.
         #[arg(long = "as", value_name = "EMAIL", required = true)]
         who: String,
-        /// Required and not blank.
+        /// Why (required, not blank): the requester sees it.
         #[arg(long)]
         motive: Option<String>,
     },
@@ -143,12 +149,15 @@ pub enum ApprovalsCommand {
 #[derive(Args, Debug, Clone)]
 #[group(skip)]
 pub struct Selection {
+    /// Request ids.
     pub ids: Vec<i64>,
     /// Every pending request the decider may decide (with --structure / --kind to narrow).
     #[arg(long, conflicts_with = "ids")]
     pub all_pending: bool,
+    /// With --all-pending: only this structure (repeatable).
     #[arg(long, value_name = "ID", requires = "all_pending")]
     pub structure: Vec<String>,
+    /// With --all-pending: only this kind: attach, detach, move, rights (repeatable).
     #[arg(long, value_name = "KIND", requires = "all_pending")]
     pub kind: Vec<String>,
 }

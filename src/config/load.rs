@@ -12,9 +12,9 @@ use config::{ConfigError, Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::{
-    Config, CsvOptions, CurrentConfig, GuardsConfig, ReportsConfig, SourceConfig, SourceKind, SpreadsheetSource,
-    StoreConfig, ValueMaps,
-    raw::{self, Limit, RawCurrent, RawGuards, RawReports, RawSource, RawStore, RawStructure, RawValues},
+    ApprovalsConfig, Config, CsvOptions, CurrentConfig, GuardsConfig, ReportsConfig, SourceConfig, SourceKind,
+    SpreadsheetSource, StoreConfig, ValueMaps,
+    raw::{self, Limit, RawApprovals, RawCurrent, RawGuards, RawReports, RawSource, RawStore, RawStructure, RawValues},
 };
 use crate::{
     core::{
@@ -259,6 +259,7 @@ impl Validator {
         let sources = self.array::<RawSource>(top.remove("sources"), "sources");
         let current = self.table::<RawCurrent>(top.remove("current"), "current").unwrap_or_default();
         let guards = self.table::<RawGuards>(top.remove("guards"), "guards").unwrap_or_default();
+        let approvals = self.table::<RawApprovals>(top.remove("approvals"), "approvals").unwrap_or_default();
 
         let timezone = self.timezone(timezone);
         let store = self.store(store);
@@ -267,7 +268,9 @@ impl Validator {
         let sources = self.sources(sources, &catalog);
         let current = self.current(current);
         let guards = self.guards(guards);
-        Config { file: file.map(Path::to_path_buf), timezone, store, reports, catalog, sources, current, guards }
+        let approvals = self.approvals(approvals);
+        let file = file.map(Path::to_path_buf);
+        Config { file, timezone, store, reports, catalog, sources, current, guards, approvals }
     }
 
     // ---- reading raw values -------------------------------------------------
@@ -821,6 +824,19 @@ impl Validator {
             min_rows_ratio: self.bounded("guards.min_rows_ratio", raw.min_rows_ratio, 1.0).unwrap_or(d.min_rows_ratio),
             grace_runs,
         }
+    }
+
+    fn approvals(&mut self, raw: RawApprovals) -> ApprovalsConfig {
+        let path = "approvals.expire_after_days";
+        let expire_after_days = match raw.expire_after_days {
+            None | Some(Limit::Off) => None,
+            Some(Limit::Int(n)) if (1..=i64::from(u32::MAX)).contains(&n) => Some(n as u32),
+            Some(other) => {
+                self.problem(path, format!("{}: must be a whole number of days ≥ 1, or false", limit_text(other)));
+                None
+            }
+        };
+        ApprovalsConfig { expire_after_days }
     }
 
     /// A count guard: a whole number ≥ 0, or `false`.

@@ -35,6 +35,15 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub current: CurrentConfig,
     pub guards: GuardsConfig,
+    pub approvals: ApprovalsConfig,
+}
+
+/// The life of approval requests (`[approvals]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalsConfig {
+    /// Pending longer than this many days → `expired` at the next run, which
+    /// raises the change again if it is still needed. `None`: never.
+    pub expire_after_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

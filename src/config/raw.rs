@@ -12,7 +12,9 @@ use serde::{
 };
 
 /// Top-level keys, in the order `render` writes them.
-pub const TOP_KEYS: &[&str] = &["timezone", "store", "reports", "structures", "sources", "current", "guards"];
+pub const TOP_KEYS: &[&str] =
+    &["timezone", "store", "reports", "structures", "sources", "current", "guards", "approvals"];
+pub const APPROVALS_KEYS: &[&str] = &["expire_after_days"];
 pub const STORE_KEYS: &[&str] = &["url"];
 pub const REPORTS_KEYS: &[&str] = &["dir", "csv_delimiter"];
 pub const STRUCTURE_KEYS: &[&str] =
@@ -57,6 +59,7 @@ pub fn keys_at(level: &str) -> Option<&'static [&'static str]> {
         "sources.values" => VALUES_KEYS,
         "current" => CURRENT_KEYS,
         "guards" => GUARDS_KEYS,
+        "approvals" => APPROVALS_KEYS,
         _ => return None,
     })
 }
@@ -111,6 +114,11 @@ pub struct RawCurrent {
     pub sheet: Option<String>,
     pub csv_delimiter: Option<String>,
     pub encoding: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApprovals {
+    pub expire_after_days: Option<Limit>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -83,6 +83,10 @@ pub fn render(config: &Config) -> String {
     }
     line(format!("min_rows_ratio = {}", g.min_rows_ratio.map_or("false".to_string(), float)));
     line(format!("grace_runs = {}", g.grace_runs));
+    line(String::new());
+    line("[approvals]".into());
+    let days = config.approvals.expire_after_days;
+    line(format!("expire_after_days = {}", days.map_or("false".to_string(), |d| d.to_string())));
     out
 }
 

@@ -24,7 +24,7 @@ use crate::{
     config::{Config, SourceConfig, SourceKind},
     core::{
         anomaly::AnomalyCode,
-        approval::{ApprovalRequest, RequestState, RunId},
+        approval::{ApprovalRequest, RequestId, RequestState, RunId},
         change::Change,
         describe::describe,
         diff::{Desired, DiffInput, diff},
@@ -37,7 +37,7 @@ use crate::{
     domain::{Email, StructureId},
     report::{self, ReportError, ReportedChange, RunReport},
     source::{self, TableSpec},
-    store::{RequestFilter, SourceRunRecord, Store, StoreError},
+    store::{RequestFilter, SourceRunRecord, Store, StoreError, StoreTx},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +227,15 @@ impl Engine {
             return Ok(RunSummary { notes: read.notes, ..summary });
         }
 
+        let expired = self.expire(&mut tx, &scope).await?;
+        if !expired.is_empty() {
+            let days = self.config.approvals.expire_after_days.unwrap_or(0);
+            read.notes.push(format!(
+                "{} request(s) pending more than {days} days expired: {}; the changes still needed are raised again",
+                expired.len(),
+                expired.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         let current = tx.current_attachments(&scope).await?;
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
@@ -255,7 +264,8 @@ impl Engine {
                 run.message = Some(text);
             }
         }
-        let pending_before = self
+        // Read outside the transaction, so without this run's expiries.
+        let mut pending_before = self
             .store
             .list_requests(&RequestFilter {
                 states: vec![RequestState::Pending, RequestState::Approved],
@@ -263,6 +273,7 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
+        pending_before.retain(|r| !expired.contains(&r.id));
         // Remember who is who for the next run, except people whose identity
         // is in doubt this run (the anomaly stays until the portal is fixed).
         let doubtful: BTreeSet<&str> = plan
@@ -285,6 +296,21 @@ impl Engine {
             .collect();
         let summary = self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, lines, opts).await?;
         Ok(RunSummary { notes: read.notes, ..summary })
+    }
+
+    /// Expires the scope's requests pending longer than `expire_after_days`.
+    async fn expire(&self, tx: &mut StoreTx, scope: &[StructureId]) -> Result<Vec<RequestId>, EngineError> {
+        let Some(days) = self.config.approvals.expire_after_days else { return Ok(Vec::new()) };
+        let cutoff = self.clock.now - chrono::Duration::days(i64::from(days));
+        let filter =
+            RequestFilter { states: vec![RequestState::Pending], structures: scope.to_vec(), ..Default::default() };
+        let ids: Vec<RequestId> =
+            self.store.list_requests(&filter).await?.iter().filter(|r| r.created_at < cutoff).map(|r| r.id).collect();
+        if !ids.is_empty() {
+            tx.transition_many(&ids, RequestState::Pending, RequestState::Expired, Some("chorus-sync"), self.clock.now)
+                .await?;
+        }
+        Ok(ids)
     }
 
     /// The approval request for a change, addressed to its structure's main manager.
@@ -323,12 +349,12 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
-        mut tx: crate::store::StoreTx,
+        mut tx: StoreTx,
         mut run: RunRecord,
         stats: &[SourceRunRecord],
         plan: &Plan,
         pending_before: &[ApprovalRequest],
-        approved: &BTreeSet<crate::core::approval::RequestId>,
+        approved: &BTreeSet<RequestId>,
         extra_info: Vec<(String, String)>,
         opts: &RunOptions,
     ) -> Result<RunSummary, EngineError> {

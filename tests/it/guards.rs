@@ -80,3 +80,40 @@ fn a_bad_portal_export_imports_nothing_sqlite() {
 fn a_bad_portal_export_imports_nothing_postgres() {
     a_bad_portal_export_imports_nothing(Backend::Postgres);
 }
+
+fn old_pending_requests_expire_and_are_raised_again(backend: Backend) {
+    let mut env = Env::new(backend, |c| format!("{c}\n[approvals]\nexpire_after_days = 7\n"));
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    env.run(&["run"]).expect(0);
+    let first = env.run(&["approvals", "list", "--state", "pending", "--format", "json"]).expect(0).json();
+    assert_eq!(first.as_array().unwrap().len(), 10);
+    env.run(&["approvals", "approve", "1", "--as", "gp@acme.fr"]).expect(0);
+    // Six days later nothing expires; eight days later the pending ones do.
+    env.now = "2026-11-29T08:00:00Z".into();
+    let run = env.run(&["run"]).expect(0);
+    assert!(!run.stdout.contains("expired"), "{}", run.stdout);
+    env.now = "2026-12-01T08:00:00Z".into();
+    let run = env.run(&["run"]).expect(0);
+    assert!(run.stdout.contains("note: 9 request(s) pending more than 7 days expired"), "{}", run.stdout);
+    let expired = env.run(&["approvals", "list", "--state", "expired", "--format", "json"]).expect(0).json();
+    assert_eq!(expired.as_array().unwrap().len(), 9);
+    // Still needed: raised again as fresh requests; the approved one stays.
+    let pending = env.run(&["approvals", "list", "--state", "pending", "--format", "json"]).expect(0).json();
+    let pending = pending.as_array().unwrap();
+    assert_eq!(pending.len(), 9 + 2, "9 raised again, and the 2 absent people now past their grace");
+    assert!(pending.iter().all(|r| r["created_at"] == "2026-12-01T08:00:00Z"));
+    let approved = env.run(&["approvals", "list", "--state", "approved", "--format", "json"]).expect(0).json();
+    assert_eq!(approved[0]["id"], 1);
+    let history = env.run(&["approvals", "show", "2", "--format", "json"]).expect(0).json()["history"].clone();
+    assert_eq!(history[1]["to"], "expired");
+}
+
+#[test]
+fn old_pending_requests_expire_and_are_raised_again_sqlite() {
+    old_pending_requests_expire_and_are_raised_again(Backend::Sqlite);
+}
+
+#[test]
+fn old_pending_requests_expire_and_are_raised_again_postgres() {
+    old_pending_requests_expire_and_are_raised_again(Backend::Postgres);
+}

@@ -126,6 +126,19 @@ pub fn import_summary(out: &mut impl Write, file: &Path, s: &ImportSummary, conf
         let ids: Vec<String> = s.applied.iter().map(|i| format!("#{i}")).collect();
         writeln!(out, "  applied: {}", ids.join(", "))?;
     }
+    if let (false, Some(days)) = (s.overdue.is_empty(), config.approvals.apply_within_days) {
+        writeln!(out, "  approved more than {days} days ago and still not applied in the portal:")?;
+        for r in &s.overdue {
+            let when = r.decided_at.as_ref().map(rfc3339).unwrap_or_default();
+            writeln!(
+                out,
+                "    #{} {} (approved {when} by {})",
+                r.id,
+                r.description,
+                r.decided_by.as_deref().unwrap_or("")
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -827,16 +827,22 @@ impl Validator {
     }
 
     fn approvals(&mut self, raw: RawApprovals) -> ApprovalsConfig {
-        let path = "approvals.expire_after_days";
-        let expire_after_days = match raw.expire_after_days {
+        ApprovalsConfig {
+            expire_after_days: self.days("approvals.expire_after_days", raw.expire_after_days),
+            apply_within_days: self.days("approvals.apply_within_days", raw.apply_within_days),
+        }
+    }
+
+    /// A number of days ≥ 1, or `false` (the default) for never.
+    fn days(&mut self, path: &str, raw: Option<Limit>) -> Option<u32> {
+        match raw {
             None | Some(Limit::Off) => None,
             Some(Limit::Int(n)) if (1..=i64::from(u32::MAX)).contains(&n) => Some(n as u32),
             Some(other) => {
                 self.problem(path, format!("{}: must be a whole number of days ≥ 1, or false", limit_text(other)));
                 None
             }
-        };
-        ApprovalsConfig { expire_after_days }
+        }
     }
 
     /// A count guard: a whole number ≥ 0, or `false`.

@@ -44,6 +44,9 @@ pub struct ApprovalsConfig {
     /// Pending longer than this many days → `expired` at the next run, which
     /// raises the change again if it is still needed. `None`: never.
     pub expire_after_days: Option<u32>,
+    /// Approved changes still not applied in the portal this many days after
+    /// the decision are reported by `import-current`. `None`: never.
+    pub apply_within_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use serde::{
 /// Top-level keys, in the order `render` writes them.
 pub const TOP_KEYS: &[&str] =
     &["timezone", "store", "reports", "structures", "sources", "current", "guards", "approvals"];
-pub const APPROVALS_KEYS: &[&str] = &["expire_after_days"];
+pub const APPROVALS_KEYS: &[&str] = &["expire_after_days", "apply_within_days"];
 pub const STORE_KEYS: &[&str] = &["url"];
 pub const REPORTS_KEYS: &[&str] = &["dir", "csv_delimiter"];
 pub const STRUCTURE_KEYS: &[&str] =
@@ -119,6 +119,7 @@ pub struct RawCurrent {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawApprovals {
     pub expire_after_days: Option<Limit>,
+    pub apply_within_days: Option<Limit>,
 }
 
 #[derive(Debug, Default, Deserialize)]

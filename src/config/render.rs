@@ -85,8 +85,9 @@ pub fn render(config: &Config) -> String {
     line(format!("grace_runs = {}", g.grace_runs));
     line(String::new());
     line("[approvals]".into());
-    let days = config.approvals.expire_after_days;
-    line(format!("expire_after_days = {}", days.map_or("false".to_string(), |d| d.to_string())));
+    let days = |d: Option<u32>| d.map_or("false".to_string(), |d| d.to_string());
+    line(format!("expire_after_days = {}", days(config.approvals.expire_after_days)));
+    line(format!("apply_within_days = {}", days(config.approvals.apply_within_days)));
     out
 }
 

@@ -29,6 +29,8 @@ pub struct ImportSummary {
     pub applied: Vec<i64>,
     /// Why the file was rejected: every bad row, nothing imported.
     pub errors: Vec<String>,
+    /// Approved longer than `apply_within_days` ago and still not done in the portal.
+    pub overdue: Vec<ApprovalRequest>,
 }
 
 impl Engine {
@@ -87,17 +89,16 @@ impl Engine {
         let present: BTreeSet<&Attachment> = rows.iter().map(|r| &r.attachment).collect();
         let mut tx = self.store.begin().await?;
         tx.replace_current(&covered, &rows, self.clock.now).await?;
-        for req in approved.iter().filter(|r| is_done(r, &present)) {
-            tx.transition(
-                req.id,
-                RequestState::Approved,
-                RequestState::Applied,
-                Some("import-current"),
-                self.clock.now,
-                None,
-            )
-            .await?;
-            summary.applied.push(req.id);
+        let now = self.clock.now;
+        let cutoff = self.config.approvals.apply_within_days.map(|d| now - chrono::Duration::days(i64::from(d)));
+        for req in &approved {
+            if is_done(req, &present) {
+                tx.transition(req.id, RequestState::Approved, RequestState::Applied, Some("import-current"), now, None)
+                    .await?;
+                summary.applied.push(req.id);
+            } else if cutoff.is_some_and(|c| req.decided_at.is_some_and(|d| d < c)) {
+                summary.overdue.push(req.clone());
+            }
         }
         tx.commit().await?;
         Ok(summary)

@@ -8,3 +8,4 @@ mod cli;
 mod formats;
 mod guards;
 mod story;
+mod workflow;

@@ -316,14 +316,15 @@ mod tests {
         }
     }
 
-    fn map(cells: &[(Field, Cell)]) -> Mapped {
+    /// Runs `f` with a mapper over the sample catalog (ACME France by default).
+    fn with_mapper<R>(source: &str, origin: &str, f: impl FnOnce(&Mapper) -> R) -> R {
         let catalog = sample();
         let scope: BTreeSet<StructureId> = catalog.ids().cloned().collect();
         let default = StructureId::parse(crate::domain::IdentifierType::Siret, "12345678200010").unwrap();
         let (columns, values) = (columns(), values());
-        let mapper = Mapper {
-            source: "hr".into(),
-            origin: "hr.csv".into(),
+        f(&Mapper {
+            source: source.into(),
+            origin: origin.into(),
             sheet: None,
             catalog: &catalog,
             scope: &scope,
@@ -331,12 +332,15 @@ mod tests {
             columns: &columns,
             values: &values,
             today: today(),
-        };
+        })
+    }
+
+    fn map(cells: &[(Field, Cell)]) -> Mapped {
         let mut record = Record::new(7);
         for (f, c) in cells {
             record.set(*f, c.clone());
         }
-        mapper.map(&record)
+        with_mapper("hr", "hr.csv", |m| m.map(&record))
     }
 
     fn t(s: &str) -> Cell {
@@ -446,26 +450,11 @@ mod tests {
 
     #[test]
     fn directory_records_carry_their_entry_and_left_flag() {
-        let catalog = sample();
-        let scope: BTreeSet<StructureId> = catalog.ids().cloned().collect();
-        let default = StructureId::parse(crate::domain::IdentifierType::Siret, "12345678200010").unwrap();
-        let (columns, values) = (columns(), values());
-        let mapper = Mapper {
-            source: "annuaire".into(),
-            origin: "ldaps://ldap.example.org".into(),
-            sheet: None,
-            catalog: &catalog,
-            scope: &scope,
-            default_structure: Some(&default),
-            columns: &columns,
-            values: &values,
-            today: today(),
-        };
         let mut record = Record::new(3);
         record.entry = Some("uid=marie,ou=people,dc=example,dc=org".into());
         record.left = Some(LeftWhy::Disabled);
         record.set(Field::Email, t("marie@acme.fr"));
-        match mapper.map(&record) {
+        match with_mapper("annuaire", "ldaps://ldap.example.org", |m| m.map(&record)) {
             Mapped::Row(r) => {
                 assert_eq!(r.left, Some(LeftWhy::Disabled));
                 assert_eq!(

@@ -48,15 +48,7 @@ fn write_rows<W: Write>(
     let headers = source.headers();
     out.write_record(headers.iter().map(|h| super::neutralize(h).into_owned())).map_err(csv_err)?;
     for (i, row) in source.rows().enumerate() {
-        if row.len() != headers.len() {
-            return Err(ReportError::RowLength {
-                path: path.to_path_buf(),
-                table: source.name().to_string(),
-                row: i + 1,
-                expected: headers.len(),
-                got: row.len(),
-            });
-        }
+        ReportError::check_row(path, source.name(), i + 1, headers.len(), row.len())?;
         for v in row.iter() {
             out.write_field(v.to_text().as_bytes()).map_err(csv_err)?;
         }

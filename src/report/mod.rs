@@ -38,6 +38,20 @@ pub enum ReportError {
 }
 
 impl ReportError {
+    /// A row must have one cell per header, or the columns would shift.
+    pub(crate) fn check_row(
+        path: &Path,
+        table: &str,
+        row: usize,
+        expected: usize,
+        got: usize,
+    ) -> Result<(), ReportError> {
+        if got == expected {
+            return Ok(());
+        }
+        Err(ReportError::RowLength { path: path.to_path_buf(), table: table.to_string(), row, expected, got })
+    }
+
     fn io(path: &Path) -> impl FnOnce(io::Error) -> ReportError + '_ {
         move |source| ReportError::Io { path: path.to_path_buf(), source }
     }

@@ -92,15 +92,7 @@ fn write_sheet(
             let message = format!("sheet {name}: more than {} data rows, Excel's limit", MAX_ROWS - 1);
             return Err(ReportError::Xlsx { path: path.to_path_buf(), message });
         }
-        if row.len() != headers.len() {
-            return Err(ReportError::RowLength {
-                path: path.to_path_buf(),
-                table: source.name().to_string(),
-                row: i + 1,
-                expected: headers.len(),
-                got: row.len(),
-            });
-        }
+        ReportError::check_row(path, source.name(), i + 1, headers.len(), row.len())?;
         // Fits: checked against MAX_ROWS above.
         last_row = (i + 1) as RowNum;
         for (col, value) in (0..=last_col).zip(row.iter()) {

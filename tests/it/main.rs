@@ -4,4 +4,6 @@
 mod support;
 
 mod guards;
+mod ldap;
+mod slapd;
 mod story;

@@ -1911,6 +1911,24 @@ rights = "factures:modification"
     }
 
     #[test]
+    fn reference_directory_example_loads_once_uncommented() {
+        let text = include_str!("../../config/reference.toml");
+        let start = text.find("# [[sources]]\n# name = \"annuaire\"").expect("the directory example");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        // The example's CA file is not on this machine.
+        let block = block.replace("ca_file = \"/etc/ssl/corp-ca.pem\"\n", "");
+        let c = load_env(&format!("{STRUCTURES}{block}"), &[("CHORUS_SYNC_LDAP_PASSWORD", "pw")])
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!("not ldap") };
+        assert_eq!(l.groups.len(), 1);
+        assert_eq!(c.sources[0].columns.get(Field::EndDate), Some("accountExpires"));
+    }
+
+    #[test]
     fn load_reads_the_file_and_names_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chorus-sync.toml");

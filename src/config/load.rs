@@ -12,9 +12,12 @@ use config::{ConfigError, Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::{
-    ApprovalsConfig, Config, CsvOptions, CurrentConfig, GuardsConfig, ReportsConfig, SourceConfig, SourceKind,
-    SpreadsheetSource, StoreConfig, ValueMaps,
-    raw::{self, Limit, RawApprovals, RawCurrent, RawGuards, RawReports, RawSource, RawStore, RawStructure, RawValues},
+    ApprovalsConfig, Config, CsvOptions, CurrentConfig, GroupRule, GuardsConfig, LdapSource, PasswordFrom,
+    ReportsConfig, SourceConfig, SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
+    raw::{
+        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawReports, RawSource, RawStore, RawStructure,
+        RawValues,
+    },
 };
 use crate::{
     core::{
@@ -94,19 +97,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut problems = Vec::new();
     for (key, value) in std::env::vars_os() {
         let Ok(key) = key.into_string() else { continue };
-        if !is_override(&key) {
-            continue;
-        }
+        // Other variables are kept for `password_env`; only overrides must be readable.
         match value.into_string() {
             Ok(value) => env.push((key, value)),
-            Err(_) => problems.push(Problem::new(key, "the value is not valid Unicode")),
+            Err(_) if is_override(&key) => problems.push(Problem::new(key, "the value is not valid Unicode")),
+            Err(_) => {}
         }
     }
     load_inner(&text, Some(path), &env, problems)
 }
 
 /// Loads from `text` as if read from `file`, with `env` as the environment
-/// (pairs not starting with `CHORUS_SYNC__` are ignored).
+/// (pairs not starting with `CHORUS_SYNC__` override nothing; `password_env`
+/// looks them up).
 pub fn load_from(text: &str, file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
     load_inner(text, file, env, Vec::new())
 }
@@ -122,7 +125,7 @@ fn load_inner(
     env: &[(String, String)],
     problems: Vec<Problem>,
 ) -> Result<Config, ConfigErrors> {
-    let mut v = Validator { problems };
+    let mut v = Validator { problems, env };
     let config = v.parse(text, env).map(|(top, env_paths)| {
         let config = v.validate(top, file);
         v.annotate(&env_paths);
@@ -144,11 +147,13 @@ struct Entries<T> {
     broken: bool,
 }
 
-struct Validator {
+struct Validator<'e> {
     problems: Vec<Problem>,
+    /// The environment, for `password_env`.
+    env: &'e [(String, String)],
 }
 
-impl Validator {
+impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(path, message));
     }
@@ -510,10 +515,16 @@ impl Validator {
             }
             let kind = self.source_kind(&p, &raw);
             let schedule = raw.schedule.as_deref().and_then(|s| self.schedule(&p, s));
-            let columns = match &raw.columns {
-                Some(map) => Some(self.columns(&format!("{p}.columns"), map, &[], &[Field::Email])),
+            // Directories map fields to attributes, files to column headers: same rules.
+            let (key, raw_columns, hint) = if is_ldap(&raw) {
+                ("attributes", &raw.attributes, "map at least the e-mail attribute (email = \"mail\")")
+            } else {
+                ("columns", &raw.columns, "map at least the e-mail column (email = \"…\")")
+            };
+            let columns = match raw_columns {
+                Some(map) => Some(self.columns(&format!("{p}.{key}"), map, &[], &[Field::Email])),
                 None => {
-                    self.problem(format!("{p}.columns"), "missing: map at least the e-mail column (email = \"…\")");
+                    self.problem(format!("{p}.{key}"), format!("missing: {hint}"));
                     None
                 }
             };
@@ -580,20 +591,245 @@ impl Validator {
     }
 
     fn source_kind(&mut self, p: &str, raw: &RawSource) -> Option<SourceKind> {
-        let csv = self.csv_options(p, raw.csv_delimiter.as_deref(), raw.encoding.as_deref());
-        let sheet = self.sheet(p, raw.sheet.as_deref());
         match raw.kind.as_deref().map(str::trim).unwrap_or("spreadsheet") {
             "spreadsheet" => {
+                for key in raw.set_keys(raw::LDAP_ONLY_KEYS) {
+                    self.problem(key_path(p, key), "only for directory sources (kind = \"ldap\")");
+                }
+                let csv = self.csv_options(p, raw.csv_delimiter.as_deref(), raw.encoding.as_deref());
+                let sheet = self.sheet(p, raw.sheet.as_deref());
                 let path = self.spreadsheet_path(p, raw.path.as_deref())?;
                 Some(SourceKind::Spreadsheet(SpreadsheetSource { path, sheet, csv: csv? }))
             }
             "ldap" => {
-                self.problem(format!("{p}.kind"), "kind \"ldap\" is not supported by this version yet");
-                None
+                for key in raw.set_keys(raw::SPREADSHEET_ONLY_KEYS) {
+                    let message = if key == "columns" {
+                        "directory sources map fields to attributes in [sources.attributes]"
+                    } else {
+                        "only for spreadsheet sources"
+                    };
+                    self.problem(key_path(p, key), message);
+                }
+                self.ldap_source(p, raw).map(SourceKind::Ldap)
             }
             other => {
-                self.problem(format!("{p}.kind"), format!("unknown source kind {other:?} (expected \"spreadsheet\")"));
+                self.problem(
+                    format!("{p}.kind"),
+                    format!("unknown source kind {other:?} (expected \"spreadsheet\" or \"ldap\")"),
+                );
                 None
+            }
+        }
+    }
+
+    fn ldap_source(&mut self, p: &str, raw: &RawSource) -> Option<LdapSource> {
+        let before = self.problems.len();
+        let start_tls = raw.start_tls.is_some_and(|f| f.0);
+        let tls_insecure = raw.tls_insecure.is_some_and(|f| f.0);
+        let url = self.ldap_url(p, raw.url.as_deref(), start_tls);
+        let tls = url.as_deref().is_some_and(|u| u.starts_with("ldaps://")) || start_tls;
+        let bind_dn = match raw.bind_dn.as_deref().map(str::trim) {
+            Some("") => {
+                self.problem(format!("{p}.bind_dn"), "must not be empty (leave it out to bind anonymously)");
+                None
+            }
+            other => other.map(str::to_string),
+        };
+        let (password, password_from) = self.ldap_password(p, raw).unzip();
+        match (&bind_dn, &password) {
+            (Some(_), None) if password_from.is_none() && self.problems.len() == before => {
+                self.problem(format!("{p}.bind_dn"), "a bind DN needs a password: set password_env (or password_file)")
+            }
+            (None, Some(_)) => self.problem(format!("{p}.bind_dn"), "missing: the password is for binding as this DN"),
+            _ => {}
+        }
+        let ca_file = raw.ca_file.as_deref().map(str::trim).and_then(|f| {
+            if f.is_empty() {
+                self.problem(format!("{p}.ca_file"), "must not be empty (leave it out to trust the system roots)");
+                return None;
+            }
+            if !Path::new(f).is_file() {
+                self.problem(format!("{p}.ca_file"), format!("{f:?}: no such file (a PEM file of CA certificates)"));
+            } else if url.is_some() && !tls {
+                self.problem(format!("{p}.ca_file"), "has no effect without TLS (ldaps:// or start_tls = true)");
+            }
+            Some(PathBuf::from(f))
+        });
+        let name = raw.name.as_deref().unwrap_or("?");
+        if tls_insecure {
+            tracing::warn!(
+                source = name,
+                "{p}.tls_insecure = true: the directory's certificate is NOT verified; anyone on the network \
+                 path can impersonate it and read the bind password"
+            );
+        } else if url.is_some() && !tls && password.is_some() {
+            tracing::warn!(
+                source = name,
+                "{p}: the bind password is sent in clear text; use ldaps:// or start_tls = true"
+            );
+        }
+        let base_dn = self.required_text(
+            p,
+            "base_dn",
+            raw.base_dn.as_deref(),
+            "where to search, e.g. ou=people,dc=example,dc=org",
+        );
+        let filter = self.required_text(p, "filter", raw.filter.as_deref(), "e.g. (&(objectClass=person)(mail=*))");
+        if let Some(f) = &filter
+            && ldap3::parse_filter(f).is_err()
+        {
+            self.problem(format!("{p}.filter"), format!("{f:?} is not a valid LDAP filter (RFC 4515)"));
+        }
+        let page_size = self.whole(&format!("{p}.page_size"), raw.page_size, 500, 1, i64::from(i32::MAX));
+        let timeout_s = self.whole(&format!("{p}.timeout_s"), raw.timeout_s, 30, 1, 86_400);
+        let nested_groups = raw.nested_groups.is_some_and(|f| f.0);
+        let groups = self.groups(p, raw.groups.as_deref().unwrap_or_default());
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(LdapSource {
+            url: url?,
+            start_tls,
+            bind_dn,
+            password,
+            password_from,
+            ca_file,
+            tls_insecure,
+            base_dn: base_dn?,
+            filter: filter?,
+            page_size: u32::try_from(page_size).ok()?,
+            timeout: std::time::Duration::from_secs(timeout_s),
+            nested_groups,
+            groups,
+        })
+    }
+
+    fn ldap_url(&mut self, p: &str, raw: Option<&str>, start_tls: bool) -> Option<String> {
+        let path = format!("{p}.url");
+        let Some(url) = raw.map(str::trim).filter(|u| !u.is_empty()) else {
+            self.problem(path, "missing (ldaps://host or ldap://host with start_tls = true)");
+            return None;
+        };
+        let lower = url.to_ascii_lowercase();
+        let Some(rest) = lower.strip_prefix("ldaps://").or_else(|| lower.strip_prefix("ldap://")) else {
+            self.problem(path, format!("{:?}: must start with ldaps:// or ldap://", mask_url(url)));
+            return None;
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if authority.contains('@') {
+            self.problem(path, "must not hold credentials: set bind_dn and password_env");
+            return None;
+        }
+        if authority.is_empty() {
+            self.problem(path, format!("{url:?}: no host"));
+            return None;
+        }
+        if rest.get(authority.len()..).is_some_and(|t| !t.trim_matches('/').is_empty()) {
+            self.problem(path, format!("{url:?}: give the base DN and filter as base_dn and filter, not in the URL"));
+            return None;
+        }
+        if start_tls && lower.starts_with("ldaps://") {
+            self.problem(format!("{p}.start_tls"), "StartTLS is for ldap:// URLs; ldaps:// is already encrypted");
+        }
+        Some(url.trim_end_matches('/').to_string())
+    }
+
+    /// The password from exactly one of `password_env`, `password_file`, `password`.
+    fn ldap_password(&mut self, p: &str, raw: &RawSource) -> Option<(Secret<String>, PasswordFrom)> {
+        let given = raw.set_keys(&["password_env", "password_file", "password"]);
+        if given.len() > 1 {
+            self.problem(p, format!("set only one of {}", given.join(", ")));
+            return None;
+        }
+        let (key, from, value) = if let Some(name) = &raw.password_env {
+            let name = name.trim();
+            let value = self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            if value.is_none() {
+                self.problem(format!("{p}.password_env"), format!("the environment variable {name} is not set"));
+                return None;
+            }
+            ("password_env", PasswordFrom::Env(name.to_string()), value)
+        } else if let Some(file) = &raw.password_file {
+            let file = file.trim();
+            match std::fs::read_to_string(file) {
+                // One trailing line break is the file's, not the password's.
+                Ok(text) => {
+                    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+                    ("password_file", PasswordFrom::File(PathBuf::from(file)), Some(text.to_string()))
+                }
+                Err(e) => {
+                    self.problem(format!("{p}.password_file"), format!("{file:?}: cannot read it: {e}"));
+                    return None;
+                }
+            }
+        } else if let Some(password) = &raw.password {
+            tracing::warn!(
+                "{p}.password: a clear-text password in the configuration; prefer password_env or password_file"
+            );
+            ("password", PasswordFrom::Inline, Some(password.clone()))
+        } else {
+            return None;
+        };
+        match value {
+            // An empty password makes a simple bind anonymous (RFC 4513 §5.1.2).
+            Some(v) if v.is_empty() => {
+                self.problem(format!("{p}.{key}"), "the password is empty");
+                None
+            }
+            Some(v) => Some((Secret::new(v), from)),
+            None => None,
+        }
+    }
+
+    fn groups(&mut self, p: &str, raw: &[RawGroup]) -> Vec<GroupRule> {
+        let mut out = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (j, g) in raw.iter().enumerate() {
+            let gp = format!("{p}.groups[{j}]");
+            let dn = self.required_text(&gp, "dn", g.dn.as_deref(), "the group's DN");
+            if let Some(dn) = &dn {
+                let key = dn.to_lowercase();
+                if let Some(first) = seen.get(&key) {
+                    self.problem(format!("{gp}.dn"), format!("the same group as groups[{first}]"));
+                } else {
+                    seen.insert(key, j);
+                }
+            }
+            let service = g.service.as_deref().and_then(|s| match ServiceCode::parse(s) {
+                Ok(code) => Some(code.as_str().to_string()),
+                Err(e) => {
+                    self.problem(format!("{gp}.service"), format!("{s:?}: {e}"));
+                    None
+                }
+            });
+            let rights = g.rights.as_deref().and_then(|r| match Rights::parse(r) {
+                Ok(r) => Some(r.to_string()),
+                Err(e) => {
+                    self.problem(
+                        format!("{gp}.rights"),
+                        format!("{e} (rights are written application:mode, e.g. factures:modification)"),
+                    );
+                    None
+                }
+            });
+            if g.service.is_none() && g.rights.is_none() {
+                self.problem(&gp, "gives neither service nor rights");
+            }
+            if let Some(dn) = dn {
+                out.push(GroupRule { dn, service, rights });
+            }
+        }
+        out
+    }
+
+    /// A whole number between `min` and `max`, `default` when absent.
+    fn whole(&mut self, path: &str, raw: Option<Limit>, default: u64, min: i64, max: i64) -> u64 {
+        match raw {
+            None => default,
+            Some(Limit::Int(n)) if (min..=max).contains(&n) => n.unsigned_abs(),
+            Some(other) => {
+                self.problem(path, format!("{}: must be a whole number from {min} to {max}", limit_text(other)));
+                default
             }
         }
     }
@@ -897,6 +1133,10 @@ impl Validator {
     }
 }
 
+fn is_ldap(raw: &RawSource) -> bool {
+    raw.kind.as_deref().map(str::trim) == Some("ldap")
+}
+
 fn limit_text(l: Limit) -> String {
     match l {
         Limit::Off => "false".into(),
@@ -1127,7 +1367,7 @@ structure = "SIRET"
         assert_eq!(acme.services.as_ref().map(Vec::len), Some(2));
         let hr = &c.sources[0];
         assert_eq!(hr.name, "hr");
-        let SourceKind::Spreadsheet(s) = &hr.kind;
+        let SourceKind::Spreadsheet(s) = &hr.kind else { panic!("not a spreadsheet") };
         assert_eq!(s.path, PathBuf::from("samples/hr.xlsx"));
         assert_eq!(s.sheet.as_deref(), Some("Personnel"));
         assert_eq!(hr.schedule.as_deref(), Some("0 30 6 * * Mon-Fri"));
@@ -1232,10 +1472,6 @@ structure = "SIRET"
         let cols = "[sources.columns]\nemail = \"Mail\"\nstructure = \"SIRET\"";
         check(&src(&format!("name = \"h r\"\npath = \"a.csv\"\n{cols}")), &[("sources[0].name", "use only letters")]);
         check(&src(&format!("path = \"a.csv\"\n{cols}")), &[("sources[0].name", "missing")]);
-        check(
-            &src(&format!("name = \"hr\"\nkind = \"ldap\"\n{cols}")),
-            &[("sources[0].kind", "kind \"ldap\" is not supported by this version yet")],
-        );
         check(&src(&format!("name = \"hr\"\nkind = \"sql\"\n{cols}")), &[("sources[0].kind", "unknown source kind")]);
         check(&src(&format!("name = \"hr\"\n{cols}")), &[("sources[0].path", "missing")]);
         check(&src(&format!("name = \"hr\"\npath = \"hr.pdf\"\n{cols}")), &[("sources[0].path", "extension")]);
@@ -1337,6 +1573,209 @@ structure = "SIRET"
             ],
         );
         check(&format!("{s}[guards]\nmax_detach = true\n"), &[("guards.max_detach", "expected a number or false")]);
+    }
+
+    /// A directory source that loads, with `{}` for extra lines.
+    const LDAP: &str = r#"
+[[sources]]
+name = "annuaire"
+kind = "ldap"
+url = "ldaps://ldap.example.org"
+bind_dn = "cn=chorus-sync,ou=apps,dc=example,dc=org"
+password_env = "LDAP_PW"
+base_dn = "ou=people,dc=example,dc=org"
+filter = "(&(objectClass=person)(mail=*))"
+default_structure = "12345678200010"
+{}
+[sources.attributes]
+email = "mail"
+last_name = "sn"
+service = "departmentNumber"
+end_date = "accountExpires"
+[[sources.groups]]
+dn = "cn=compta,ou=groups,dc=example,dc=org"
+service = "COMPTA"
+rights = "factures:modification"
+"#;
+
+    fn ldap(extra: &str) -> String {
+        format!("{STRUCTURES}{}", LDAP.replace("{}", extra))
+    }
+
+    fn load_ldap(text: &str) -> Result<Config, ConfigErrors> {
+        load_env(text, &[("LDAP_PW", "s3cr3t-pw")])
+    }
+
+    #[test]
+    fn ldap_sources_load() {
+        let c = load_ldap(&ldap("")).unwrap();
+        let s = &c.sources[0];
+        let SourceKind::Ldap(l) = &s.kind else { panic!("not ldap") };
+        assert_eq!(l.url, "ldaps://ldap.example.org");
+        assert!(!l.start_tls && !l.tls_insecure && !l.nested_groups);
+        assert_eq!(l.password.as_ref().map(|p| p.expose().as_str()), Some("s3cr3t-pw"));
+        assert_eq!(l.password_from, Some(PasswordFrom::Env("LDAP_PW".into())));
+        assert_eq!((l.page_size, l.timeout.as_secs()), (500, 30), "defaults");
+        assert_eq!(s.columns.get(Field::Service), Some("departmentNumber"));
+        assert_eq!(
+            l.groups,
+            vec![GroupRule {
+                dn: "cn=compta,ou=groups,dc=example,dc=org".into(),
+                service: Some("COMPTA".into()),
+                rights: Some("factures:modification".into()),
+            }]
+        );
+        assert_eq!(s.scope.len(), 1);
+        let c = load_ldap(&ldap("page_size = 200\ntimeout_s = \"5\"\nnested_groups = true")).unwrap();
+        let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!("not ldap") };
+        assert_eq!((l.page_size, l.timeout.as_secs(), l.nested_groups), (200, 5, true));
+        // From a file, one trailing line break dropped.
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "from-file\r\n").unwrap();
+        let text =
+            ldap("").replace("password_env = \"LDAP_PW\"", &format!("password_file = {:?}", pw.display().to_string()));
+        let c = load_str(&text).unwrap();
+        let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!("not ldap") };
+        assert_eq!(l.password.as_ref().map(|p| p.expose().as_str()), Some("from-file"));
+        // StartTLS on ldap://, overridden from the environment.
+        let c = load_env(
+            &ldap(""),
+            &[
+                ("LDAP_PW", "x"),
+                ("CHORUS_SYNC__SOURCES__0__URL", "ldap://ldap.example.org:389"),
+                ("CHORUS_SYNC__SOURCES__0__START_TLS", "true"),
+            ],
+        )
+        .unwrap();
+        let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!("not ldap") };
+        assert_eq!((l.url.as_str(), l.start_tls), ("ldap://ldap.example.org:389", true));
+    }
+
+    #[test]
+    fn ldap_rules_report_their_problems() {
+        let check_ldap = |text: &str, expect: &[(&str, &str)]| {
+            let got = problems(load_ldap(text));
+            let ok = got.len() == expect.len()
+                && expect.iter().all(|(path, msg)| got.iter().any(|(p, m)| p == path && m.contains(msg)));
+            assert!(ok, "for\n{text}\nexpected {expect:#?}\ngot {got:#?}");
+        };
+        let base = ldap("");
+        let with = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            base.replace(from, to)
+        };
+        check_ldap(&base, &[]);
+        check_ldap(
+            &with("url = \"ldaps://ldap.example.org\"", "url = \"http://ldap.example.org\""),
+            &[("sources[0].url", "must start with ldaps:// or ldap://")],
+        );
+        check_ldap(
+            &with("url = \"ldaps://ldap.example.org\"", "url = \"ldaps://admin:pw@ldap.example.org\""),
+            &[("sources[0].url", "must not hold credentials")],
+        );
+        check_ldap(
+            &with("url = \"ldaps://ldap.example.org\"", "url = \"ldaps://ldap.example.org/dc=x\""),
+            &[("sources[0].url", "give the base DN and filter as base_dn and filter")],
+        );
+        check_ldap(&ldap("start_tls = true"), &[("sources[0].start_tls", "StartTLS is for ldap:// URLs")]);
+        check_ldap(&ldap("start_tls = \"maybe\""), &[("sources[0].start_tls", "true or false")]);
+        check_ldap(
+            &with("password_env = \"LDAP_PW\"", "password_env = \"NOT_SET_ANYWHERE\""),
+            &[("sources[0].password_env", "the environment variable NOT_SET_ANYWHERE is not set")],
+        );
+        check_ldap(
+            &with("password_env = \"LDAP_PW\"", "password_file = \"/no/such/pw\""),
+            &[("sources[0].password_file", "\"/no/such/pw\": cannot read it")],
+        );
+        check_ldap(
+            &with("password_env = \"LDAP_PW\"", "password = \"\""),
+            &[("sources[0].password", "the password is empty")],
+        );
+        check_ldap(&with("password_env = \"LDAP_PW\"", "password = \"inline\""), &[]);
+        check_ldap(&ldap("password = \"inline\""), &[("sources[0]", "set only one of password_env, password")]);
+        check_ldap(&with("password_env = \"LDAP_PW\"\n", ""), &[("sources[0].bind_dn", "a bind DN needs a password")]);
+        check_ldap(
+            &with("bind_dn = \"cn=chorus-sync,ou=apps,dc=example,dc=org\"\n", ""),
+            &[("sources[0].bind_dn", "missing: the password is for binding as this DN")],
+        );
+        check_ldap(
+            &ldap("ca_file = \"/no/such/ca.pem\""),
+            &[("sources[0].ca_file", "\"/no/such/ca.pem\": no such file")],
+        );
+        check_ldap(
+            &with("base_dn = \"ou=people,dc=example,dc=org\"\nfilter = \"(&(objectClass=person)(mail=*))\"\n", ""),
+            &[("sources[0].base_dn", "missing"), ("sources[0].filter", "missing")],
+        );
+        check_ldap(
+            &with("filter = \"(&(objectClass=person)(mail=*))\"", "filter = \"(&(objectClass=person)(mail=*)\""),
+            &[("sources[0].filter", "not a valid LDAP filter")],
+        );
+        check_ldap(
+            &ldap("page_size = 0\ntimeout_s = -1"),
+            &[
+                ("sources[0].page_size", "0: must be a whole number from 1 to 2147483647"),
+                ("sources[0].timeout_s", "-1: must be a whole number from 1 to 86400"),
+            ],
+        );
+        check_ldap(
+            &ldap("path = \"hr.xlsx\"\nsheet = \"x\""),
+            &[
+                ("sources[0].path", "only for spreadsheet sources"),
+                ("sources[0].sheet", "only for spreadsheet sources"),
+            ],
+        );
+        check_ldap(
+            &with("[sources.attributes]", "[sources.columns]"),
+            &[
+                ("sources[0].columns", "directory sources map fields to attributes in [sources.attributes]"),
+                ("sources[0].attributes", "missing: map at least the e-mail attribute"),
+            ],
+        );
+        check_ldap(
+            &with("email = \"mail\"\n", "emial = \"mail\"\n"),
+            &[
+                ("sources[0].attributes.emial", "unknown key (did you mean \"email\"?)"),
+                ("sources[0].attributes.email", "missing"),
+            ],
+        );
+        check_ldap(
+            &format!(
+                "{base}[[sources.groups]]\ndn = \"CN=Compta,ou=groups,dc=example,dc=org\"\nservice = \" \"\n\
+                 rights = \"factures:tout\"\n[[sources.groups]]\ndn = \" \"\n[[sources.groups]]\ndn = \"cn=x\"\ncolour = 1\n"
+            ),
+            &[
+                ("sources[0].groups[1].dn", "the same group as groups[0]"),
+                ("sources[0].groups[1].service", "the service code is empty"),
+                ("sources[0].groups[1].rights", "the mode must be consultation or modification"),
+                ("sources[0].groups[2].dn", "must not be empty"),
+                ("sources[0].groups[2]", "gives neither service nor rights"),
+                ("sources[0].groups[3]", "gives neither service nor rights"),
+                ("sources[0].groups[3].colour", "unknown key (expected one of: dn, service, rights)"),
+            ],
+        );
+        // Directory keys on a spreadsheet source.
+        check(
+            &format!("{STRUCTURES}{}", SOURCE.replace("path = \"hr.xlsx\"", "path = \"hr.xlsx\"\nbase_dn = \"dc=x\"")),
+            &[("sources[0].base_dn", "only for directory sources (kind = \"ldap\")")],
+        );
+    }
+
+    #[test]
+    fn ldap_passwords_are_never_shown() {
+        let c = load_ldap(&ldap("")).unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t-pw"), "Debug shows the password");
+        let shown = render(&c);
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(shown.contains("password_env = \"LDAP_PW\""), "{shown}");
+        assert!(shown.contains("[sources.attributes]\n"), "{shown}");
+        let again = load_ldap(&shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+        assert_eq!(render(&again), shown);
+        let SourceKind::Ldap(l) = &again.sources[0].kind else { panic!("not ldap") };
+        assert_eq!(l.groups.len(), 1);
+        let inline = ldap("").replace("password_env = \"LDAP_PW\"", "password = \"s3cr3t-pw\"");
+        let shown = render(&load_str(&inline).unwrap());
+        assert!(!shown.contains("s3cr3t-pw") && shown.contains("password = \"[REDACTED]\""), "{shown}");
     }
 
     #[test]
@@ -1447,7 +1886,7 @@ structure = "SIRET"
         assert_eq!(c.guards.max_detach_percent, Some(2.5));
         assert_eq!(c.timezone, chrono_tz::UTC);
         assert_eq!(c.reports.csv_delimiter, b',');
-        let SourceKind::Spreadsheet(s) = &c.sources[0].kind;
+        let SourceKind::Spreadsheet(s) = &c.sources[0].kind else { panic!("not a spreadsheet") };
         assert_eq!(s.path, PathBuf::from("override.csv"));
         assert_eq!(c.sources[0].columns.get(Field::Email), Some("Adresse"));
         assert_eq!(c.sources[0].columns.get(Field::Structure), Some("SIRET"), "the rest of the entry is kept");
@@ -1509,7 +1948,7 @@ structure = "SIRET"
         let again = load_str(&shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
         assert_eq!(render(&again), shown);
         assert_eq!(again.guards.max_detach, None);
-        let SourceKind::Spreadsheet(s) = &again.sources[0].kind;
+        let SourceKind::Spreadsheet(s) = &again.sources[0].kind else { panic!("not a spreadsheet") };
         assert_eq!(s.csv.encoding, Some(encoding_rs::WINDOWS_1252));
         assert_eq!(again.sources[0].values.rights, original.sources[0].values.rights);
         assert!(shown.contains("max_detach = false"), "{shown}");
@@ -1522,6 +1961,24 @@ structure = "SIRET"
         let c = load_from(text, Some(Path::new("config/reference.toml")), &[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.guards, GuardsConfig::default());
         assert_eq!(c.store.url.expose(), DEFAULT_STORE_URL);
+    }
+
+    #[test]
+    fn reference_directory_example_loads_once_uncommented() {
+        let text = include_str!("../../config/reference.toml");
+        let start = text.find("# [[sources]]\n# name = \"annuaire\"").expect("the directory example");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        // The example's CA file is not on this machine.
+        let block = block.replace("ca_file = \"/etc/ssl/corp-ca.pem\"\n", "");
+        let c = load_env(&format!("{STRUCTURES}{block}"), &[("CHORUS_SYNC_LDAP_PASSWORD", "pw")])
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let SourceKind::Ldap(l) = &c.sources[0].kind else { panic!("not ldap") };
+        assert_eq!(l.groups.len(), 1);
+        assert_eq!(c.sources[0].columns.get(Field::EndDate), Some("accountExpires"));
     }
 
     #[test]

@@ -80,6 +80,55 @@ pub struct SourceConfig {
 #[derive(Debug, Clone)]
 pub enum SourceKind {
     Spreadsheet(SpreadsheetSource),
+    /// A directory (LDAP, Active Directory); `SourceConfig::columns` then maps
+    /// fields to attribute names (`[sources.attributes]`).
+    Ldap(LdapSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapSource {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`, without credentials.
+    pub url: String,
+    /// StartTLS on an `ldap://` URL.
+    pub start_tls: bool,
+    /// Simple bind as this DN; anonymous when `None`.
+    pub bind_dn: Option<String>,
+    /// Resolved at load time from `password_env`, `password_file` or `password`.
+    pub password: Option<Secret<String>>,
+    /// Where the password came from, for `check-config` (never the value).
+    pub password_from: Option<PasswordFrom>,
+    /// PEM file of the CA(s) to trust; the system roots when `None`.
+    pub ca_file: Option<PathBuf>,
+    /// Skips certificate verification (loudly warned about).
+    pub tls_insecure: bool,
+    pub base_dn: String,
+    pub filter: String,
+    /// RFC 2696 page size.
+    pub page_size: u32,
+    /// Connection and per-operation timeout.
+    pub timeout: std::time::Duration,
+    /// Group rules follow nested groups (AD matching rule 1.2.840.113556.1.4.1941).
+    pub nested_groups: bool,
+    /// `[[sources.groups]]`: membership gives the service and rights.
+    pub groups: Vec<GroupRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordFrom {
+    Env(String),
+    File(PathBuf),
+    /// Written in the configuration (accepted with a warning).
+    Inline,
+}
+
+/// Members of the group `dn` get `service` and `rights` (each optional: the
+/// attribute, if any, fills what the rule leaves out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRule {
+    pub dn: String,
+    pub service: Option<String>,
+    /// Already checked to parse as rights.
+    pub rights: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -31,7 +31,43 @@ pub const SOURCE_KEYS: &[&str] = &[
     "encoding",
     "columns",
     "values",
+    // Directory (kind = "ldap") keys.
+    "url",
+    "start_tls",
+    "bind_dn",
+    "password_env",
+    "password_file",
+    "password",
+    "ca_file",
+    "tls_insecure",
+    "base_dn",
+    "filter",
+    "page_size",
+    "timeout_s",
+    "nested_groups",
+    "attributes",
+    "groups",
 ];
+/// Keys only a spreadsheet source takes, and keys only a directory source takes.
+pub const SPREADSHEET_ONLY_KEYS: &[&str] = &["path", "sheet", "csv_delimiter", "encoding", "columns"];
+pub const LDAP_ONLY_KEYS: &[&str] = &[
+    "url",
+    "start_tls",
+    "bind_dn",
+    "password_env",
+    "password_file",
+    "password",
+    "ca_file",
+    "tls_insecure",
+    "base_dn",
+    "filter",
+    "page_size",
+    "timeout_s",
+    "nested_groups",
+    "attributes",
+    "groups",
+];
+pub const GROUP_KEYS: &[&str] = &["dn", "service", "rights"];
 pub const VALUES_KEYS: &[&str] = &["rights", "inactive_status"];
 pub const CURRENT_KEYS: &[&str] = &["columns", "sheet", "csv_delimiter", "encoding"];
 pub const GUARDS_KEYS: &[&str] = &[
@@ -57,6 +93,7 @@ pub fn keys_at(level: &str) -> Option<&'static [&'static str]> {
         "structures" => STRUCTURE_KEYS,
         "sources" => SOURCE_KEYS,
         "sources.values" => VALUES_KEYS,
+        "sources.groups" => GROUP_KEYS,
         "current" => CURRENT_KEYS,
         "guards" => GUARDS_KEYS,
         "approvals" => APPROVALS_KEYS,
@@ -100,6 +137,92 @@ pub struct RawSource {
     /// Field key → header; keys are checked against `Field` by validation.
     pub columns: Option<BTreeMap<String, String>>,
     pub values: Option<RawValues>,
+    pub url: Option<String>,
+    pub start_tls: Option<Flag>,
+    pub bind_dn: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<String>,
+    pub tls_insecure: Option<Flag>,
+    pub base_dn: Option<String>,
+    pub filter: Option<String>,
+    pub page_size: Option<Limit>,
+    pub timeout_s: Option<Limit>,
+    pub nested_groups: Option<Flag>,
+    /// Field key → attribute name, for directory sources.
+    pub attributes: Option<BTreeMap<String, String>>,
+    pub groups: Option<Vec<RawGroup>>,
+}
+
+impl RawSource {
+    /// The keys of `keys` this entry sets, to tell which kind they belong to.
+    pub fn set_keys(&self, keys: &[&'static str]) -> Vec<&'static str> {
+        let set = |k: &str| match k {
+            "path" => self.path.is_some(),
+            "sheet" => self.sheet.is_some(),
+            "csv_delimiter" => self.csv_delimiter.is_some(),
+            "encoding" => self.encoding.is_some(),
+            "columns" => self.columns.is_some(),
+            "url" => self.url.is_some(),
+            "start_tls" => self.start_tls.is_some(),
+            "bind_dn" => self.bind_dn.is_some(),
+            "password_env" => self.password_env.is_some(),
+            "password_file" => self.password_file.is_some(),
+            "password" => self.password.is_some(),
+            "ca_file" => self.ca_file.is_some(),
+            "tls_insecure" => self.tls_insecure.is_some(),
+            "base_dn" => self.base_dn.is_some(),
+            "filter" => self.filter.is_some(),
+            "page_size" => self.page_size.is_some(),
+            "timeout_s" => self.timeout_s.is_some(),
+            "nested_groups" => self.nested_groups.is_some(),
+            "attributes" => self.attributes.is_some(),
+            "groups" => self.groups.is_some(),
+            _ => false,
+        };
+        keys.iter().copied().filter(|k| set(k)).collect()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGroup {
+    pub dn: Option<String>,
+    pub service: Option<String>,
+    pub rights: Option<String>,
+}
+
+/// A boolean; "true"/"false" strings are accepted too, since environment
+/// variables are strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
+        deserializer.deserialize_any(FlagVisitor)
+    }
+}
+
+struct FlagVisitor;
+
+impl Visitor<'_> for FlagVisitor {
+    type Value = Flag;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("true or false")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
+        Ok(Flag(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Flag, E> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Flag(true)),
+            "false" => Ok(Flag(false)),
+            _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +349,10 @@ mod tests {
         check::<RawStructure>(STRUCTURE_KEYS);
         check::<RawSource>(SOURCE_KEYS);
         check::<RawValues>(VALUES_KEYS);
+        check::<RawGroup>(GROUP_KEYS);
+        for k in SPREADSHEET_ONLY_KEYS.iter().chain(LDAP_ONLY_KEYS) {
+            assert!(SOURCE_KEYS.contains(k), "{k}");
+        }
         check::<RawCurrent>(CURRENT_KEYS);
         check::<RawGuards>(GUARDS_KEYS);
     }

@@ -2,7 +2,7 @@
 //! in and secrets masked. It loads back to the same configuration (but for a
 //! masked password).
 
-use super::{Config, CsvOptions, SourceKind, load::key_path};
+use super::{Config, CsvOptions, LdapSource, PasswordFrom, SourceKind, load::key_path};
 use crate::{core::record::ColumnMap, secret::mask_url};
 
 pub fn render(config: &Config) -> String {
@@ -39,13 +39,17 @@ pub fn render(config: &Config) -> String {
         line(String::new());
         line("[[sources]]".into());
         line(format!("name = {}", q(&s.name)));
-        let SourceKind::Spreadsheet(sheet) = &s.kind;
-        line(format!("kind = {}", q("spreadsheet")));
-        line(format!("path = {}", q(&sheet.path.to_string_lossy())));
-        if let Some(name) = &sheet.sheet {
-            line(format!("sheet = {}", q(name)));
+        match &s.kind {
+            SourceKind::Spreadsheet(sheet) => {
+                line(format!("kind = {}", q("spreadsheet")));
+                line(format!("path = {}", q(&sheet.path.to_string_lossy())));
+                if let Some(name) = &sheet.sheet {
+                    line(format!("sheet = {}", q(name)));
+                }
+                csv_lines(&mut line, &sheet.csv);
+            }
+            SourceKind::Ldap(ldap) => ldap_lines(&mut line, ldap),
         }
-        csv_lines(&mut line, &sheet.csv);
         if let Some(schedule) = &s.schedule {
             line(format!("schedule = {}", q(schedule)));
         }
@@ -53,7 +57,10 @@ pub fn render(config: &Config) -> String {
             line(format!("default_structure = {}", q(d.as_str())));
         }
         line(format!("structures = {}", list(s.scope.iter().map(|id| id.as_str()))));
-        line("[sources.columns]".into());
+        match &s.kind {
+            SourceKind::Spreadsheet(_) => line("[sources.columns]".into()),
+            SourceKind::Ldap(_) => line("[sources.attributes]".into()),
+        }
         columns(&mut line, &s.columns);
         if !s.values.rights.is_empty() || !s.values.inactive_status.is_empty() {
             line("[sources.values]".into());
@@ -63,6 +70,18 @@ pub fn render(config: &Config) -> String {
             let rights = if items.is_empty() { "{}".to_string() } else { format!("{{ {} }}", items.join(", ")) };
             line(format!("rights = {rights}"));
             line(format!("inactive_status = {}", list(s.values.inactive_status.iter().map(String::as_str))));
+        }
+        if let SourceKind::Ldap(ldap) = &s.kind {
+            for g in &ldap.groups {
+                line("[[sources.groups]]".into());
+                line(format!("dn = {}", q(&g.dn)));
+                if let Some(service) = &g.service {
+                    line(format!("service = {}", q(service)));
+                }
+                if let Some(rights) = &g.rights {
+                    line(format!("rights = {}", q(rights)));
+                }
+            }
         }
     }
     line(String::new());
@@ -89,6 +108,32 @@ pub fn render(config: &Config) -> String {
     line(format!("expire_after_days = {}", days(config.approvals.expire_after_days)));
     line(format!("apply_within_days = {}", days(config.approvals.apply_within_days)));
     out
+}
+
+/// The directory keys; the password itself never: where it comes from, or a mask.
+fn ldap_lines(line: &mut impl FnMut(String), ldap: &LdapSource) {
+    line(format!("kind = {}", q("ldap")));
+    line(format!("url = {}", q(&ldap.url)));
+    line(format!("start_tls = {}", ldap.start_tls));
+    if let Some(dn) = &ldap.bind_dn {
+        line(format!("bind_dn = {}", q(dn)));
+    }
+    match &ldap.password_from {
+        Some(PasswordFrom::Env(name)) => line(format!("password_env = {}", q(name))),
+        Some(PasswordFrom::File(path)) => line(format!("password_file = {}", q(&path.to_string_lossy()))),
+        Some(PasswordFrom::Inline) => line(format!("password = {}", q("[REDACTED]"))),
+        None => line("# no bind: anonymous".into()),
+    }
+    match &ldap.ca_file {
+        Some(f) => line(format!("ca_file = {}", q(&f.to_string_lossy()))),
+        None => line("# ca_file: the system's trusted roots".into()),
+    }
+    line(format!("tls_insecure = {}", ldap.tls_insecure));
+    line(format!("base_dn = {}", q(&ldap.base_dn)));
+    line(format!("filter = {}", q(&ldap.filter)));
+    line(format!("page_size = {}", ldap.page_size));
+    line(format!("timeout_s = {}", ldap.timeout.as_secs()));
+    line(format!("nested_groups = {}", ldap.nested_groups));
 }
 
 fn csv_lines(line: &mut impl FnMut(String), csv: &CsvOptions) {

@@ -36,7 +36,8 @@ use crate::{
     },
     domain::{Email, StructureId},
     report::{self, ReportError, ReportedChange, RunReport},
-    source::{self, TableSpec},
+    secret::mask_url,
+    source::{self, DirectorySpec, TableSpec},
     store::{RequestFilter, SourceRunRecord, Store, StoreError, StoreTx},
 };
 
@@ -489,7 +490,7 @@ impl Engine {
     }
 }
 
-/// Reads one spreadsheet source into `desired`; the error, if any, rejects it.
+/// Reads one source into `desired`; the error, if any, rejects it.
 fn read_source(
     src: &SourceConfig,
     config: &Config,
@@ -497,22 +498,21 @@ fn read_source(
     desired: &mut Desired,
     bar: &indicatif::ProgressBar,
 ) -> (SourceRunRecord, Option<String>) {
-    let SourceKind::Spreadsheet(sheet) = &src.kind;
-    let origin = sheet.path.display().to_string();
+    let (origin, sheet_name) = match &src.kind {
+        SourceKind::Spreadsheet(sheet) => {
+            // The sheet is named in locations only when the config names it (not for csv).
+            let name = sheet.sheet.as_deref().filter(|_| !is_csv(&sheet.path)).map(Arc::from);
+            (sheet.path.display().to_string(), name)
+        }
+        // Locations name the directory (no credentials) and the entry's DN.
+        SourceKind::Ldap(ldap) => (mask_url(&ldap.url), None),
+    };
     let mut stats = SourceRunRecord {
         run: SourceRun { source: src.name.clone(), origin: origin.clone(), rows: 0, valid_rows: 0, rejected: None },
         sha256: None,
     };
     let required = [Field::Email];
-    let spec = TableSpec {
-        path: &sheet.path,
-        sheet: sheet.sheet.as_deref(),
-        csv: sheet.csv,
-        columns: &src.columns,
-        required: &required,
-    };
-    let sheet_name: Option<Arc<str>> = None;
-    let mut mapper = Mapper {
+    let mapper = Mapper {
         source: Arc::from(src.name.as_str()),
         origin: Arc::from(origin.as_str()),
         sheet: sheet_name,
@@ -523,12 +523,8 @@ fn read_source(
         values: &src.values,
         today,
     };
-    // The sheet name is only known once the reader has opened the file.
-    if let (Some(name), true) = (&sheet.sheet, !is_csv(&sheet.path)) {
-        mapper.sheet = Some(Arc::from(name.as_str()));
-    }
     let (mut rows, mut valid) = (0u64, 0u64);
-    let result = source::read_table(&spec, &mut |record| {
+    let mut sink = |record: crate::core::record::Record| {
         rows += 1;
         bar.inc(1);
         let mapped = mapper.map(&record);
@@ -537,12 +533,37 @@ fn read_source(
         }
         desired.add(mapped);
         Ok(())
-    });
+    };
+    let result = match &src.kind {
+        SourceKind::Spreadsheet(sheet) => {
+            let spec = TableSpec {
+                path: &sheet.path,
+                sheet: sheet.sheet.as_deref(),
+                csv: sheet.csv,
+                columns: &src.columns,
+                required: &required,
+            };
+            source::read_table(&spec, &mut sink).map(|info| Some(info.sha256))
+        }
+        SourceKind::Ldap(ldap) => {
+            let spec = DirectorySpec {
+                source: ldap,
+                attributes: &src.columns,
+                required: &required,
+                today,
+                timezone: config.timezone,
+            };
+            source::read_directory(&spec, &mut sink).map(|info| {
+                tracing::info!(source = %src.name, entries = info.entries, pages = info.pages, "directory read");
+                None
+            })
+        }
+    };
     stats.run.rows = rows;
     stats.run.valid_rows = valid;
     match result {
-        Ok(info) => {
-            stats.sha256 = Some(info.sha256);
+        Ok(sha256) => {
+            stats.sha256 = sha256;
             (stats, None)
         }
         Err(e) => {

@@ -1,4 +1,4 @@
-//! Sources: read rows from HR spreadsheets (and later the directory).
+//! Sources: read rows from HR spreadsheets and from the directory (LDAP).
 //!
 //! [`read_table`] finds the header row of a sheet or csv file, then streams
 //! one [`Record`] per non-blank data row to a sink. It only delivers typed
@@ -7,6 +7,7 @@
 mod assemble;
 mod delimited;
 mod detect;
+pub mod ldap;
 mod sheet;
 
 use std::{fmt, fs::File, io::Read, path::Path};
@@ -20,6 +21,7 @@ use crate::{
 
 pub use self::delimited::{detect_delimiter, detect_encoding};
 pub use self::detect::detect_format;
+pub use self::ldap::{DirectoryInfo, DirectorySpec, read_directory};
 
 /// The header row must be found within this many rows of the top.
 pub const HEADER_SCAN_ROWS: u64 = 50;
@@ -115,6 +117,10 @@ pub enum SourceError {
     /// For sinks that refuse to go on, e.g. "too many rows".
     #[error("{path}: {message}")]
     Limit { path: String, message: String },
+    /// A directory read that failed or may be incomplete: `url` has no
+    /// credentials; `message` names the LDAP result code and text.
+    #[error("{url}{}: {message}", base.as_ref().map(|b| format!(", base {b}")).unwrap_or_default())]
+    Directory { url: String, base: Option<String>, message: String },
     /// Anything else a sink needs to report; the message should name the file.
     #[error("{0}")]
     Other(String),

@@ -7,5 +7,7 @@ mod bad_input;
 mod cli;
 mod formats;
 mod guards;
+mod ldap;
+mod slapd;
 mod story;
 mod workflow;

@@ -17,6 +17,8 @@ pub enum Backend {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub now: String,
+    /// Extra environment variables for the binary (e.g. a directory password).
+    pub vars: Vec<(String, String)>,
 }
 
 pub struct Run {
@@ -65,7 +67,18 @@ impl Env {
         let config = std::fs::read_to_string(repo().join("config/example.toml")).unwrap();
         let config = config.replace("url = \"sqlite://chorus-sync.db\"", &format!("url = \"{url}\""));
         std::fs::write(dir.path().join("chorus-sync.toml"), edit(config)).unwrap();
-        Env { dir, now: "2026-11-23T08:00:00Z".into() }
+        Env { dir, now: "2026-11-23T08:00:00Z".into(), vars: Vec::new() }
+    }
+
+    /// A fresh store and the config `make(store_url)` writes; no samples.
+    pub fn with_config(backend: Backend, make: impl FnOnce(&str) -> String) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend {
+            Backend::Sqlite => "sqlite://chorus-sync.db".to_string(),
+            Backend::Postgres => testing::test_url_pg_schema().0.expose().clone(),
+        };
+        std::fs::write(dir.path().join("chorus-sync.toml"), make(&url)).unwrap();
+        Env { dir, now: "2026-11-23T08:00:00Z".into(), vars: Vec::new() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -82,6 +95,7 @@ impl Env {
             .envs(vars.iter().copied())
             .current_dir(self.dir.path())
             .env("CHORUS_SYNC_NOW", &self.now)
+            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("CHORUS_SYNC_CONFIG")
             .env_remove("CHORUS_SYNC_LOG")
             .output()

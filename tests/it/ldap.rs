@@ -256,3 +256,38 @@ fn openldap_groups_over_tls() {
         assert_eq!(approvals(&env3), 0);
     }
 }
+
+/// The shipped `samples/annuaire.ldif` with the README's directory source: the
+/// sample directory and the documented keys work together.
+#[test]
+fn the_sample_directory_with_the_readme_config() {
+    let ldif = std::fs::read_to_string(crate::support::repo().join("samples/annuaire.ldif")).unwrap();
+    let server = Slapd::start_with_data(Flavor::OpenLdap, &ldif, "");
+    let readme = std::fs::read_to_string(crate::support::repo().join("README.md")).unwrap();
+    let start = readme.find("[[sources]]\nname = \"annuaire\"").expect("the README shows a directory source");
+    let source = &readme[start..start + readme[start..].find("```").unwrap()];
+    let source = source
+        .replace("ldaps://ldap.example.org", &server.url())
+        .replace("ca_file = \"/etc/ssl/corp-ca.pem\"", "")
+        .replace("CHORUS_SYNC_LDAP_PASSWORD", "LDAP_PW");
+    let mut env = Env::with_config(Backend::Sqlite, |store| {
+        format!(
+            "[store]\nurl = \"{store}\"\n[[structures]]\nidentifier = \"{SIRET}\"\nname = \"ACME France\"\n\
+             main_manager = \"gp@acme.fr\"\nservices = [\"COMPTA\", \"ACHATS\", \"RH\"]\n{source}"
+        )
+    });
+    env.vars.push(("LDAP_PW".into(), "change-me".into()));
+    let run = env.run(&["plan", "--out", "out"]).expect(0);
+    assert!(run.stdout.contains("source annuaire: ldap://127.0.0.1"), "{}", run.stdout);
+    let changes: Vec<String> =
+        csv_rows(&env.path("out/changes.csv"))[1..].iter().map(|r| format!("{} {} {}", r[1], r[5], r[9])).collect();
+    for expect in [
+        "attach luc.petit@acme.fr RH [factures:consultation]",
+        "attach marie.dupont@acme.fr COMPTA [factures:modification]",
+        "attach camille.bonnet@acme.fr (structure) [factures:consultation]",
+    ] {
+        assert!(changes.contains(&expect.to_string()), "{expect:?} not in {changes:#?}");
+    }
+    // Paul Durand's employeeType is "Sorti": a leaver, never attached.
+    assert!(!changes.iter().any(|c| c.contains("paul.durand")), "{changes:#?}");
+}

@@ -143,6 +143,11 @@ impl Slapd {
     /// Loads `people` (and, after start, `groups_ldif` through ldapadd so the
     /// memberof overlay sees them) and starts the server.
     pub fn start(flavor: Flavor, people: &[Person], groups_ldif: &str) -> Slapd {
+        Slapd::start_with_data(flavor, &base_ldif(flavor, people), groups_ldif)
+    }
+
+    /// Starts a server loaded with `data` (a whole LDIF, suffix dc=example,dc=org).
+    pub fn start_with_data(flavor: Flavor, data: &str, groups_ldif: &str) -> Slapd {
         let (slapd, slapadd) = (tool(SLAPD), tool(SLAPADD));
         tool("/usr/bin/ldapadd");
         let dir = tempfile::tempdir().unwrap();
@@ -187,7 +192,7 @@ impl Slapd {
             }
         }
         std::fs::write(d.join("slapd.conf"), conf).unwrap();
-        std::fs::write(d.join("data.ldif"), base_ldif(flavor, people)).unwrap();
+        std::fs::write(d.join("data.ldif"), data).unwrap();
         run(Command::new(slapadd).arg("-f").arg(d.join("slapd.conf")).arg("-l").arg(d.join("data.ldif")));
 
         let (port, tls_port) = (free_port(), free_port());

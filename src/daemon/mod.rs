@@ -93,18 +93,14 @@ struct Daemon {
 
 /// Runs until SIGINT or SIGTERM, then waits for the runs in progress.
 pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> {
-    run_with(config_path, config, engine_runner()).await
-}
-
-/// `run` with another runner (tests).
-pub async fn run_with(config_path: &Path, config: Config, runner: Runner) -> Result<(), DaemonError> {
     if std::env::var_os("CHORUS_SYNC_NOW").is_some() {
         tracing::warn!("CHORUS_SYNC_NOW is ignored by the daemon: scheduled runs use the real time");
     }
     let stamp = stamp(config_path);
     let config = Arc::new(config);
     let store = Store::connect(&config.store.url).await?;
-    let shared = Arc::new(Shared::new(instance_id(), Current { config: config.clone(), store }, runner));
+    let current = Current { config: config.clone(), store };
+    let shared = Arc::new(Shared::new(instance_id(), current, engine_runner()));
     let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
@@ -260,15 +256,9 @@ impl Daemon {
         let now = Utc::now();
         let mut drifted = Vec::new();
         for (i, job) in self.jobs.iter().enumerate() {
-            let ticks = self.scheduler.clone().next_tick_for_job(job.id).await;
-            // A tick due now is about to fire, or just did: let it.
-            let Ok(Some(tick)) = ticks else { continue };
-            if tick <= now + chrono::Duration::seconds(1) {
-                continue;
-            }
+            let Ok(Some(tick)) = self.scheduler.clone().next_tick_for_job(job.id).await else { continue };
             let Some(slot) = job.spec.schedule.next_after(job.spec.tz, now) else { continue };
-            let room = slot - now > chrono::Duration::seconds(3);
-            if tick != slot && room && job.corrected_for != Some(slot) {
+            if needs_correction(now, tick, slot, job.corrected_for) {
                 tracing::info!(
                     source = %job.spec.source,
                     scheduler_next = %rfc3339(&tick),
@@ -289,5 +279,60 @@ impl Daemon {
                 Err(e) => tracing::error!(source = %spec.source, "cannot re-create the job: {e}"),
             }
         }
+    }
+}
+
+/// Whether a job whose scheduler will fire at `tick` must be re-created to
+/// fire at `slot`, its next slot. Not when the tick is due (it is about to
+/// fire, or just did: re-creating could lose it), nor when the slot is so
+/// close that the new job might miss it, nor twice for the same slot (the
+/// scheduler's first tick disagrees with ours: leave it, `due_at` ignores
+/// a stray tick).
+fn needs_correction(
+    now: chrono::DateTime<Utc>,
+    tick: chrono::DateTime<Utc>,
+    slot: chrono::DateTime<Utc>,
+    corrected_for: Option<chrono::DateTime<Utc>>,
+) -> bool {
+    let due = tick <= now + chrono::Duration::seconds(1);
+    let close = slot - now <= chrono::Duration::seconds(3);
+    tick != slot && !due && !close && corrected_for != Some(slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn drifted_jobs_are_re_created_once_and_never_at_their_tick() {
+        // Paris, `0 30 2 * * *`, just after the 28 March 2026 run: the
+        // scheduler kept UTC+1 and would fire at 01:30Z, the slot is 01:00Z.
+        let now = at("2026-03-28T01:30:02Z");
+        let (stale, slot) = (at("2026-03-29T01:30:00Z"), at("2026-03-29T01:00:00Z"));
+        let cases = [
+            (now, stale, slot, None, true),
+            (now, slot, slot, None, false),                             // agrees
+            (now, stale, slot, Some(slot), false),                      // already re-created for this slot
+            (now, stale, slot, Some(at("2026-03-28T01:30:00Z")), true), // an older correction
+            (now, at("2026-03-28T01:30:02Z"), slot, None, false),       // tick due now
+            (at("2026-03-29T00:59:58Z"), stale, slot, None, false),     // slot too close
+        ];
+        for (now, tick, slot, corrected, expect) in cases {
+            assert_eq!(needs_correction(now, tick, slot, corrected), expect, "now {now} tick {tick} slot {slot}");
+        }
+    }
+
+    #[test]
+    fn instance_ids_name_host_and_process() {
+        let id = instance_id();
+        let (host, pid) = id.rsplit_once(':').unwrap();
+        assert!(!host.is_empty());
+        assert_eq!(pid, std::process::id().to_string());
     }
 }

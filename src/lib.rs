@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod core;
+pub mod daemon;
 pub mod domain;
 pub mod engine;
 pub mod report;

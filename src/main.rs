@@ -76,6 +76,8 @@ enum Command {
     /// Runs: list, show.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Run each source on its schedule until SIGINT/SIGTERM; SIGHUP reloads the configuration.
+    Daemon,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -184,7 +186,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    cli::init_logging(cli.log_format, cli.verbose, cli.quiet);
+    // A daemon's log is its only output: info by default.
+    let verbose = if matches!(cli.command, Command::Daemon) && !cli.quiet { cli.verbose.max(1) } else { cli.verbose };
+    cli::init_logging(cli.log_format, verbose, cli.quiet);
     let code = match cli::dispatch(&cli.config, cli.command.into()) {
         Ok(code) => code,
         Err(e) => {
@@ -215,6 +219,7 @@ impl From<Command> for cli::Command {
             }
             Command::Approvals(a) => cli::Command::Approvals(a),
             Command::Runs(r) => cli::Command::Runs(r),
+            Command::Daemon => cli::Command::Daemon,
         }
     }
 }

@@ -34,6 +34,7 @@ pub enum Command {
     Run { sources: Vec<String>, out: Option<PathBuf>, dry_run: bool, force: bool, who: Option<String> },
     Approvals(ApprovalsCommand),
     Runs(RunsCommand),
+    Daemon,
 }
 
 pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
@@ -45,7 +46,11 @@ pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHORUS_SYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // The scheduler's own info lines ("Job creator created") are noise.
+        .unwrap_or_else(|_| {
+            let scheduler = if quiet { "error" } else { "warn" };
+            tracing_subscriber::EnvFilter::new(format!("{default},tokio_cron_scheduler={scheduler}"))
+        });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -76,6 +81,14 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
         Err(e) => return usage(e),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if let Command::Daemon = command {
+        let config = Arc::unwrap_or_clone(config);
+        let result = runtime.block_on(chorus_sync::daemon::run(config_path, config));
+        // After a second signal, runs may still hold blocking threads: do not wait for them.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        result?;
+        return Ok(EXIT_OK);
+    }
     runtime.block_on(async move {
         let store = Store::connect(&config.store.url).await?;
         let engine = Engine { config, store, clock };
@@ -88,7 +101,7 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
 async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::CheckConfig => unreachable!("handled before the store opens"),
+        Command::CheckConfig | Command::Daemon => unreachable!("handled before the store opens"),
         Command::ImportCurrent(file) => {
             let summary = engine.import_current(&file).await?;
             output::import_summary(&mut out, &file, &summary, &engine.config)?;

@@ -16,6 +16,7 @@
 //! Writers are serialised ([`Store::begin`]); readers never wait for them.
 
 mod queries;
+mod slots;
 mod sql;
 pub mod testing;
 #[cfg(test)]
@@ -105,6 +106,8 @@ pub struct RequestFilter {
     pub manager: Option<String>,
     pub run_id: Option<RunId>,
 }
+
+pub use slots::SlotClaim;
 
 /// An attachment as the last current-state import showed it (the core's type).
 pub use crate::core::diff::CurrentAttachment;

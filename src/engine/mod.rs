@@ -510,6 +510,7 @@ fn read_source(
         csv: sheet.csv,
         columns: &src.columns,
         required: &required,
+        limits: config.limits,
     };
     let sheet_name: Option<Arc<str>> = None;
     let mut mapper = Mapper {

@@ -158,7 +158,7 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
         .buffer_capacity(1 << 16)
         .from_reader(decoder);
 
-    let mut asm = Assembler::new(origin, None, spec.columns, spec.required);
+    let mut asm = Assembler::new(origin, None, spec.columns, spec.required, spec.limits);
     let mut record = ::csv::ByteRecord::new();
     let mut count = 0u64;
     loop {

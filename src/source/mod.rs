@@ -211,4 +211,6 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+mod corpus;
+#[cfg(test)]
 mod tests;

@@ -130,11 +130,15 @@ fn choose_sheet(sheets: &[Sheet], wanted: Option<&str>, origin: &str) -> Result<
         }
         None => worksheets().find(|s| s.visible == SheetVisible::Visible).or_else(|| worksheets().next()),
     };
-    match found {
-        Some(s) => Ok(s.name.clone()),
-        None => Err(SourceError::SheetNotFound {
+    match (found, wanted) {
+        (Some(s), _) => Ok(s.name.clone()),
+        (None, None) => Err(SourceError::Spreadsheet {
             path: origin.to_string(),
-            sheet: wanted.unwrap_or("(first worksheet)").to_string(),
+            message: "the workbook has no worksheet".to_string(),
+        }),
+        (None, Some(w)) => Err(SourceError::SheetNotFound {
+            path: origin.to_string(),
+            sheet: w.to_string(),
             available: sheets.iter().map(|s| s.name.clone()).collect(),
         }),
     }
@@ -227,7 +231,10 @@ mod tests {
         let hidden_only = [sheet("Caché", WorkSheet, Hidden)];
         assert_eq!(choose_sheet(&hidden_only, None, "hr.xlsx").unwrap(), "Caché");
         let err = choose_sheet(&[], None, "hr.xlsx").unwrap_err().to_string();
-        assert_eq!(err, "hr.xlsx: no sheet named \"(first worksheet)\"; the workbook has: ");
+        assert_eq!(err, "hr.xlsx: cannot read the spreadsheet: the workbook has no worksheet");
+        let chart_only = [sheet("Graphique", ChartSheet, Visible)];
+        let err = choose_sheet(&chart_only, Some("Agents"), "hr.xlsx").unwrap_err().to_string();
+        assert_eq!(err, "hr.xlsx: no sheet named \"Agents\"; the workbook has: \"Graphique\"");
     }
 
     #[test]

@@ -7,4 +7,5 @@ mod bad_input;
 mod cli;
 mod formats;
 mod guards;
+mod hostile;
 mod story;

@@ -12,11 +12,11 @@ use config::{ConfigError, Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::{
-    ApprovalsConfig, Config, CsvOptions, CurrentConfig, GroupRule, GuardsConfig, LdapSource, PasswordFrom,
-    ReportsConfig, SourceConfig, SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
+    ApprovalsConfig, Config, CsvOptions, CurrentConfig, GroupRule, GuardsConfig, LdapSource, LimitsConfig,
+    PasswordFrom, ReportsConfig, SourceConfig, SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
     raw::{
-        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawReports, RawSource, RawStore, RawStructure,
-        RawValues,
+        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawLimits, RawReports, RawSource, RawStore,
+        RawStructure, RawValues,
     },
 };
 use crate::{
@@ -265,6 +265,7 @@ impl Validator<'_> {
         let current = self.table::<RawCurrent>(top.remove("current"), "current").unwrap_or_default();
         let guards = self.table::<RawGuards>(top.remove("guards"), "guards").unwrap_or_default();
         let approvals = self.table::<RawApprovals>(top.remove("approvals"), "approvals").unwrap_or_default();
+        let limits = self.table::<RawLimits>(top.remove("limits"), "limits").unwrap_or_default();
 
         let timezone = self.timezone(timezone);
         let store = self.store(store);
@@ -274,8 +275,9 @@ impl Validator<'_> {
         let current = self.current(current);
         let guards = self.guards(guards);
         let approvals = self.approvals(approvals);
+        let limits = self.limits(limits);
         let file = file.map(Path::to_path_buf);
-        Config { file, timezone, store, reports, catalog, sources, current, guards, approvals }
+        Config { file, timezone, store, reports, catalog, sources, current, guards, approvals, limits }
     }
 
     // ---- reading raw values -------------------------------------------------
@@ -1081,6 +1083,34 @@ impl Validator<'_> {
         }
     }
 
+    fn limits(&mut self, raw: RawLimits) -> LimitsConfig {
+        let d = LimitsConfig::default();
+        LimitsConfig {
+            max_file_bytes: self.positive("limits.max_file_bytes", raw.max_file_bytes, d.max_file_bytes),
+            max_rows: self.positive("limits.max_rows", raw.max_rows, d.max_rows),
+            max_cell_chars: self.positive("limits.max_cell_chars", raw.max_cell_chars, d.max_cell_chars),
+            max_sheets: self.positive("limits.max_sheets", raw.max_sheets, d.max_sheets),
+            max_inflated_bytes: self.positive(
+                "limits.max_inflated_bytes",
+                raw.max_inflated_bytes,
+                d.max_inflated_bytes,
+            ),
+            max_zip_ratio: self.positive("limits.max_zip_ratio", raw.max_zip_ratio, d.max_zip_ratio),
+        }
+    }
+
+    /// A limit: a whole number ≥ 1. No `false`: a limit is raised, not removed.
+    fn positive(&mut self, path: &str, raw: Option<Limit>, default: u64) -> u64 {
+        match raw {
+            None => default,
+            Some(Limit::Int(n)) if n >= 1 => n.unsigned_abs(),
+            Some(other) => {
+                self.problem(path, format!("{}: must be a whole number ≥ 1", limit_text(other)));
+                default
+            }
+        }
+    }
+
     /// A count guard: a whole number ≥ 0, or `false`.
     fn count_limit(&mut self, path: &str, raw: Option<Limit>, default: Option<u64>) -> Option<u64> {
         match raw {
@@ -1800,6 +1830,38 @@ rights = "factures:modification"
     }
 
     #[test]
+    fn limits_section() {
+        let c = load_str(STRUCTURES).unwrap();
+        assert_eq!(c.limits, LimitsConfig::default());
+        let c = load_env(
+            &format!("{STRUCTURES}[limits]\nmax_rows = 1000\nmax_zip_ratio = \"50\"\n"),
+            &[("CHORUS_SYNC__LIMITS__MAX_FILE_BYTES", "4096")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            LimitsConfig { max_rows: 1000, max_zip_ratio: 50, max_file_bytes: 4096, ..LimitsConfig::default() }
+        );
+        check(
+            &format!(
+                "{STRUCTURES}[limits]\nmax_file_bytes = 0\nmax_rows = false\nmax_cell_chars = 1.5\nmax_sheets = -3\n\
+                 max_zip_ratio = 200\nmax_row = 1\n"
+            ),
+            &[
+                ("limits.max_file_bytes", "0: must be a whole number ≥ 1"),
+                ("limits.max_rows", "false: must be a whole number ≥ 1"),
+                ("limits.max_cell_chars", "1.5: must be a whole number ≥ 1"),
+                ("limits.max_sheets", "-3: must be a whole number ≥ 1"),
+                ("limits.max_row", "unknown key (did you mean \"max_rows\"?)"),
+            ],
+        );
+        check(
+            &format!("{STRUCTURES}[limits]\nmax_inflated_bytes = \"lots\"\n"),
+            &[("limits.max_inflated_bytes", "expected a number or false")],
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_all_reported_with_suggestions() {
         let text = format!(
             "timezon = \"UTC\"\n[store]\nurl = \"sqlite://x.db\"\npassword = \"x\"\n[guards]\nmax_detatch = 3\n{STRUCTURES}\
@@ -1941,10 +2003,15 @@ rights = "factures:modification"
     fn render_loads_back_to_the_same_config() {
         let original = load_env(
             DESIGN_EXAMPLE,
-            &[("CHORUS_SYNC__GUARDS__MAX_DETACH", "false"), ("CHORUS_SYNC__SOURCES__0__ENCODING", "latin1")],
+            &[
+                ("CHORUS_SYNC__GUARDS__MAX_DETACH", "false"),
+                ("CHORUS_SYNC__SOURCES__0__ENCODING", "latin1"),
+                ("CHORUS_SYNC__LIMITS__MAX_ROWS", "7"),
+            ],
         )
         .unwrap();
         let shown = render(&original);
+        assert_eq!(load_str(&shown).unwrap().limits.max_rows, 7);
         let again = load_str(&shown).unwrap_or_else(|e| panic!("{e}\n{shown}"));
         assert_eq!(render(&again), shown);
         assert_eq!(again.guards.max_detach, None);
@@ -1960,6 +2027,7 @@ rights = "factures:modification"
         let text = include_str!("../../config/reference.toml");
         let c = load_from(text, Some(Path::new("config/reference.toml")), &[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.guards, GuardsConfig::default());
+        assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.store.url.expose(), DEFAULT_STORE_URL);
     }
 

@@ -36,6 +36,38 @@ pub struct Config {
     pub current: CurrentConfig,
     pub guards: GuardsConfig,
     pub approvals: ApprovalsConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Bounds on a source file (`[limits]`): a file beyond one is rejected
+/// before it can exhaust memory or time. Defaults fit a 1,000,000-row export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Size of the file on disk.
+    pub max_file_bytes: u64,
+    /// Non-blank data rows.
+    pub max_rows: u64,
+    /// Characters in one cell (Excel's own limit is 32,767).
+    pub max_cell_chars: u64,
+    /// Sheets in a workbook.
+    pub max_sheets: u64,
+    /// Zip workbooks: declared uncompressed bytes of the parts a reader inflates.
+    pub max_inflated_bytes: u64,
+    /// Zip workbooks: those bytes over their compressed size (checked above 16 MiB).
+    pub max_zip_ratio: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_file_bytes: 1 << 30,
+            max_rows: 5_000_000,
+            max_cell_chars: 32_767,
+            max_sheets: 255,
+            max_inflated_bytes: 4 << 30,
+            max_zip_ratio: 200,
+        }
+    }
 }
 
 /// The life of approval requests (`[approvals]`).

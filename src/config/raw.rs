@@ -13,7 +13,9 @@ use serde::{
 
 /// Top-level keys, in the order `render` writes them.
 pub const TOP_KEYS: &[&str] =
-    &["timezone", "store", "reports", "structures", "sources", "current", "guards", "approvals"];
+    &["timezone", "store", "reports", "structures", "sources", "current", "guards", "approvals", "limits"];
+pub const LIMITS_KEYS: &[&str] =
+    &["max_file_bytes", "max_rows", "max_cell_chars", "max_sheets", "max_inflated_bytes", "max_zip_ratio"];
 pub const APPROVALS_KEYS: &[&str] = &["expire_after_days", "apply_within_days"];
 pub const STORE_KEYS: &[&str] = &["url"];
 pub const REPORTS_KEYS: &[&str] = &["dir", "csv_delimiter"];
@@ -97,6 +99,7 @@ pub fn keys_at(level: &str) -> Option<&'static [&'static str]> {
         "current" => CURRENT_KEYS,
         "guards" => GUARDS_KEYS,
         "approvals" => APPROVALS_KEYS,
+        "limits" => LIMITS_KEYS,
         _ => return None,
     })
 }
@@ -246,6 +249,16 @@ pub struct RawApprovals {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawLimits {
+    pub max_file_bytes: Option<Limit>,
+    pub max_rows: Option<Limit>,
+    pub max_cell_chars: Option<Limit>,
+    pub max_sheets: Option<Limit>,
+    pub max_inflated_bytes: Option<Limit>,
+    pub max_zip_ratio: Option<Limit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawGuards {
     pub max_detach: Option<Limit>,
     pub max_detach_percent: Option<Limit>,
@@ -355,6 +368,7 @@ mod tests {
         }
         check::<RawCurrent>(CURRENT_KEYS);
         check::<RawGuards>(GUARDS_KEYS);
+        check::<RawLimits>(LIMITS_KEYS);
     }
 
     #[test]

@@ -107,6 +107,15 @@ pub fn render(config: &Config) -> String {
     let days = |d: Option<u32>| d.map_or("false".to_string(), |d| d.to_string());
     line(format!("expire_after_days = {}", days(config.approvals.expire_after_days)));
     line(format!("apply_within_days = {}", days(config.approvals.apply_within_days)));
+    line(String::new());
+    let l = &config.limits;
+    line("[limits]".into());
+    line(format!("max_file_bytes = {}", l.max_file_bytes));
+    line(format!("max_rows = {}", l.max_rows));
+    line(format!("max_cell_chars = {}", l.max_cell_chars));
+    line(format!("max_sheets = {}", l.max_sheets));
+    line(format!("max_inflated_bytes = {}", l.max_inflated_bytes));
+    line(format!("max_zip_ratio = {}", l.max_zip_ratio));
     out
 }
 

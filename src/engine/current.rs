@@ -37,8 +37,14 @@ impl Engine {
     pub async fn import_current(&self, path: &Path) -> Result<ImportSummary, EngineError> {
         let cfg = &self.config.current;
         let required = [Field::Email, Field::Structure];
-        let spec =
-            TableSpec { path, sheet: cfg.sheet.as_deref(), csv: cfg.csv, columns: &cfg.columns, required: &required };
+        let spec = TableSpec {
+            path,
+            sheet: cfg.sheet.as_deref(),
+            csv: cfg.csv,
+            columns: &cfg.columns,
+            required: &required,
+            limits: self.config.limits,
+        };
         let mut summary = ImportSummary::default();
         let mut rows: BTreeSet<CurrentAttachment> = BTreeSet::new();
         let origin = path.display().to_string();

@@ -542,6 +542,7 @@ fn read_source(
                 csv: sheet.csv,
                 columns: &src.columns,
                 required: &required,
+                limits: config.limits,
             };
             source::read_table(&spec, &mut sink).map(|info| Some(info.sha256))
         }

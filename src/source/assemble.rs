@@ -4,11 +4,12 @@
 //! blank-row skipping and column mapping behave the same for all of them.
 
 use crate::{
+    config::LimitsConfig,
     core::record::{Cell, ColumnMap, Field, Record},
     domain::text::fold,
 };
 
-use super::{HEADER_SCAN_ROWS, SourceError};
+use super::{HEADER_SCAN_ROWS, SourceError, limits::limit};
 
 /// What the assembler learned, for `TableInfo`.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub(super) struct Assembler<'a> {
     origin: &'a str,
     sheet: Option<&'a str>,
     required: &'a [Field],
+    /// Only `max_rows` and `max_cell_chars` matter here.
+    limits: LimitsConfig,
     /// Configured fields with their folded header text.
     configured: Vec<(Field, String, &'a str)>,
     phase: Phase,
@@ -58,11 +61,18 @@ struct Candidate {
 }
 
 impl<'a> Assembler<'a> {
-    pub fn new(origin: &'a str, sheet: Option<&'a str>, columns: &'a ColumnMap, required: &'a [Field]) -> Self {
+    pub fn new(
+        origin: &'a str,
+        sheet: Option<&'a str>,
+        columns: &'a ColumnMap,
+        required: &'a [Field],
+        limits: LimitsConfig,
+    ) -> Self {
         Assembler {
             origin,
             sheet,
             required,
+            limits,
             configured: columns.iter().map(|(f, h)| (f, fold(h), h)).collect(),
             phase: Phase::Header { cells: Vec::new(), best: None },
             row: 0,
@@ -88,6 +98,21 @@ impl<'a> Assembler<'a> {
     pub fn push(&mut self, row: u64, col: u32, cell: Cell, sink: &mut Sink<'_>) -> Result<(), SourceError> {
         if matches!(cell, Cell::Empty) {
             return Ok(());
+        }
+        if let Cell::Text(text) = &cell {
+            let max = self.limits.max_cell_chars;
+            // Bytes bound characters from above: count only when it may matter.
+            if text.len() as u64 > max && text.chars().count() as u64 > max {
+                let chars = text.chars().count();
+                return Err(limit(
+                    self.origin,
+                    format!(
+                        "{}, column {}: a cell of {chars} characters, more than max_cell_chars = {max}",
+                        self.at(row),
+                        u64::from(col) + 1
+                    ),
+                ));
+            }
         }
         if row != self.row {
             self.end_row(sink)?;
@@ -149,6 +174,10 @@ impl<'a> Assembler<'a> {
                     return Ok(());
                 }
                 done.row = self.row;
+                if self.rows >= self.limits.max_rows {
+                    let max = self.limits.max_rows;
+                    return Err(limit(self.origin, format!("{}: more than max_rows = {max} rows", self.at(self.row))));
+                }
                 self.rows += 1;
                 sink(done)
             }
@@ -220,6 +249,14 @@ impl<'a> Assembler<'a> {
         Ok(())
     }
 
+    /// `sheet "Personnel", row 12` (or `row 12` for csv), for limit messages.
+    fn at(&self, row: u64) -> String {
+        match self.sheet {
+            Some(sheet) => format!("sheet \"{sheet}\", row {row}"),
+            None => format!("row {row}"),
+        }
+    }
+
     fn missing_columns(&mut self) -> SourceError {
         let best = match &mut self.phase {
             Phase::Header { best, .. } => best.take(),
@@ -270,7 +307,7 @@ mod tests {
     /// Feeds text rows and returns the records as (row, email, last, first) or the error text.
     fn run(rows: &[Row], required: &[Field]) -> Result<(Table, Vec<Out>), String> {
         let columns = columns();
-        let mut asm = Assembler::new("t.csv", None, &columns, required);
+        let mut asm = Assembler::new("t.csv", None, &columns, required, LimitsConfig::default());
         let mut out = Vec::new();
         let mut sink = |r: Record| {
             out.push((
@@ -358,7 +395,7 @@ mod tests {
     #[test]
     fn unmapped_columns_are_not_wanted_after_the_header() {
         let columns = columns();
-        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email]);
+        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email], LimitsConfig::default());
         let mut sink = |_: Record| Ok(());
         assert!(asm.wants(7));
         for (c, h) in ["x", "Courriel", "y", "Nom"].iter().enumerate() {
@@ -371,7 +408,7 @@ mod tests {
     #[test]
     fn shared_column_feeds_both_fields() {
         let columns = ColumnMap::new([(Field::Email, "Mail".to_string()), (Field::EmployeeId, "mail".to_string())]);
-        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email]);
+        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email], LimitsConfig::default());
         let mut got = Vec::new();
         let mut sink = |r: Record| {
             got.push(r);
@@ -387,12 +424,65 @@ mod tests {
     #[test]
     fn sink_error_stops_the_read() {
         let columns = columns();
-        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email]);
+        let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email], LimitsConfig::default());
         let mut sink =
             |r: Record| Err(SourceError::Limit { path: "t.csv".into(), message: format!("stop at {}", r.row) });
         asm.push(1, 0, Cell::Text("Courriel".into()), &mut sink).unwrap();
         asm.push(2, 0, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
         let err = asm.push(3, 0, Cell::Text("c@d.fr".into()), &mut sink).unwrap_err();
         assert_eq!(err.to_string(), "t.csv: stop at 2");
+    }
+
+    #[test]
+    fn row_and_cell_limits() {
+        let columns = columns();
+        let limits = LimitsConfig { max_rows: 2, max_cell_chars: 8, ..LimitsConfig::default() };
+        let run = |sheet: Option<&str>, rows: &[(u64, &str)]| {
+            let mut asm = Assembler::new("hr.xlsx", sheet, &columns, &[Field::Email], limits);
+            let mut seen = Vec::new();
+            let mut sink = |r: Record| {
+                seen.push(r.row);
+                Ok(())
+            };
+            let result = rows
+                .iter()
+                .try_for_each(|(row, text)| asm.push(*row, 1, Cell::Text(text.to_string()), &mut sink))
+                .and_then(|()| asm.finish(&mut sink).map(|_| ()));
+            (seen, result.map_err(|e| e.to_string()))
+        };
+        for (sheet, rows, expect_seen, expect) in [
+            // Two data rows pass; blank cells and blank rows do not count.
+            (Some("P"), vec![(1, "Statut"), (2, "Courriel"), (3, "a@b"), (9, "c@d")], vec![3, 9], Ok(())),
+            (
+                None,
+                vec![(1, "Courriel"), (2, "a@b"), (4, "c@d"), (7, "e@f")],
+                vec![2, 4],
+                Err("hr.xlsx: row 7: more than max_rows = 2 rows"),
+            ),
+            (
+                Some("Personnel"),
+                vec![(1, "Courriel"), (2, "a@b"), (3, "c@d"), (5, "e@f")],
+                vec![2, 3],
+                Err("hr.xlsx: sheet \"Personnel\", row 5: more than max_rows = 2 rows"),
+            ),
+            // Eight characters (not bytes: "é" is two) pass, nine do not, in the header too.
+            (Some("P"), vec![(1, "Courriel"), (2, "éééééééé")], vec![2], Ok(())),
+            (
+                Some("P"),
+                vec![(1, "Courriel"), (2, "abcdefghi")],
+                vec![],
+                Err("hr.xlsx: sheet \"P\", row 2, column 2: a cell of 9 characters, more than max_cell_chars = 8"),
+            ),
+            (
+                None,
+                vec![(4, "Courriel+")],
+                vec![],
+                Err("hr.xlsx: row 4, column 2: a cell of 9 characters, more than max_cell_chars = 8"),
+            ),
+        ] {
+            let (seen, got) = run(sheet, &rows);
+            assert_eq!(got, expect.map_err(str::to_string), "{rows:?}");
+            assert_eq!(seen, expect_seen, "{rows:?}");
+        }
     }
 }

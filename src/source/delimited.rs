@@ -6,7 +6,7 @@ use std::{
     io::{self, Read, Seek, SeekFrom},
 };
 
-use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use sha2::{Digest, Sha256};
 
@@ -22,8 +22,9 @@ const SNIFF: usize = 64 * 1024;
 const DELIMITERS: [u8; 4] = [b';', b',', b'\t', b'|'];
 
 /// The encoding of a file starting with `head` and the length of its BOM.
-/// A BOM wins; then `configured`; then UTF-8 if `head` is valid UTF-8
-/// (`truncated`: `head` may end inside a character); else Windows-1252.
+/// A BOM wins; then `configured`; then UTF-16 without a BOM when every other
+/// byte is NUL; then UTF-8 if `head` is valid UTF-8 (`truncated`: `head` may
+/// end inside a character); else Windows-1252.
 pub fn detect_encoding(
     head: &[u8],
     truncated: bool,
@@ -35,12 +36,78 @@ pub fn detect_encoding(
     if let Some(enc) = configured {
         return (enc, 0);
     }
+    if let Some(enc) = utf16_without_bom(head) {
+        return (enc, 0);
+    }
     match std::str::from_utf8(head) {
         Ok(_) => (UTF_8, 0),
         // Cut inside a character at the end of the sample: still UTF-8.
         Err(e) if truncated && e.error_len().is_none() => (UTF_8, 0),
         Err(_) => (WINDOWS_1252, 0),
     }
+}
+
+/// UTF-16 saved without a BOM: mostly Latin text, so the high byte of most
+/// characters is NUL (odd offsets for little-endian), and low bytes rarely are.
+pub(super) fn utf16_without_bom(head: &[u8]) -> Option<&'static Encoding> {
+    let pairs = head.len().min(4096) / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let (mut even, mut odd) = (0usize, 0usize);
+    for pair in head[..pairs * 2].chunks_exact(2) {
+        even += usize::from(pair[0] == 0);
+        odd += usize::from(pair[1] == 0);
+    }
+    let mostly = |n: usize| n * 10 >= pairs * 7;
+    let rarely = |n: usize| n * 10 < pairs;
+    if mostly(odd) && rarely(even) {
+        Some(UTF_16LE)
+    } else if mostly(even) && rarely(odd) {
+        Some(UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// Turns lone CRs (old Mac line ends, or a mix) into LFs and CRLFs into LFs,
+/// so the csv reader, which ends records at LF, counts lines right. Only
+/// used when the sample has a lone CR: it costs a pass over every byte.
+struct LoneCr<R> {
+    inner: R,
+    after_cr: bool,
+}
+
+impl<R: Read> Read for LoneCr<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut out = 0;
+            for i in 0..n {
+                let b = buf[i];
+                if b == b'\n' && self.after_cr {
+                    self.after_cr = false;
+                    continue;
+                }
+                self.after_cr = b == b'\r';
+                buf[out] = if b == b'\r' { b'\n' } else { b };
+                out += 1;
+            }
+            // A chunk that was a single LF after a CR: read on rather than signal the end.
+            if out > 0 {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Whether `text` has a CR not followed by LF.
+fn has_lone_cr(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| b == b'\r' && bytes.get(i + 1).is_some_and(|&n| n != b'\n'))
 }
 
 /// The delimiter among `;` `,` tab `|` that splits the most lines of `text`
@@ -125,10 +192,12 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
     let truncated = head.len() == SNIFF;
     let (encoding, bom) = detect_encoding(&head, truncated, spec.csv.encoding);
 
+    let (sample, _) = encoding.decode_without_bom_handling(&head[bom..]);
+    let lone_cr = has_lone_cr(&sample);
     let delimiter = match spec.csv.delimiter {
         Some(d) => d,
         None => {
-            let (text, _) = encoding.decode_without_bom_handling(&head[bom..]);
+            let text = if lone_cr { sample.replace("\r\n", "\n").replace('\r', "\n") } else { sample.into_owned() };
             // Leave out a last line the sample may have cut.
             let text = if truncated { text.rsplit_once('\n').map_or("", |(t, _)| t) } else { &text };
             detect_delimiter(text)
@@ -146,7 +215,10 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
     } else {
         builder.encoding(Some(encoding));
     }
-    let decoder = builder.build(tee);
+    let decoder: Box<dyn Read + '_> = match builder.build(tee) {
+        d if lone_cr => Box::new(LoneCr { inner: d, after_cr: false }),
+        d => Box::new(d),
+    };
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -158,7 +230,7 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
         .buffer_capacity(1 << 16)
         .from_reader(decoder);
 
-    let mut asm = Assembler::new(origin, None, spec.columns, spec.required);
+    let mut asm = Assembler::new(origin, None, spec.columns, spec.required, spec.limits);
     let mut record = ::csv::ByteRecord::new();
     let mut count = 0u64;
     loop {
@@ -176,6 +248,17 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
         for (col, field) in record.iter().enumerate() {
             let field = if col == last { field.strip_suffix(b"\r").unwrap_or(field) } else { field };
             let Ok(col) = u32::try_from(col) else { break };
+            if field.contains(&b'\n') && field.contains(&delimiter) {
+                return Err(SourceError::Csv {
+                    path: origin.to_string(),
+                    row,
+                    message: format!(
+                        "column {}: a quoted value runs over several lines and holds the delimiter: is a quote left \
+                         open? (a quote inside quotes is written \"\")",
+                        col + 1
+                    ),
+                });
+            }
             if field.is_empty() || !asm.wants(col) {
                 continue;
             }
@@ -262,5 +345,41 @@ mod tests {
         ] {
             assert_eq!(detect_delimiter(text) as char, expect, "{text:?}");
         }
+    }
+
+    #[test]
+    fn utf16_without_bom_detection() {
+        let le: Vec<u8> = "Nom;Prénom\r\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = "Nom;Prénom\r\n".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (head, expect) in [
+            (&le[..], Some("UTF-16LE")),
+            (&be[..], Some("UTF-16BE")),
+            (b"Nom;Prenom\r\n", None),
+            (b"\0\0\0\0", None),
+            (b"N\0", None),
+            (b"", None),
+        ] {
+            assert_eq!(utf16_without_bom(head).map(|e| e.name()), expect, "{head:?}");
+        }
+        assert_eq!(detect_encoding(&le, false, None), (UTF_16LE, 0));
+        assert_eq!(detect_encoding(&le, false, Some(WINDOWS_1252)), (WINDOWS_1252, 0));
+    }
+
+    #[test]
+    fn lone_cr_become_line_feeds() {
+        for (input, expect) in
+            [("a\rb\r\nc\nd\r", "a\nb\nc\nd\n"), ("\r\n\r\n", "\n\n"), ("x\r\ry", "x\n\ny"), ("plain", "plain")]
+        {
+            // One byte per read, so a CRLF always straddles two reads.
+            let mut reader = LoneCr { inner: io::BufReader::with_capacity(1, input.as_bytes()), after_cr: false };
+            let mut out = String::new();
+            let mut byte = [0u8; 1];
+            while reader.read(&mut byte).unwrap() == 1 {
+                out.push(byte[0] as char);
+            }
+            assert_eq!(out, expect, "{input:?}");
+        }
+        assert!(has_lone_cr("a\rb"));
+        assert!(!has_lone_cr("a\r\nb\r"));
     }
 }

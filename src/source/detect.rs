@@ -26,13 +26,42 @@ pub fn detect_format(path: &Path) -> Result<Format, SourceError> {
     if head.starts_with(&OLE2) {
         return Ok(Format::Xls);
     }
-    if looks_like_text(&head) {
-        return Ok(Format::Csv);
+    if let Some(why) = other_text_format(&head) {
+        return Err(SourceError::UnknownFormat { path: origin, why: why.into() });
     }
-    Err(SourceError::UnknownFormat {
-        path: origin,
-        why: "neither a spreadsheet (xlsx, xlsm, xlsb, xls, ods) nor a text (csv) file".into(),
-    })
+    match binary_byte(&head) {
+        None => Ok(Format::Csv),
+        Some(_) if super::delimited::utf16_without_bom(&head).is_some() => Ok(Format::Csv),
+        Some((at, byte)) => Err(SourceError::UnknownFormat {
+            path: origin,
+            why: format!(
+                "neither a spreadsheet (xlsx, xlsm, xlsb, xls, ods) nor a text (csv) file (byte 0x{byte:02X} at offset {at})"
+            ),
+        }),
+    }
+}
+
+/// Text files that are not tables, told apart so the message says what to do.
+fn other_text_format(head: &[u8]) -> Option<&'static str> {
+    let start = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let start = &start[start.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(start.len())..];
+    let lower: Vec<u8> = start.iter().take(1024).map(u8::to_ascii_lowercase).collect();
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if lower.starts_with(b"%pdf-") {
+        Some("a PDF document, not a spreadsheet")
+    } else if lower.starts_with(b"{\\rtf") {
+        Some("an RTF document, not a spreadsheet")
+    } else if lower.starts_with(b"<?xml")
+        && (has(b"excel.sheet") || has(b"urn:schemas-microsoft-com:office:spreadsheet"))
+    {
+        Some("an Excel 2003 XML spreadsheet; open it in Excel and save it as xlsx")
+    } else if lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html") || lower.starts_with(b"<table") {
+        Some("an HTML page (a web export named like a spreadsheet?); open it in Excel and save it as xlsx or csv")
+    } else if lower.starts_with(b"<?xml") {
+        Some("an XML file, not a spreadsheet")
+    } else {
+        None
+    }
 }
 
 fn zip_format(path: &Path, origin: &str) -> Result<Format, SourceError> {
@@ -67,13 +96,14 @@ fn zip_format(path: &Path, origin: &str) -> Result<Format, SourceError> {
     Err(SourceError::UnknownFormat { path: origin.to_string(), why: "a zip archive that is not a spreadsheet".into() })
 }
 
-/// Text if it has a BOM, or no NUL and no control characters but tab, CR,
-/// LF and form feed (Windows-1252 bytes above 0x7F are text too).
-fn looks_like_text(head: &[u8]) -> bool {
+/// `None` for text: a BOM, or no NUL and no control characters but tab, CR,
+/// LF and form feed (Windows-1252 bytes above 0x7F are text too); else the
+/// first byte that is not, with its offset.
+fn binary_byte(head: &[u8]) -> Option<(usize, u8)> {
     if head.starts_with(b"\xEF\xBB\xBF") || head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
-        return true;
+        return None;
     }
-    head.iter().all(|&b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))
+    head.iter().copied().enumerate().find(|&(_, b)| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))
 }
 
 #[cfg(test)]
@@ -133,6 +163,29 @@ mod tests {
         check(b"PK\x03\x04garbage".to_vec(), "a.xlsx", Err("corrupt zip archive"));
         check(b"\x89PNG\r\n\x1a\n\0\0\0".to_vec(), "a.csv", Err("unknown file format"));
         check(b"%PDF-1.4\n\x01\x02".to_vec(), "a.csv", Err("unknown file format"));
+    }
+
+    #[test]
+    fn other_text_formats_are_named() {
+        for (head, expect) in [
+            (&b"%PDF-1.7\n"[..], Some("a PDF document, not a spreadsheet")),
+            (b"{\\rtf1\\ansi", Some("an RTF document, not a spreadsheet")),
+            (b"\xEF\xBB\xBF  <!DOCTYPE HTML><table>", Some("an HTML page")),
+            (b"<TABLE border=1><tr>", Some("an HTML page")),
+            (b"<?xml version=\"1.0\"?><?mso-application progid=\"Excel.Sheet\"?>", Some("an Excel 2003 XML")),
+            (b"<?xml version=\"1.0\"?><root/>", Some("an XML file")),
+            (b"Courriel;Nom\n<b>x</b>", None),
+            (b"", None),
+        ] {
+            let got = other_text_format(head);
+            match expect {
+                Some(e) => assert!(got.is_some_and(|g| g.starts_with(e)), "{head:?}: {got:?}"),
+                None => assert_eq!(got, None, "{head:?}"),
+            }
+        }
+        assert_eq!(binary_byte(b"a;b\r\n\tc\x0C\xE9"), None);
+        assert_eq!(binary_byte(b"a;b\0c"), Some((3, 0)));
+        assert_eq!(binary_byte(b"\xFF\xFEa\0"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod assemble;
 mod delimited;
 mod detect;
 pub mod ldap;
+mod limits;
 mod sheet;
 
 use std::{fmt, fs::File, io::Read, path::Path};
@@ -15,7 +16,7 @@ use std::{fmt, fs::File, io::Read, path::Path};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    config::CsvOptions,
+    config::{CsvOptions, LimitsConfig},
     core::record::{ColumnMap, Field, Record},
 };
 
@@ -62,6 +63,8 @@ pub struct TableSpec<'a> {
     pub columns: &'a ColumnMap,
     /// Fields whose headers must all be on the header row, e.g. `[Email]`.
     pub required: &'a [Field],
+    /// Size, rows, cells, sheets, zip inflation: beyond one the read fails.
+    pub limits: LimitsConfig,
 }
 
 /// What was read, for logs, reports and the "same file as last run" check.
@@ -114,7 +117,7 @@ pub enum SourceError {
     Unconfigured { path: String, field: Field },
     #[error("{path}: row {row}: {message}")]
     Csv { path: String, row: u64, message: String },
-    /// For sinks that refuse to go on, e.g. "too many rows".
+    /// A `[limits]` bound was passed; the message names the key and its value.
     #[error("{path}: {message}")]
     Limit { path: String, message: String },
     /// A directory read that failed or may be incomplete: `url` has no
@@ -163,10 +166,14 @@ pub fn read_table(
     if let Some(field) = spec.required.iter().find(|f| !spec.columns.contains(**f)) {
         return Err(SourceError::Unconfigured { path: origin, field: *field });
     }
+    limits::check_file_size(spec.path, &origin, &spec.limits)?;
     let format = detect_format(spec.path)?;
     match format {
         Format::Csv => delimited::read(spec, &origin, sink),
         _ => {
+            if matches!(format, Format::Xlsx | Format::Xlsm | Format::Xlsb | Format::Ods) {
+                limits::check_zip(spec.path, &origin, format, &spec.limits)?;
+            }
             // Zip-based workbooks are read at random, so hash in a plain pass.
             let sha256 = hash_file(spec.path, &origin)?;
             let (sheet, table) = sheet::read(spec, format, &origin, sink)?;
@@ -209,5 +216,7 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+#[cfg(test)]
+mod corpus;
 #[cfg(test)]
 mod tests;

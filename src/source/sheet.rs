@@ -12,11 +12,31 @@ use calamine::{Data, DataRef, ExcelDateTime, Ods, Reader, Sheet, SheetType, Shee
 use super::{
     Format, SourceError, TableSpec,
     assemble::{Assembler, Sink, Table},
+    limits,
 };
 use crate::{core::record::Cell, domain::text::fold};
 
 /// Reads the sheet `spec` names; returns the sheet's name and what was found.
 pub(super) fn read(
+    spec: &TableSpec<'_>,
+    format: Format,
+    origin: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(String, Table), SourceError> {
+    // Last line of defence: a parser panic on a malformed workbook becomes
+    // this file's error instead of taking the daemon down. Nothing shared is
+    // left half-updated: the sink only collects records of a read that fails.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_workbook(spec, format, origin, sink))).unwrap_or_else(
+        |_| {
+            Err(SourceError::Spreadsheet {
+                path: origin.to_string(),
+                message: "the file is malformed (the spreadsheet parser failed on it)".into(),
+            })
+        },
+    )
+}
+
+fn read_workbook(
     spec: &TableSpec<'_>,
     format: Format,
     origin: &str,
@@ -29,9 +49,9 @@ pub(super) fn read(
     match format {
         Format::Xlsx | Format::Xlsm => {
             let mut wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
-            let name = pick_sheet(wb.sheets_metadata(), spec.sheet, origin)?;
+            let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
             let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
-            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required);
+            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
             while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
                 let (row, col) = cell.get_position();
                 if asm.wants(col) {
@@ -42,9 +62,9 @@ pub(super) fn read(
         }
         Format::Xlsb => {
             let mut wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
-            let name = pick_sheet(wb.sheets_metadata(), spec.sheet, origin)?;
+            let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
             let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
-            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required);
+            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
             while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
                 let (row, col) = cell.get_position();
                 if asm.wants(col) {
@@ -76,11 +96,11 @@ fn read_range<RS: Read + Seek, R: Reader<RS>>(
 where
     R::Error: std::fmt::Display,
 {
-    let name = pick_sheet(wb.sheets_metadata(), spec.sheet, origin)?;
+    let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
     let range = wb
         .worksheet_range(&name)
         .map_err(|e| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() })?;
-    let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required);
+    let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
     if let Some((top, left)) = range.start() {
         // `used_cells` skips empty cells, row by row.
         for (r, c, data) in range.used_cells() {
@@ -96,7 +116,12 @@ where
 
 /// The configured sheet (exact name, else ignoring case and accents), or the
 /// first visible worksheet.
-fn pick_sheet(sheets: &[Sheet], wanted: Option<&str>, origin: &str) -> Result<String, SourceError> {
+fn pick_sheet(sheets: &[Sheet], spec: &TableSpec<'_>, origin: &str) -> Result<String, SourceError> {
+    limits::check_sheets(sheets.len(), origin, &spec.limits)?;
+    choose_sheet(sheets, spec.sheet, origin)
+}
+
+fn choose_sheet(sheets: &[Sheet], wanted: Option<&str>, origin: &str) -> Result<String, SourceError> {
     let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
     let found = match wanted {
         Some(w) => {
@@ -105,11 +130,15 @@ fn pick_sheet(sheets: &[Sheet], wanted: Option<&str>, origin: &str) -> Result<St
         }
         None => worksheets().find(|s| s.visible == SheetVisible::Visible).or_else(|| worksheets().next()),
     };
-    match found {
-        Some(s) => Ok(s.name.clone()),
-        None => Err(SourceError::SheetNotFound {
+    match (found, wanted) {
+        (Some(s), _) => Ok(s.name.clone()),
+        (None, None) => Err(SourceError::Spreadsheet {
             path: origin.to_string(),
-            sheet: wanted.unwrap_or("(first worksheet)").to_string(),
+            message: "the workbook has no worksheet".to_string(),
+        }),
+        (None, Some(w)) => Err(SourceError::SheetNotFound {
+            path: origin.to_string(),
+            sheet: w.to_string(),
             available: sheets.iter().map(|s| s.name.clone()).collect(),
         }),
     }
@@ -193,16 +222,19 @@ mod tests {
             (Some("Graphique"), Err(())),
             (Some("Agents"), Err(())),
         ] {
-            let got = pick_sheet(&sheets, wanted, "hr.xlsx");
+            let got = choose_sheet(&sheets, wanted, "hr.xlsx");
             match expect {
                 Ok(name) => assert_eq!(got.unwrap(), name, "{wanted:?}"),
                 Err(()) => assert!(matches!(got, Err(SourceError::SheetNotFound { .. })), "{wanted:?}"),
             }
         }
         let hidden_only = [sheet("Caché", WorkSheet, Hidden)];
-        assert_eq!(pick_sheet(&hidden_only, None, "hr.xlsx").unwrap(), "Caché");
-        let err = pick_sheet(&[], None, "hr.xlsx").unwrap_err().to_string();
-        assert_eq!(err, "hr.xlsx: no sheet named \"(first worksheet)\"; the workbook has: ");
+        assert_eq!(choose_sheet(&hidden_only, None, "hr.xlsx").unwrap(), "Caché");
+        let err = choose_sheet(&[], None, "hr.xlsx").unwrap_err().to_string();
+        assert_eq!(err, "hr.xlsx: cannot read the spreadsheet: the workbook has no worksheet");
+        let chart_only = [sheet("Graphique", ChartSheet, Visible)];
+        let err = choose_sheet(&chart_only, Some("Agents"), "hr.xlsx").unwrap_err().to_string();
+        assert_eq!(err, "hr.xlsx: no sheet named \"Agents\"; the workbook has: \"Graphique\"");
     }
 
     #[test]

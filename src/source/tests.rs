@@ -30,7 +30,7 @@ const REQUIRED: [Field; 2] = [Field::Email, Field::Structure];
 
 fn read(path: &Path, sheet: Option<&str>, csv: CsvOptions) -> Result<(TableInfo, Vec<Record>), SourceError> {
     let columns = columns();
-    let spec = TableSpec { path, sheet, csv, columns: &columns, required: &REQUIRED };
+    let spec = TableSpec { path, sheet, csv, columns: &columns, required: &REQUIRED, limits: LimitsConfig::default() };
     let mut records = Vec::new();
     let info = read_table(&spec, &mut |r| {
         records.push(r);
@@ -226,8 +226,14 @@ fn csv_quoting_and_ragged_rows() {
 fn sink_errors_propagate() {
     let columns = columns();
     let path = fixture("hr.xlsx");
-    let spec =
-        TableSpec { path: &path, sheet: None, csv: CsvOptions::default(), columns: &columns, required: &REQUIRED };
+    let spec = TableSpec {
+        path: &path,
+        sheet: None,
+        csv: CsvOptions::default(),
+        columns: &columns,
+        required: &REQUIRED,
+        limits: LimitsConfig::default(),
+    };
     let mut seen = 0;
     let err = read_table(&spec, &mut |r| {
         seen += 1;
@@ -251,6 +257,7 @@ fn unconfigured_required_field() {
         csv: CsvOptions::default(),
         columns: &columns,
         required: &[Field::Email, Field::Structure],
+        limits: LimitsConfig::default(),
     };
     let err = read_table(&spec, &mut |_| Ok(())).unwrap_err().to_string();
     assert!(err.ends_with(": no column is configured for the required field structure"), "{err}");
@@ -327,8 +334,14 @@ fn big_xlsx_streams() {
     let start = std::time::Instant::now();
     let columns = columns();
     let required = [Field::Email];
-    let spec =
-        TableSpec { path: &path, sheet: None, csv: CsvOptions::default(), columns: &columns, required: &required };
+    let spec = TableSpec {
+        path: &path,
+        sheet: None,
+        csv: CsvOptions::default(),
+        columns: &columns,
+        required: &required,
+        limits: LimitsConfig::default(),
+    };
     let mut seen = 0u64;
     let info = read_table(&spec, &mut |_| {
         seen += 1;
@@ -354,4 +367,52 @@ fn write_big_xlsx(path: &Path, rows: u32) {
         ws.write_string(r, 5, "COMPTA").unwrap();
     }
     wb.save(path).unwrap();
+}
+
+/// `TableSpec::limits` reaches every reader.
+#[test]
+fn limits_reach_every_reader() {
+    let columns = columns();
+    let check = |file: &str, tweak: fn(&mut LimitsConfig), expect: &str| {
+        let path = fixture(file);
+        let mut limits = LimitsConfig::default();
+        tweak(&mut limits);
+        let spec = TableSpec {
+            path: &path,
+            sheet: None,
+            csv: CsvOptions::default(),
+            columns: &columns,
+            required: &REQUIRED,
+            limits,
+        };
+        let err = read_table(&spec, &mut |_| Ok(())).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: {expect}", path.display()), "{file}");
+    };
+    let size = std::fs::metadata(fixture("hr-utf8.csv")).unwrap().len();
+    check(
+        "hr-utf8.csv",
+        |l| l.max_file_bytes = 100,
+        &format!("the file has {size} bytes, more than max_file_bytes = 100"),
+    );
+    check("hr-utf8.csv", |l| l.max_rows = 4, "row 9: more than max_rows = 4 rows");
+    check("hr-utf16le-tab.csv", |l| l.max_rows = 1, "row 5: more than max_rows = 1 rows");
+    for file in ["hr.xlsx", "hr.xls", "hr.ods"] {
+        check(file, |l| l.max_rows = 2, "sheet \"Personnel\", row 7: more than max_rows = 2 rows");
+        check(file, |l| l.max_sheets = 1, "the workbook has 2 sheets, more than max_sheets = 1");
+        check(
+            file,
+            |l| l.max_cell_chars = 7,
+            "sheet \"Personnel\", row 1, column 1: a cell of 41 characters, more than max_cell_chars = 7",
+        );
+    }
+    check(
+        "hr.xlsx",
+        |l| l.max_inflated_bytes = 1000,
+        "the zip parts to read inflate to 52923 bytes, more than max_inflated_bytes = 1000",
+    );
+    check(
+        "hr.ods",
+        |l| l.max_inflated_bytes = 1000,
+        "the zip parts to read inflate to 9207 bytes, more than max_inflated_bytes = 1000",
+    );
 }

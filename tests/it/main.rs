@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod formats;
 mod guards;
+mod hostile;
 mod ldap;
 mod slapd;
 mod story;

@@ -8,6 +8,7 @@ mod assemble;
 mod delimited;
 mod detect;
 mod limits;
+mod ole2;
 mod sheet;
 
 use std::{fmt, fs::File, io::Read, path::Path};

@@ -71,6 +71,12 @@ use Expect::*;
 /// The three people of the script's table, from row 2.
 const THREE: &[(u64, &str)] = &[(2, "marie.dupont@acme.fr"), (3, "eloise.martin@acme.fr"), (4, "jn.lefevre@acme.fr")];
 
+const CFB_PANIC: &str = "{p}: cannot read the spreadsheet: the file is malformed (the spreadsheet parser failed on it: \
+                         slice index starts at 12288 but ends at 11875)";
+
+const FAT_LOOP: &str =
+    "{p}: cannot read the spreadsheet: corrupt xls file: the sector chain through sector 0 loops back on itself";
+
 /// (file in tests/data/bad, config change, expected result)
 type Case = (&'static str, fn(&mut Tweak), Expect);
 
@@ -105,6 +111,10 @@ fn cases() -> Vec<Case> {
         ("xlsx-bad-xml.xlsx", none, Err("{p}: cannot read the spreadsheet: Xml error: syntax error: tag not closed: `>` not found before end of input")),
         ("xlsx-bad-shared-string.xlsx", none, Err("{p}: cannot read the spreadsheet: Cell string index not found in shared strings table")),
         ("ods-bad-xml.ods", none, Err("{p}: cannot read the spreadsheet: Expecting 'table-cell', found 'Start(BytesStart { buf: Borrowed(\"table:table-cell</table:table\"), name_len: 29 })'")),
+        // Found by fuzzing (see fuzz_found_* below): calamine panics, the panic becomes this file's error.
+        ("fuzz-xls-cfb-sector-past-end.xls", none, Err(CFB_PANIC)),
+        // Found by fuzzing: a FAT loop made calamine allocate without end; refused before it reads.
+        ("fuzz-xls-fat-cycle.xls", none, Err(FAT_LOOP)),
         ("many-sheets.xlsx", none, Err("{p}: the workbook has 300 sheets, more than max_sheets = 255")),
         // ---- text files: errors ---------------------------------------------------------------------------
         ("empty.csv", none, Err("{p}: the sheet is empty")),
@@ -232,4 +242,30 @@ fn a_ten_megabyte_cell_is_refused() {
         err,
         format!("{}: row 2, column 2: a cell of 10485768 characters, more than max_cell_chars = 32767", path.display())
     );
+}
+
+/// Regression, found by `cargo fuzz run sheet_reader`: an OLE2 file whose
+/// sector chain points one sector past the end made calamine 0.38 slice out
+/// of bounds (cfb.rs, `Sectors::get`) and take the process down. The reader
+/// now turns a parser panic into the file's error, under every extension.
+#[test]
+fn fuzz_found_cfb_sector_past_end_is_an_error_not_a_crash() {
+    let bytes = std::fs::read(dir().join("fuzz-xls-cfb-sector-past-end.xls")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for ext in ["xls", "xlsx", "csv"] {
+        let path = tmp.path().join(format!("hr.{ext}"));
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read(&path, none).unwrap_err().to_string();
+        assert_eq!(err, CFB_PANIC.replace("{p}", &path.display().to_string()), "{ext}");
+    }
+}
+
+/// Regression, found by `cargo fuzz run sheet_reader` (out of memory): a
+/// 14 KB xls whose FAT chain loops made calamine 0.38 grow a buffer without
+/// end (cfb.rs, `Sectors::get_chain`). The chains are checked first.
+#[test]
+fn fuzz_found_xls_fat_loop_is_refused_before_calamine_reads_it() {
+    let path = dir().join("fuzz-xls-fat-cycle.xls");
+    let err = read(&path, none).unwrap_err().to_string();
+    assert_eq!(err, FAT_LOOP.replace("{p}", &path.display().to_string()));
 }

@@ -9,6 +9,7 @@ mod delimited;
 mod detect;
 pub mod ldap;
 mod limits;
+mod ole2;
 mod sheet;
 
 use std::{fmt, fs::File, io::Read, path::Path};

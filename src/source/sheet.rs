@@ -26,11 +26,18 @@ pub(super) fn read(
     // Last line of defence: a parser panic on a malformed workbook becomes
     // this file's error instead of taking the daemon down. Nothing shared is
     // left half-updated: the sink only collects records of a read that fails.
+    // (Found by fuzzing: calamine 0.38 slices past the end of a truncated
+    // OLE2 sector chain; see tests/data/bad/fuzz-xls-cfb-sector-past-end.xls.)
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_workbook(spec, format, origin, sink))).unwrap_or_else(
-        |_| {
+        |payload| {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             Err(SourceError::Spreadsheet {
                 path: origin.to_string(),
-                message: "the file is malformed (the spreadsheet parser failed on it)".into(),
+                message: format!("the file is malformed (the spreadsheet parser failed on it: {why})"),
             })
         },
     )
@@ -74,6 +81,7 @@ fn read_workbook(
             Ok((name.clone(), asm.finish(sink)?))
         }
         Format::Xls => {
+            super::ole2::check(spec.path, origin)?;
             let wb = Xls::new(rs).map_err(|e| failed(&explain_xls(e, spec)))?;
             read_range(wb, spec, origin, sink)
         }

@@ -53,32 +53,29 @@ fn read_workbook(
     let rs = BufReader::new(file);
     let failed =
         |e: &dyn std::fmt::Display| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() };
+    // calamine's xlsx and xlsb cell readers share no trait: one body for both.
+    macro_rules! stream_cells {
+        ($wb:ident) => {{
+            let name = pick_sheet($wb.sheets_metadata(), spec, origin)?;
+            let mut cells = $wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
+            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
+            while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
+                let (row, col) = cell.get_position();
+                if asm.wants(col) {
+                    asm.push(u64::from(row) + 1, col, from_ref(cell.get_value()), sink)?;
+                }
+            }
+            Ok((name.clone(), asm.finish(sink)?))
+        }};
+    }
     match format {
         Format::Xlsx | Format::Xlsm => {
             let mut wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
-            let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
-            let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
-            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
-            while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
-                let (row, col) = cell.get_position();
-                if asm.wants(col) {
-                    asm.push(u64::from(row) + 1, col, from_ref(cell.get_value()), sink)?;
-                }
-            }
-            Ok((name.clone(), asm.finish(sink)?))
+            stream_cells!(wb)
         }
         Format::Xlsb => {
             let mut wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
-            let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
-            let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
-            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
-            while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
-                let (row, col) = cell.get_position();
-                if asm.wants(col) {
-                    asm.push(u64::from(row) + 1, col, from_ref(cell.get_value()), sink)?;
-                }
-            }
-            Ok((name.clone(), asm.finish(sink)?))
+            stream_cells!(wb)
         }
         Format::Xls => {
             super::ole2::check(spec.path, origin)?;

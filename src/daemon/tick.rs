@@ -19,7 +19,7 @@ use super::slot::Schedule;
 use crate::{
     config::Config,
     core::approval::rfc3339,
-    engine::{Clock, Engine, EngineError, RunOptions, RunSummary},
+    engine::{Clock, Engine, EngineError, HousekeepingSummary, RunOptions, RunSummary},
     store::Store,
 };
 
@@ -72,11 +72,24 @@ pub struct JobSpec {
     pub tz: Tz,
 }
 
+/// The housekeeping job's name where a source's would be (its lock and its
+/// slots); no source can be called so, names take no `@`.
+pub const HOUSEKEEPING: &str = "@housekeeping";
+
+impl JobSpec {
+    /// Expiry across all structures and reminders, not a source's run.
+    pub fn is_housekeeping(&self) -> bool {
+        self.source == HOUSEKEEPING
+    }
+}
+
 /// What one tick did.
 #[derive(Debug)]
 pub enum TickOutcome {
     /// The run happened (done, held or rejected: see the summary).
     Ran { slot: DateTime<Utc>, summary: Box<RunSummary> },
+    /// The housekeeping job ran.
+    Housekept { slot: DateTime<Utc>, summary: HousekeepingSummary },
     /// The run, or the claim, failed; the daemon goes on.
     Failed { slot: DateTime<Utc>, error: String },
     /// The previous run of this source still holds its lock here.
@@ -164,6 +177,16 @@ impl Shared {
             Err(e) => return TickOutcome::Failed { slot, error: format!("cannot claim the slot: {e}") },
         }
         tracing::info!(source = %job.source, slot = %rfc3339(&slot), instance = %self.instance, "scheduled run started");
+        if job.is_housekeeping() {
+            // No source to read: it stays on this task.
+            let engine = Engine { config, store, clock: Clock { now: Utc::now() } };
+            let result = engine.housekeeping().await;
+            drop(guard);
+            return match result {
+                Ok(summary) => TickOutcome::Housekept { slot, summary },
+                Err(e) => TickOutcome::Failed { slot, error: error_chain(&e) },
+            };
+        }
         let result = (self.runner)(config, store, job.source.clone()).await;
         drop(guard);
         match result {
@@ -209,6 +232,15 @@ pub fn log(source: &str, instance: &str, outcome: &TickOutcome) {
                 ran!(info);
             } else {
                 ran!(warn);
+            }
+        }
+        TickOutcome::Housekept { slot, summary } => {
+            let (expired, reminded, failures) = (summary.expired.len(), summary.reminded.len(), summary.failures.len());
+            if failures == 0 {
+                tracing::info!(slot = %rfc3339(slot), instance, expired, reminded, "housekeeping finished");
+            } else {
+                let why = summary.failures.join("; ");
+                tracing::warn!(slot = %rfc3339(slot), instance, expired, reminded, failures, "housekeeping finished: {why}");
             }
         }
         TickOutcome::Failed { slot, error } => {
@@ -298,6 +330,9 @@ email = "Courriel"
     fn kind(o: &TickOutcome) -> String {
         match o {
             TickOutcome::Ran { slot, .. } => format!("ran {}", rfc3339(slot)),
+            TickOutcome::Housekept { slot, summary } => {
+                format!("housekept {} expired {:?}", rfc3339(slot), summary.expired)
+            }
             TickOutcome::Failed { slot, error } => format!("failed {} {error}", rfc3339(slot)),
             TickOutcome::Busy { slot } => format!("busy {}", rfc3339(slot)),
             TickOutcome::Taken { slot } => format!("taken {}", rfc3339(slot)),

@@ -419,6 +419,32 @@ email = "Courriel"
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_do_each_housekeeping_slot_once() {
+        let started = Arc::new(AtomicUsize::new(0));
+        let (shared, _, _dir) = shared(gated_runner(started.clone(), None, Arc::new(Notify::new())), "a:1").await;
+        let other =
+            Shared::new("b:2".into(), shared.current(), gated_runner(started.clone(), None, Arc::new(Notify::new())));
+        let job = JobSpec {
+            source: HOUSEKEEPING.into(),
+            schedule: Schedule::parse("0 0 7 * * *").unwrap(),
+            tz: shared.current().config.timezone,
+        };
+        let ticks = [
+            (&*shared, "2026-11-23T06:00:00.400Z", "housekept 2026-11-23T06:00:00Z expired []"),
+            (&other, "2026-11-23T06:00:00.500Z", "taken 2026-11-23T06:00:00Z"),
+            (&other, "2026-11-24T06:00:00.300Z", "housekept 2026-11-24T06:00:00Z expired []"),
+            (&*shared, "2026-11-24T06:00:01.100Z", "taken 2026-11-24T06:00:00Z"),
+        ];
+        for (who, now, expect) in ticks {
+            assert_eq!(kind(&who.tick(&job, at(now)).await), expect, "{} at {now}", who.instance);
+        }
+        assert_eq!(started.load(Ordering::SeqCst), 0, "housekeeping runs no source");
+        let claims = shared.current().store.claimed_slots().await.unwrap();
+        let owners: Vec<(&str, &str)> = claims.iter().map(|c| (c.source.as_str(), c.instance.as_str())).collect();
+        assert_eq!(owners, [(HOUSEKEEPING, "a:1"), (HOUSEKEEPING, "b:2")]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_run_is_reported_and_a_stray_tick_ignored() {
         let failing: Runner = Arc::new(|_, _, _| {
             Box::pin(async { Err(RunError::Engine(EngineError::Usage("the store went away".into()))) })

@@ -223,6 +223,18 @@ fn starttls_with_authentication() {
     for m in &messages {
         assert_eq!((m["tls"].as_bool(), m["login"].as_str()), (Some(true), Some("chorus")), "{m}");
     }
+
+    // A refused login: the run still commits, the failure is a note, and the
+    // password appears nowhere.
+    let mut refused = Env::new(Backend::Sqlite, |c| c + &notifications(server.port, &extra));
+    refused.vars = vec![("SMTP_USER".into(), "chorus".into()), ("SMTP_PASSWORD".into(), "wrong-s3cr3t".into())];
+    let out = refused.run(&["run"]).expect(0);
+    assert!(out.stdout.contains("digest to gp@acme.fr not sent"), "{}", out.stdout);
+    assert!(!format!("{}{}", out.stdout, out.stderr).contains("wrong-s3cr3t"), "{}\n{}", out.stdout, out.stderr);
+    let run = refused.run(&["runs", "show", "1", "--format", "json"]).expect(0).json();
+    assert_eq!(run["outcome"], "done");
+    assert!(run["message"].as_str().is_some_and(|m| m.contains("not sent") && !m.contains("wrong-s3cr3t")), "{run}");
+    assert_eq!(server.messages().len(), 3, "nothing went through");
 }
 
 #[test]
@@ -240,4 +252,13 @@ fn an_unreachable_smtp_server_never_fails_the_run() {
     let run = env.run(&["runs", "show", &id.to_string(), "--format", "json"]).expect(0).json();
     assert_eq!(run["outcome"], "done", "{run}");
     assert!(run.to_string().contains("not sent"), "{run}");
+
+    // A reminder that fails is not counted as sent: the next housekeeping that day tries again.
+    let mut env = env;
+    env.now = "2026-12-01T07:00:00Z".into();
+    for _ in 0..2 {
+        let out = env.run(&["approvals", "housekeeping"]).expect(0);
+        assert!(out.stdout.contains("reminders: none sent"), "{}", out.stdout);
+        assert!(out.stdout.contains("warning: reminder to gp@acme.fr not sent"), "{}", out.stdout);
+    }
 }

@@ -397,3 +397,20 @@ fn the_housekeeping_job_expires_every_structure_and_the_next_run_lists_and_raise
     assert!(!again.is_empty() && again.len() <= raised.len(), "{again:?}");
     assert!(again.is_disjoint(&raised));
 }
+
+#[test]
+fn a_scheduled_run_sends_its_digests_once() {
+    let server = crate::notify::SmtpServer::start(None);
+    let smtp = crate::notify::notifications(server.port, "tls = \"none\"\n");
+    let env = Env::new(Backend::Sqlite, |c| hr_every(EVERY_2S)(c) + &smtp);
+    let mut d = Daemon::start(&env, "daemon");
+    d.wait_for("scheduled run finished", 2, Duration::from_secs(20));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0), "{}", d.log());
+    // hr governs ACME France: its main manager and its delegate, from the first run only.
+    let mut to: Vec<String> =
+        server.wait_for(2).iter().map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string()).collect();
+    to.sort();
+    assert_eq!(to, ["adjoint@acme.fr", "gp@acme.fr"], "{}", d.log());
+    assert_eq!(d.find("digest sent").len(), 2, "{}", d.log());
+}

@@ -11,10 +11,17 @@ missing=()
 [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null 2>&1 || missing+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Python's aiosmtpd: the SMTP server the notification tests start.
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "==> installing aiosmtpd"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

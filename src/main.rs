@@ -144,6 +144,8 @@ pub enum ApprovalsCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Expire requests pending too long (every structure) and send the reminders due (for cron).
+    Housekeeping,
 }
 
 /// Which requests a decision is about: ids, or every pending request of the

@@ -236,6 +236,11 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
             writeln!(out, "{} approved change(s) to apply written to {}", requests.len(), file.display())?;
             Ok(EXIT_OK)
         }
+        ApprovalsCommand::Housekeeping => {
+            let summary = engine.housekeeping().await?;
+            output::housekeeping(out, &summary)?;
+            Ok(EXIT_OK)
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use chorus_sync::{
         approval::{ApprovalRequest, HistoryEntry, RequestState, rfc3339},
         run::{RunOutcome, RunRecord, SourceRun},
     },
-    engine::{DecisionOutcome, ImportSummary, RunSummary},
+    engine::{DecisionOutcome, HousekeepingSummary, ImportSummary, RunSummary},
     report::{self, Table, Value},
     store::SourceRunRecord,
 };
@@ -23,6 +23,23 @@ fn grid(headers: &[&str]) -> Grid {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(headers.to_vec());
     g
+}
+
+/// `approvals housekeeping`: what expired, who was reminded, what failed.
+pub fn housekeeping(out: &mut impl Write, s: &HousekeepingSummary) -> std::io::Result<()> {
+    let ids: Vec<String> = s.expired.iter().map(|id| format!("#{id}")).collect();
+    match ids.len() {
+        0 => writeln!(out, "expired: none")?,
+        n => writeln!(out, "expired: {n} request(s) pending too long: {}", ids.join(", "))?,
+    }
+    match s.reminded.len() {
+        0 => writeln!(out, "reminders: none sent")?,
+        n => writeln!(out, "reminders: {n} sent: {}", s.reminded.join(", "))?,
+    }
+    for f in &s.failures {
+        writeln!(out, "  warning: {f}")?;
+    }
+    Ok(())
 }
 
 pub fn run_summary(out: &mut impl Write, s: &RunSummary, config: &Config) -> std::io::Result<()> {

@@ -12,11 +12,12 @@ use config::{ConfigError, Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::{
-    ApprovalsConfig, Config, CsvOptions, CurrentConfig, GroupRule, GuardsConfig, LdapSource, LimitsConfig,
-    PasswordFrom, ReportsConfig, SourceConfig, SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
+    ApprovalsConfig, Config, CsvOptions, CurrentConfig, DEFAULT_HOUSEKEEPING_SCHEDULE, GroupRule, GuardsConfig,
+    LdapSource, LimitsConfig, NotificationsConfig, PasswordFrom, ReportsConfig, SmtpCredentials, SmtpTls, SourceConfig,
+    SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
     raw::{
-        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawLimits, RawReports, RawSource, RawStore,
-        RawStructure, RawValues,
+        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawLimits, RawNotifications, RawReports, RawSource,
+        RawStore, RawStructure, RawValues,
     },
 };
 use crate::{
@@ -266,6 +267,8 @@ impl Validator<'_> {
         let guards = self.table::<RawGuards>(top.remove("guards"), "guards").unwrap_or_default();
         let approvals = self.table::<RawApprovals>(top.remove("approvals"), "approvals").unwrap_or_default();
         let limits = self.table::<RawLimits>(top.remove("limits"), "limits").unwrap_or_default();
+        let notifications = top.remove("notifications");
+        let notifications = notifications.and_then(|v| self.table::<RawNotifications>(Some(v), "notifications"));
 
         let timezone = self.timezone(timezone);
         let store = self.store(store);
@@ -276,8 +279,9 @@ impl Validator<'_> {
         let guards = self.guards(guards);
         let approvals = self.approvals(approvals);
         let limits = self.limits(limits);
+        let notifications = notifications.and_then(|n| self.notifications(n));
         let file = file.map(Path::to_path_buf);
-        Config { file, timezone, store, reports, catalog, sources, current, guards, approvals, limits }
+        Config { file, timezone, store, reports, catalog, sources, current, guards, approvals, limits, notifications }
     }
 
     // ---- reading raw values -------------------------------------------------
@@ -866,6 +870,10 @@ impl Validator<'_> {
     }
 
     fn schedule(&mut self, p: &str, raw: &str) -> Option<String> {
+        self.cron(&format!("{p}.schedule"), raw)
+    }
+
+    fn cron(&mut self, path: &str, raw: &str) -> Option<String> {
         // Same parser settings as tokio-cron-scheduler, which runs these.
         let parsed = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Required)
@@ -876,7 +884,7 @@ impl Validator<'_> {
             Ok(_) => Some(raw.trim().to_string()),
             Err(e) => {
                 self.problem(
-                    format!("{p}.schedule"),
+                    path,
                     format!("{raw:?} is not a valid cron schedule with seconds (sec min hour day month weekday): {e}"),
                 );
                 None
@@ -1068,6 +1076,107 @@ impl Validator<'_> {
         ApprovalsConfig {
             expire_after_days: self.days("approvals.expire_after_days", raw.expire_after_days),
             apply_within_days: self.days("approvals.apply_within_days", raw.apply_within_days),
+            housekeeping_schedule: match &raw.housekeeping_schedule {
+                Some(text) => self
+                    .cron("approvals.housekeeping_schedule", text)
+                    .unwrap_or_else(|| DEFAULT_HOUSEKEEPING_SCHEDULE.to_string()),
+                None => DEFAULT_HOUSEKEEPING_SCHEDULE.to_string(),
+            },
+        }
+    }
+
+    /// `[notifications]`: present means enabled, so its required keys are required.
+    fn notifications(&mut self, raw: RawNotifications) -> Option<NotificationsConfig> {
+        const P: &str = "notifications";
+        let host = self.required_text(P, "smtp_host", raw.smtp_host.as_deref(), "the SMTP server's host name");
+        let tls = match raw.tls.as_deref().map(str::trim) {
+            None | Some("starttls") => Some(SmtpTls::StartTls),
+            Some("tls") => Some(SmtpTls::Tls),
+            Some("none") => Some(SmtpTls::None),
+            Some(other) => {
+                self.problem(format!("{P}.tls"), format!("{other:?}: expected starttls, tls or none"));
+                None
+            }
+        };
+        let port = match raw.smtp_port {
+            None => tls.map(SmtpTls::default_port),
+            Some(Limit::Int(n)) if (1..=65535).contains(&n) => Some(n as u16),
+            Some(other) => {
+                self.problem(format!("{P}.smtp_port"), format!("{}: must be a port number 1–65535", limit_text(other)));
+                None
+            }
+        };
+        let ca_file = raw.ca_file.as_deref().map(str::trim).and_then(|f| {
+            if std::path::Path::new(f).is_file() {
+                Some(PathBuf::from(f))
+            } else {
+                self.problem(format!("{P}.ca_file"), format!("{f:?}: no such file"));
+                None
+            }
+        });
+        let credentials = self.smtp_credentials(&raw);
+        let from = self.required_text(P, "from", raw.from.as_deref(), "the sender address").and_then(|f| {
+            match f.parse::<lettre::message::Mailbox>() {
+                Ok(_) => Some(f),
+                Err(e) => {
+                    self.problem(format!("{P}.from"), format!("{f:?}: not a mailbox ({e})"));
+                    None
+                }
+            }
+        });
+        let console_url = raw.console_url.as_deref().map(str::trim).and_then(|u| {
+            if u.starts_with("https://") || u.starts_with("http://") {
+                Some(u.trim_end_matches('/').to_string())
+            } else {
+                self.problem(format!("{P}.console_url"), format!("{u:?}: expected an http:// or https:// URL"));
+                None
+            }
+        });
+        let remind_after_days = self.days("notifications.remind_after_days", raw.remind_after_days);
+        let timeout_s = self.positive("notifications.timeout_s", raw.timeout_s, 30);
+        Some(NotificationsConfig {
+            smtp_host: host?,
+            smtp_port: port?,
+            tls: tls?,
+            ca_file,
+            credentials: credentials?,
+            from: from?,
+            console_url,
+            remind_after_days,
+            timeout: std::time::Duration::from_secs(timeout_s),
+        })
+    }
+
+    /// Both `username_env` and `password_env`, or neither; `Some(None)`: no authentication.
+    fn smtp_credentials(&mut self, raw: &RawNotifications) -> Option<Option<SmtpCredentials>> {
+        const P: &str = "notifications";
+        let mut read = |key: &str, name: &Option<String>| -> Option<Option<(String, String)>> {
+            let Some(name) = name.as_deref().map(str::trim) else { return Some(None) };
+            match self.env.iter().find(|(k, _)| k == name) {
+                Some((_, v)) if !v.is_empty() => Some(Some((name.to_string(), v.clone()))),
+                Some(_) => {
+                    self.problem(format!("{P}.{key}"), format!("the environment variable {name} is empty"));
+                    None
+                }
+                None => {
+                    self.problem(format!("{P}.{key}"), format!("the environment variable {name} is not set"));
+                    None
+                }
+            }
+        };
+        let user = read("username_env", &raw.username_env);
+        let password = read("password_env", &raw.password_env);
+        match (raw.username_env.is_some(), raw.password_env.is_some()) {
+            (true, false) => self.problem(format!("{P}.password_env"), "missing: username_env needs password_env"),
+            (false, true) => self.problem(format!("{P}.username_env"), "missing: password_env needs username_env"),
+            _ => {}
+        }
+        match (user?, password?) {
+            (None, None) => Some(None),
+            (Some((username_env, username)), Some((password_env, password))) => {
+                Some(Some(SmtpCredentials { username_env, password_env, username, password: Secret::new(password) }))
+            }
+            _ => None,
         }
     }
 
@@ -1827,6 +1936,57 @@ rights = "factures:modification"
         let c = load_str(&format!("{STRUCTURES}[guards]\nmax_detach_percent = 5\nmin_rows_ratio = 1\n")).unwrap();
         assert_eq!(c.guards.max_detach_percent, Some(5.0));
         assert_eq!(c.guards.min_rows_ratio, Some(1.0));
+    }
+
+    #[test]
+    fn notifications_section() {
+        let none = load_str(STRUCTURES).unwrap();
+        assert!(none.notifications.is_none(), "absent section: no mail");
+        assert_eq!(none.approvals.housekeeping_schedule, DEFAULT_HOUSEKEEPING_SCHEDULE);
+        let text = format!(
+            "{STRUCTURES}[approvals]\nhousekeeping_schedule = \"0 30 6 * * Mon-Fri\"\n[notifications]\n\
+             smtp_host = \"smtp.acme.fr\"\nusername_env = \"SMTP_USER\"\npassword_env = \"SMTP_PW\"\n\
+             from = \"chorus-sync <noreply@acme.fr>\"\nconsole_url = \"https://cs.acme.fr/\"\nremind_after_days = 3\n"
+        );
+        let env = [("SMTP_USER", "chorus"), ("SMTP_PW", "s3cr3t-smtp")];
+        let c = load_env(&text, &env).unwrap();
+        let n = c.notifications.as_ref().unwrap();
+        assert_eq!((n.smtp_host.as_str(), n.smtp_port, n.tls), ("smtp.acme.fr", 587, SmtpTls::StartTls));
+        assert_eq!(n.credentials.as_ref().map(|c| c.password.expose().as_str()), Some("s3cr3t-smtp"));
+        assert_eq!((n.console_url.as_deref(), n.remind_after_days), (Some("https://cs.acme.fr"), Some(3)));
+        assert_eq!(c.approvals.housekeeping_schedule, "0 30 6 * * Mon-Fri");
+        let shown = render(&c);
+        assert!(shown.contains("password_env = \"SMTP_PW\""), "{shown}");
+        assert!(!shown.contains("s3cr3t-smtp") && !format!("{c:?}").contains("s3cr3t-smtp"), "{shown}");
+        // Shown, it loads back the same.
+        let again = load_env(&shown, &env).unwrap();
+        assert_eq!(render(&again), shown);
+        // The environment overrides a key, and the port follows `tls` unless set.
+        let c = load_env(&text, &[env[0], env[1], ("CHORUS_SYNC__NOTIFICATIONS__TLS", "tls")]).unwrap();
+        assert_eq!(c.notifications.as_ref().map(|n| (n.tls, n.smtp_port)), Some((SmtpTls::Tls, 465)));
+
+        // Every problem at once.
+        let bad = format!(
+            "{STRUCTURES}[approvals]\nhousekeeping_schedule = \"daily\"\n[notifications]\nsmtp_port = 70000\n\
+             tls = \"ssl\"\nusername_env = \"NOT_SET_ANYWHERE\"\nfrom = \"not an address\"\n\
+             console_url = \"cs.acme.fr\"\nremind_after_days = 0\nsmtp_hots = \"x\"\nca_file = \"/no/such/ca.pem\"\n"
+        );
+        check(
+            &bad,
+            &[
+                ("approvals.housekeeping_schedule", "\"daily\" is not a valid cron schedule with seconds"),
+                ("notifications.console_url", "\"cs.acme.fr\": expected an http:// or https:// URL"),
+                ("notifications.from", "\"not an address\": not a mailbox"),
+                ("notifications.ca_file", "\"/no/such/ca.pem\": no such file"),
+                ("notifications.password_env", "missing: username_env needs password_env"),
+                ("notifications.remind_after_days", "0: must be a whole number of days ≥ 1, or false"),
+                ("notifications.smtp_host", "missing (the SMTP server's host name)"),
+                ("notifications.smtp_hots", "unknown key (did you mean \"smtp_host\"?)"),
+                ("notifications.smtp_port", "70000: must be a port number 1–65535"),
+                ("notifications.tls", "\"ssl\": expected starttls, tls or none"),
+                ("notifications.username_env", "the environment variable NOT_SET_ANYWHERE is not set"),
+            ],
+        );
     }
 
     #[test]

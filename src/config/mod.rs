@@ -37,6 +37,8 @@ pub struct Config {
     pub guards: GuardsConfig,
     pub approvals: ApprovalsConfig,
     pub limits: LimitsConfig,
+    /// `[notifications]`: e-mail digests and reminders; `None` when the section is absent.
+    pub notifications: Option<NotificationsConfig>,
 }
 
 /// Bounds on a source file (`[limits]`): a file beyond one is rejected
@@ -71,7 +73,7 @@ impl Default for LimitsConfig {
 }
 
 /// The life of approval requests (`[approvals]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalsConfig {
     /// Pending longer than this many days → `expired` at the next run, which
     /// raises the change again if it is still needed. `None`: never.
@@ -79,6 +81,82 @@ pub struct ApprovalsConfig {
     /// Approved changes still not applied in the portal this many days after
     /// the decision are reported by `import-current`. `None`: never.
     pub apply_within_days: Option<u32>,
+    /// When the daemon's housekeeping job (expiry across all structures,
+    /// reminders) runs: cron with seconds, in `timezone`; validated.
+    pub housekeeping_schedule: String,
+}
+
+/// The default `housekeeping_schedule`: every day at 07:00.
+pub const DEFAULT_HOUSEKEEPING_SCHEDULE: &str = "0 0 7 * * *";
+
+impl Default for ApprovalsConfig {
+    fn default() -> ApprovalsConfig {
+        ApprovalsConfig {
+            expire_after_days: None,
+            apply_within_days: None,
+            housekeeping_schedule: DEFAULT_HOUSEKEEPING_SCHEDULE.to_string(),
+        }
+    }
+}
+
+/// How the SMTP connection is secured (`[notifications] tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required, never optional).
+    StartTls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// Clear text: only for a relay on the same host or a test server.
+    None,
+}
+
+impl SmtpTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Tls => "tls",
+            SmtpTls::None => "none",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// SMTP credentials, read from the environment at load time.
+#[derive(Debug, Clone)]
+pub struct SmtpCredentials {
+    /// The variables they came from, for `check-config`.
+    pub username_env: String,
+    pub password_env: String,
+    pub username: String,
+    pub password: Secret<String>,
+}
+
+/// E-mail digests after runs and reminders (`[notifications]`).
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    /// PEM file of the CA(s) to trust besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// `None`: no authentication.
+    pub credentials: Option<SmtpCredentials>,
+    /// The sender mailbox (`chorus-sync <noreply@acme.fr>`), already checked to parse.
+    pub from: String,
+    /// The web console, linked from the mails.
+    pub console_url: Option<String>,
+    /// A manager with requests pending longer gets a reminder (at most one a
+    /// day); `None`: never.
+    pub remind_after_days: Option<u32>,
+    /// Connection and command timeout.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -12,11 +12,33 @@ use serde::{
 };
 
 /// Top-level keys, in the order `render` writes them.
-pub const TOP_KEYS: &[&str] =
-    &["timezone", "store", "reports", "structures", "sources", "current", "guards", "approvals", "limits"];
+pub const TOP_KEYS: &[&str] = &[
+    "timezone",
+    "store",
+    "reports",
+    "structures",
+    "sources",
+    "current",
+    "guards",
+    "approvals",
+    "limits",
+    "notifications",
+];
 pub const LIMITS_KEYS: &[&str] =
     &["max_file_bytes", "max_rows", "max_cell_chars", "max_sheets", "max_inflated_bytes", "max_zip_ratio"];
-pub const APPROVALS_KEYS: &[&str] = &["expire_after_days", "apply_within_days"];
+pub const APPROVALS_KEYS: &[&str] = &["expire_after_days", "apply_within_days", "housekeeping_schedule"];
+pub const NOTIFICATIONS_KEYS: &[&str] = &[
+    "smtp_host",
+    "smtp_port",
+    "tls",
+    "ca_file",
+    "username_env",
+    "password_env",
+    "from",
+    "console_url",
+    "remind_after_days",
+    "timeout_s",
+];
 pub const STORE_KEYS: &[&str] = &["url"];
 pub const REPORTS_KEYS: &[&str] = &["dir", "csv_delimiter"];
 pub const STRUCTURE_KEYS: &[&str] =
@@ -100,6 +122,7 @@ pub fn keys_at(level: &str) -> Option<&'static [&'static str]> {
         "guards" => GUARDS_KEYS,
         "approvals" => APPROVALS_KEYS,
         "limits" => LIMITS_KEYS,
+        "notifications" => NOTIFICATIONS_KEYS,
         _ => return None,
     })
 }
@@ -246,6 +269,21 @@ pub struct RawCurrent {
 pub struct RawApprovals {
     pub expire_after_days: Option<Limit>,
     pub apply_within_days: Option<Limit>,
+    pub housekeeping_schedule: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawNotifications {
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<Limit>,
+    pub tls: Option<String>,
+    pub ca_file: Option<String>,
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    pub from: Option<String>,
+    pub console_url: Option<String>,
+    pub remind_after_days: Option<Limit>,
+    pub timeout_s: Option<Limit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,6 +407,8 @@ mod tests {
         check::<RawCurrent>(CURRENT_KEYS);
         check::<RawGuards>(GUARDS_KEYS);
         check::<RawLimits>(LIMITS_KEYS);
+        check::<RawApprovals>(APPROVALS_KEYS);
+        check::<RawNotifications>(NOTIFICATIONS_KEYS);
     }
 
     #[test]

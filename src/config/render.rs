@@ -2,7 +2,7 @@
 //! in and secrets masked. It loads back to the same configuration (but for a
 //! masked password).
 
-use super::{Config, CsvOptions, LdapSource, PasswordFrom, SourceKind, load::key_path};
+use super::{Config, CsvOptions, LdapSource, NotificationsConfig, PasswordFrom, SourceKind, load::key_path};
 use crate::{core::record::ColumnMap, secret::mask_url};
 
 pub fn render(config: &Config) -> String {
@@ -107,6 +107,7 @@ pub fn render(config: &Config) -> String {
     let days = |d: Option<u32>| d.map_or("false".to_string(), |d| d.to_string());
     line(format!("expire_after_days = {}", days(config.approvals.expire_after_days)));
     line(format!("apply_within_days = {}", days(config.approvals.apply_within_days)));
+    line(format!("housekeeping_schedule = {}", q(&config.approvals.housekeeping_schedule)));
     line(String::new());
     let l = &config.limits;
     line("[limits]".into());
@@ -116,7 +117,42 @@ pub fn render(config: &Config) -> String {
     line(format!("max_sheets = {}", l.max_sheets));
     line(format!("max_inflated_bytes = {}", l.max_inflated_bytes));
     line(format!("max_zip_ratio = {}", l.max_zip_ratio));
+    match &config.notifications {
+        Some(n) => {
+            line(String::new());
+            notification_lines(&mut line, n, days);
+        }
+        None => {
+            line(String::new());
+            line("# [notifications]: absent, no e-mail is sent".into());
+        }
+    }
     out
+}
+
+/// The SMTP keys; credentials only by the names of their variables.
+fn notification_lines(line: &mut impl FnMut(String), n: &NotificationsConfig, days: impl Fn(Option<u32>) -> String) {
+    line("[notifications]".into());
+    line(format!("smtp_host = {}", q(&n.smtp_host)));
+    line(format!("smtp_port = {}", n.smtp_port));
+    line(format!("tls = {}", q(n.tls.as_str())));
+    match &n.ca_file {
+        Some(f) => line(format!("ca_file = {}", q(&f.to_string_lossy()))),
+        None => line("# ca_file: the system's trusted roots".into()),
+    }
+    match &n.credentials {
+        Some(c) => {
+            line(format!("username_env = {}", q(&c.username_env)));
+            line(format!("password_env = {}", q(&c.password_env)));
+        }
+        None => line("# no username_env / password_env: no authentication".into()),
+    }
+    line(format!("from = {}", q(&n.from)));
+    if let Some(url) = &n.console_url {
+        line(format!("console_url = {}", q(url)));
+    }
+    line(format!("remind_after_days = {}", days(n.remind_after_days)));
+    line(format!("timeout_s = {}", n.timeout.as_secs()));
 }
 
 /// The directory keys; the password itself never: where it comes from, or a mask.

@@ -32,7 +32,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use uuid::Uuid;
 
 pub use slot::{Schedule, ScheduleError};
-pub use tick::{Current, JobSpec, RunError, Runner, Shared, TOLERANCE, TickOutcome, engine_runner};
+pub use tick::{Current, HOUSEKEEPING, JobSpec, RunError, Runner, Shared, TOLERANCE, TickOutcome, engine_runner};
 
 use crate::{
     config::{self, Config},
@@ -174,6 +174,33 @@ impl Daemon {
         if self.jobs.is_empty() {
             tracing::warn!("no source has a schedule: nothing will run until the configuration changes");
         }
+        self.schedule_housekeeping(config).await
+    }
+
+    /// The housekeeping job (expiry across all structures, reminders), when
+    /// there is something for it to do.
+    async fn schedule_housekeeping(&mut self, config: &Config) -> Result<(), DaemonError> {
+        let reminders = config.notifications.as_ref().is_some_and(|n| n.remind_after_days.is_some());
+        if config.approvals.expire_after_days.is_none() && !reminders {
+            return Ok(());
+        }
+        let text = &config.approvals.housekeeping_schedule;
+        let schedule = match Schedule::parse(text) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("approvals.housekeeping_schedule: {e}: housekeeping not scheduled");
+                return Ok(());
+            }
+        };
+        let spec = Arc::new(JobSpec { source: HOUSEKEEPING.to_string(), schedule, tz: config.timezone });
+        let id = self.add_job(&spec).await?;
+        let next = spec.schedule.next_after(spec.tz, Utc::now());
+        tracing::info!(
+            schedule = %spec.schedule.text(),
+            next = %next.map(|t| t.with_timezone(&spec.tz).to_rfc3339()).unwrap_or_else(|| "never".into()),
+            "housekeeping scheduled"
+        );
+        self.jobs.push(Scheduled { id, spec, corrected_for: None });
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use super::slot::Schedule;
 use crate::{
     config::Config,
     core::approval::rfc3339,
-    engine::{Clock, Engine, EngineError, RunOptions, RunSummary},
+    engine::{Clock, Engine, EngineError, HousekeepingSummary, RunOptions, RunSummary},
     store::Store,
 };
 
@@ -72,11 +72,24 @@ pub struct JobSpec {
     pub tz: Tz,
 }
 
+/// The housekeeping job's name where a source's would be (its lock and its
+/// slots); no source can be called so, names take no `@`.
+pub const HOUSEKEEPING: &str = "@housekeeping";
+
+impl JobSpec {
+    /// Expiry across all structures and reminders, not a source's run.
+    pub fn is_housekeeping(&self) -> bool {
+        self.source == HOUSEKEEPING
+    }
+}
+
 /// What one tick did.
 #[derive(Debug)]
 pub enum TickOutcome {
     /// The run happened (done, held or rejected: see the summary).
     Ran { slot: DateTime<Utc>, summary: Box<RunSummary> },
+    /// The housekeeping job ran.
+    Housekept { slot: DateTime<Utc>, summary: HousekeepingSummary },
     /// The run, or the claim, failed; the daemon goes on.
     Failed { slot: DateTime<Utc>, error: String },
     /// The previous run of this source still holds its lock here.
@@ -164,6 +177,16 @@ impl Shared {
             Err(e) => return TickOutcome::Failed { slot, error: format!("cannot claim the slot: {e}") },
         }
         tracing::info!(source = %job.source, slot = %rfc3339(&slot), instance = %self.instance, "scheduled run started");
+        if job.is_housekeeping() {
+            // No source to read: it stays on this task.
+            let engine = Engine { config, store, clock: Clock { now: Utc::now() } };
+            let result = engine.housekeeping().await;
+            drop(guard);
+            return match result {
+                Ok(summary) => TickOutcome::Housekept { slot, summary },
+                Err(e) => TickOutcome::Failed { slot, error: error_chain(&e) },
+            };
+        }
         let result = (self.runner)(config, store, job.source.clone()).await;
         drop(guard);
         match result {
@@ -209,6 +232,15 @@ pub fn log(source: &str, instance: &str, outcome: &TickOutcome) {
                 ran!(info);
             } else {
                 ran!(warn);
+            }
+        }
+        TickOutcome::Housekept { slot, summary } => {
+            let (expired, reminded, failures) = (summary.expired.len(), summary.reminded.len(), summary.failures.len());
+            if failures == 0 {
+                tracing::info!(slot = %rfc3339(slot), instance, expired, reminded, "housekeeping finished");
+            } else {
+                let why = summary.failures.join("; ");
+                tracing::warn!(slot = %rfc3339(slot), instance, expired, reminded, failures, "housekeeping finished: {why}");
             }
         }
         TickOutcome::Failed { slot, error } => {
@@ -298,6 +330,9 @@ email = "Courriel"
     fn kind(o: &TickOutcome) -> String {
         match o {
             TickOutcome::Ran { slot, .. } => format!("ran {}", rfc3339(slot)),
+            TickOutcome::Housekept { slot, summary } => {
+                format!("housekept {} expired {:?}", rfc3339(slot), summary.expired)
+            }
             TickOutcome::Failed { slot, error } => format!("failed {} {error}", rfc3339(slot)),
             TickOutcome::Busy { slot } => format!("busy {}", rfc3339(slot)),
             TickOutcome::Taken { slot } => format!("taken {}", rfc3339(slot)),
@@ -381,6 +416,32 @@ email = "Courriel"
         stop.await.unwrap();
         assert_eq!(kind(&run.await.unwrap()), "ran 2026-11-23T08:00:00Z");
         assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_do_each_housekeeping_slot_once() {
+        let started = Arc::new(AtomicUsize::new(0));
+        let (shared, _, _dir) = shared(gated_runner(started.clone(), None, Arc::new(Notify::new())), "a:1").await;
+        let other =
+            Shared::new("b:2".into(), shared.current(), gated_runner(started.clone(), None, Arc::new(Notify::new())));
+        let job = JobSpec {
+            source: HOUSEKEEPING.into(),
+            schedule: Schedule::parse("0 0 7 * * *").unwrap(),
+            tz: shared.current().config.timezone,
+        };
+        let ticks = [
+            (&*shared, "2026-11-23T06:00:00.400Z", "housekept 2026-11-23T06:00:00Z expired []"),
+            (&other, "2026-11-23T06:00:00.500Z", "taken 2026-11-23T06:00:00Z"),
+            (&other, "2026-11-24T06:00:00.300Z", "housekept 2026-11-24T06:00:00Z expired []"),
+            (&*shared, "2026-11-24T06:00:01.100Z", "taken 2026-11-24T06:00:00Z"),
+        ];
+        for (who, now, expect) in ticks {
+            assert_eq!(kind(&who.tick(&job, at(now)).await), expect, "{} at {now}", who.instance);
+        }
+        assert_eq!(started.load(Ordering::SeqCst), 0, "housekeeping runs no source");
+        let claims = shared.current().store.claimed_slots().await.unwrap();
+        let owners: Vec<(&str, &str)> = claims.iter().map(|c| (c.source.as_str(), c.instance.as_str())).collect();
+        assert_eq!(owners, [(HOUSEKEEPING, "a:1"), (HOUSEKEEPING, "b:2")]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

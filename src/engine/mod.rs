@@ -8,6 +8,7 @@
 
 mod current;
 mod decide;
+mod notify;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,6 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use current::ImportSummary;
 pub use decide::{Decision, DecisionOutcome};
+pub use notify::HousekeepingSummary;
 
 use crate::{
     config::{Config, SourceConfig, SourceKind},
@@ -237,6 +239,14 @@ impl Engine {
                 expired.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ")
             ));
         }
+        let earlier = self.expired_since_last_run(&run.sources, &scope).await?;
+        if !earlier.is_empty() {
+            read.notes.push(format!(
+                "{} request(s) expired since the last run: {}; the changes still needed are raised again",
+                earlier.len(),
+                earlier.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         let current = tx.current_attachments(&scope).await?;
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
@@ -296,7 +306,15 @@ impl Engine {
             .chain(read.notes.iter().map(|n| ("note".to_string(), n.clone())))
             .collect();
         let summary = self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, lines, opts).await?;
-        Ok(RunSummary { notes: read.notes, ..summary })
+        let mut summary = RunSummary { notes: read.notes, ..summary };
+        // After the commit: a mail that fails is a note, never a rollback.
+        if let Some(id) = summary.run_id
+            && summary.outcome == RunOutcome::Done
+            && summary.totals.raised > 0
+        {
+            summary.notes.extend(self.notify_run(id).await);
+        }
+        Ok(summary)
     }
 
     /// Expires the scope's requests pending longer than `expire_after_days`.

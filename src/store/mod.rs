@@ -16,6 +16,7 @@
 //! Writers are serialised ([`Store::begin`]); readers never wait for them.
 
 mod queries;
+mod reminders;
 mod slots;
 mod sql;
 pub mod testing;

@@ -352,3 +352,65 @@ fn claimed_slots(env: &Env) -> BTreeMap<String, String> {
         claims.into_iter().map(|c| (chorus_sync::core::approval::rfc3339(&c.slot_at), c.instance)).collect()
     })
 }
+
+/// The pending request ids, from the command line.
+fn ids_in_state(env: &Env, state: &str) -> BTreeSet<i64> {
+    let list = env.run(&["approvals", "list", "--state", state, "--format", "json"]).expect(0).json();
+    list.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+#[test]
+fn the_housekeeping_job_expires_every_structure_and_the_next_run_lists_and_raises_them_again() {
+    // No source on a schedule: housekeeping alone, every 2 seconds.
+    let mut env = Env::new(Backend::Sqlite, |c| {
+        assert!(c.contains(HR_SCHEDULE));
+        c.replace(HR_SCHEDULE, "")
+            + &format!("\n[approvals]\nexpire_after_days = 7\nhousekeeping_schedule = \"{EVERY_2S}\"\n")
+    });
+    // Requests raised 30 days ago; the daemon lives on the real clock.
+    let secs = chrono::SecondsFormat::Secs;
+    env.now = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339_opts(secs, true);
+    env.run(&["run"]).expect(0);
+    let raised = ids_in_state(&env, "pending");
+    assert!(raised.len() > 3, "both structures have requests: {raised:?}");
+
+    let mut d = Daemon::start(&env, "daemon");
+    let started = d.wait_for("daemon started", 1, Duration::from_secs(20));
+    assert_eq!(field(&started[0].1, "jobs"), 1, "the housekeeping job only");
+    d.wait_for("housekeeping finished", 2, Duration::from_secs(20));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0), "{}", d.log());
+    let expired: Vec<u64> =
+        d.find("housekeeping finished").iter().map(|(_, e)| field(e, "expired").as_u64().unwrap()).collect();
+    assert_eq!(expired[0], raised.len() as u64, "the first expires them all: {expired:?}");
+    assert!(expired[1..].iter().all(|n| *n == 0), "and then there is nothing left: {expired:?}");
+    assert_eq!(ids_in_state(&env, "expired"), raised);
+    assert!(ids_in_state(&env, "pending").is_empty());
+
+    // The next run lists them in its report and raises the changes again.
+    env.now = chrono::Utc::now().to_rfc3339_opts(secs, true);
+    let out = env.run(&["run"]).expect(0);
+    let note = format!("{} request(s) expired since the last run", raised.len());
+    assert!(out.stdout.contains(&note), "{}", out.stdout);
+    // New requests (people whose end date passed in the meantime are not attached).
+    let again = ids_in_state(&env, "pending");
+    assert!(!again.is_empty() && again.len() <= raised.len(), "{again:?}");
+    assert!(again.is_disjoint(&raised));
+}
+
+#[test]
+fn a_scheduled_run_sends_its_digests_once() {
+    let server = crate::notify::SmtpServer::start(None);
+    let smtp = crate::notify::notifications(server.port, "tls = \"none\"\n");
+    let env = Env::new(Backend::Sqlite, |c| hr_every(EVERY_2S)(c) + &smtp);
+    let mut d = Daemon::start(&env, "daemon");
+    d.wait_for("scheduled run finished", 2, Duration::from_secs(20));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0), "{}", d.log());
+    // hr governs ACME France: its main manager and its delegate, from the first run only.
+    let mut to: Vec<String> =
+        server.wait_for(2).iter().map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string()).collect();
+    to.sort();
+    assert_eq!(to, ["adjoint@acme.fr", "gp@acme.fr"], "{}", d.log());
+    assert_eq!(d.find("digest sent").len(), 2, "{}", d.log());
+}

@@ -113,7 +113,7 @@ pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
     ca
 }
 
-fn make_server_cert(dir: &Path) {
+pub fn make_server_cert(dir: &Path) {
     let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
     run(Command::new("openssl")
         .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])

@@ -6,6 +6,7 @@ pub mod core;
 pub mod daemon;
 pub mod domain;
 pub mod engine;
+pub mod ops;
 pub mod report;
 pub mod secret;
 pub mod source;

@@ -10,6 +10,7 @@ mod formats;
 mod guards;
 mod hostile;
 mod ldap;
+mod ops;
 mod slapd;
 mod story;
 mod workflow;

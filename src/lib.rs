@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod domain;
 pub mod engine;
 pub mod notify;
+pub mod ops;
 pub mod report;
 pub mod secret;
 pub mod source;

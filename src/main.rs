@@ -77,7 +77,11 @@ enum Command {
     #[command(subcommand)]
     Runs(RunsCommand),
     /// Run each source on its schedule until SIGINT/SIGTERM; SIGHUP reloads the configuration.
-    Daemon,
+    Daemon {
+        /// Serve /healthz and /metrics on this address (IP:PORT; port 0 picks one, logged).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -189,7 +193,8 @@ fn main() -> ExitCode {
         }
     };
     // A daemon's log is its only output: info by default.
-    let verbose = if matches!(cli.command, Command::Daemon) && !cli.quiet { cli.verbose.max(1) } else { cli.verbose };
+    let verbose =
+        if matches!(cli.command, Command::Daemon { .. }) && !cli.quiet { cli.verbose.max(1) } else { cli.verbose };
     cli::init_logging(cli.log_format, verbose, cli.quiet);
     let code = match cli::dispatch(&cli.config, cli.command.into()) {
         Ok(code) => code,
@@ -221,7 +226,7 @@ impl From<Command> for cli::Command {
             }
             Command::Approvals(a) => cli::Command::Approvals(a),
             Command::Runs(r) => cli::Command::Runs(r),
-            Command::Daemon => cli::Command::Daemon,
+            Command::Daemon { listen } => cli::Command::Daemon { listen },
         }
     }
 }

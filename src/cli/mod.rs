@@ -34,7 +34,7 @@ pub enum Command {
     Run { sources: Vec<String>, out: Option<PathBuf>, dry_run: bool, force: bool, who: Option<String> },
     Approvals(ApprovalsCommand),
     Runs(RunsCommand),
-    Daemon,
+    Daemon { listen: Option<std::net::SocketAddr> },
 }
 
 pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
@@ -81,9 +81,9 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
         Err(e) => return usage(e),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    if let Command::Daemon = command {
+    if let Command::Daemon { listen } = command {
         let config = Arc::unwrap_or_clone(config);
-        let result = runtime.block_on(chorus_sync::daemon::run(config_path, config));
+        let result = runtime.block_on(chorus_sync::daemon::run(config_path, config, listen));
         // After a second signal, runs may still hold blocking threads: do not wait for them.
         runtime.shutdown_timeout(std::time::Duration::from_millis(500));
         result?;
@@ -101,7 +101,7 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
 async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::CheckConfig | Command::Daemon => unreachable!("handled before the store opens"),
+        Command::CheckConfig | Command::Daemon { .. } => unreachable!("handled before the store opens"),
         Command::ImportCurrent(file) => {
             let summary = engine.import_current(&file).await?;
             output::import_summary(&mut out, &file, &summary, &engine.config)?;

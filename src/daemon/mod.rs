@@ -21,6 +21,7 @@ mod slot;
 mod tick;
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime},
@@ -37,6 +38,7 @@ pub use tick::{Current, HOUSEKEEPING, JobSpec, RunError, Runner, Shared, TOLERAN
 use crate::{
     config::{self, Config},
     core::approval::rfc3339,
+    ops,
     secret::mask_url,
     store::{Store, StoreError},
 };
@@ -53,6 +55,8 @@ pub enum DaemonError {
     Scheduler(#[from] JobSchedulerError),
     #[error("cannot listen for signals: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("stopped by a second signal: the runs in progress were abandoned and roll back")]
     Aborted,
 }
@@ -92,10 +96,18 @@ struct Daemon {
 }
 
 /// Runs until SIGINT or SIGTERM, then waits for the runs in progress.
-pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> {
+/// With `listen`, serves `/healthz` and `/metrics` there meanwhile.
+pub async fn run(config_path: &Path, config: Config, listen: Option<SocketAddr>) -> Result<(), DaemonError> {
     if std::env::var_os("CHORUS_SYNC_NOW").is_some() {
         tracing::warn!("CHORUS_SYNC_NOW is ignored by the daemon: scheduled runs use the real time");
     }
+    // Bound first: a taken port is an error before anything runs.
+    let listener = match listen {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen { addr, source })?)
+        }
+        None => None,
+    };
     let stamp = stamp(config_path);
     let config = Arc::new(config);
     let store = Store::connect(&config.store.url).await?;
@@ -105,6 +117,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
+    let server = listener.map(|l| serve_ops(l, &shared));
     let scheduler = JobScheduler::new().await?;
     let mut daemon = Daemon { path: config_path.to_path_buf(), shared, scheduler, jobs: Vec::new(), stamp };
     daemon.schedule(&config).await?;
@@ -142,9 +155,52 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
         tracing::warn!("second signal: exiting without waiting; the runs in progress roll back");
         return Err(DaemonError::Aborted);
     }
+    if let Some(server) = server {
+        server.stop().await;
+    }
     daemon.shared.current().store.close().await;
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// The `/healthz` and `/metrics` server, running.
+struct OpsServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts serving on `listener`; the address goes to the log (a port 0 is
+/// resolved there).
+fn serve_ops(listener: tokio::net::TcpListener, shared: &Arc<Shared>) -> OpsServer {
+    match listener.local_addr() {
+        Ok(address) => tracing::info!(%address, "serving /healthz and /metrics"),
+        Err(e) => tracing::warn!("serving /healthz and /metrics at an unknown address: {e}"),
+    }
+    let view_of = shared.clone();
+    let view: ops::View = Arc::new(move || {
+        let c = view_of.current();
+        (c.config, c.store)
+    });
+    let router = ops::router(ops::OpsState::new(view, shared.activity.clone()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ops::serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    OpsServer { stop, task }
+}
+
+impl OpsServer {
+    /// Stops taking connections and lets the requests in progress finish
+    /// (a scrape waits for the store at most `ops::STORE_TIMEOUT`).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(ops::STORE_TIMEOUT * 2, self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("the /healthz and /metrics server failed: {e}"),
+            Ok(Err(e)) => tracing::warn!("the /healthz and /metrics server stopped abnormally: {e}"),
+            Err(_) => tracing::warn!("the /healthz and /metrics server did not stop in time"),
+        }
+    }
 }
 
 impl Daemon {
@@ -211,6 +267,7 @@ impl Daemon {
             Box::pin(async move {
                 let outcome = shared.tick(&spec, Utc::now()).await;
                 tick::log(&spec.source, &shared.instance, &outcome);
+                shared.activity.record(&spec.source, Utc::now(), &outcome);
             })
         })?;
         Ok(self.scheduler.add(job).await?)

@@ -118,6 +118,8 @@ pub struct Shared {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     stopping: AtomicBool,
     runner: Runner,
+    /// What the jobs did, for `/healthz` and `/metrics`.
+    pub activity: Arc<crate::ops::Activity>,
 }
 
 impl Shared {
@@ -128,6 +130,7 @@ impl Shared {
             locks: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             runner,
+            activity: Arc::default(),
         }
     }
 

@@ -19,6 +19,7 @@ mod queries;
 mod reminders;
 mod slots;
 mod sql;
+mod stats;
 pub mod testing;
 #[cfg(test)]
 mod tests;
@@ -109,6 +110,7 @@ pub struct RequestFilter {
 }
 
 pub use slots::SlotClaim;
+pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 
 /// An attachment as the last current-state import showed it (the core's type).
 pub use crate::core::diff::CurrentAttachment;
@@ -125,6 +127,8 @@ pub struct SourceRunRecord {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: how [`Store::ping`] reopens the file (no password in it).
+    probe_url: Option<String>,
 }
 
 impl fmt::Debug for Store {
@@ -182,7 +186,8 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|source| StoreError::Migrate { url: masked.clone(), source })?;
-        Ok(Store { pool, backend })
+        let probe_url = if backend == Backend::Sqlite { stats::sqlite_probe_url(url.expose()) } else { None };
+        Ok(Store { pool, backend, probe_url })
     }
 
     pub fn backend(&self) -> Backend {

@@ -548,10 +548,10 @@ pub(crate) async fn replace_absences(
 
 // ---- runs --------------------------------------------------------------------
 
-const RUN_COLS: &str = "started_at, finished_at, sources, outcome, forced_by, message, report_dir, \
+pub(crate) const RUN_COLS: &str = "started_at, finished_at, sources, outcome, forced_by, message, report_dir, \
     attach, detach, moves, rights, raised, superseded, anomalies";
 
-fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
+pub(crate) fn run_from_row(row: &AnyRow) -> Result<RunRecord, StoreError> {
     let c = Cols::new(row, "runs").keyed_by_id()?;
     let sources_text = c.text("sources")?;
     let sources: Vec<String> =

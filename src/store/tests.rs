@@ -8,7 +8,7 @@ use super::*;
 use crate::{
     core::{
         change::ChangeKey,
-        run::{RunCounts, RunOutcome},
+        run::{RunCounts, RunOutcome, SourceRun},
     },
     domain::{Attachment, Email, IdentifierType, PersonName, Placement, Rights, ServiceCode},
 };
@@ -569,8 +569,92 @@ async fn concurrent_writers_are_serialised(store: Store) {
     assert_eq!(store.list_runs(None).await.unwrap().len(), 1);
 }
 
+/// Commits a run of `sources` (each read, none rejected) and returns its id.
+async fn run_of(store: &Store, sources: &[&str], outcome: RunOutcome, anomalies: u64, started: &str) -> RunId {
+    let started_at = at(started);
+    let record = RunRecord {
+        started_at,
+        finished_at: started_at + chrono::Duration::seconds(4),
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        counts: RunCounts { anomalies, ..RunCounts::default() },
+        ..run_record(outcome)
+    };
+    let reads: Vec<SourceRunRecord> = sources
+        .iter()
+        .map(|s| SourceRunRecord {
+            run: SourceRun {
+                source: s.to_string(),
+                origin: format!("{s}.csv"),
+                rows: 3,
+                valid_rows: 3,
+                rejected: None,
+            },
+            sha256: None,
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    let id = tx.insert_run(&record).await.unwrap();
+    tx.insert_source_runs(id, &reads).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// `store/stats.rs`, what /healthz and /metrics read.
+async fn ops_figures_count_each_source_of_a_run_and_each_request(store: Store) {
+    store.ping().await.unwrap();
+    assert!(store.last_run_per_source().await.unwrap().is_empty());
+    assert_eq!(store.anomalies_reported().await.unwrap(), 0);
+    let both = run_of(&store, &["hr", "ldap"], RunOutcome::Done, 7, "2026-03-02T06:30:00Z").await;
+    let held = run_of(&store, &["hr"], RunOutcome::Held, 2, "2026-03-02T06:40:00Z").await;
+    let rejected = run_of(&store, &["ldap"], RunOutcome::Rejected, 0, "2026-03-02T06:50:00Z").await;
+
+    let count = |source: &str, outcome, runs| OutcomeCount { source: source.into(), outcome, runs };
+    assert_eq!(
+        store.runs_per_source().await.unwrap(),
+        [
+            count("hr", RunOutcome::Done, 1),
+            count("hr", RunOutcome::Held, 1),
+            count("ldap", RunOutcome::Done, 1),
+            count("ldap", RunOutcome::Rejected, 1),
+        ]
+    );
+    let last: Vec<(String, RunId, RunOutcome)> =
+        store.last_run_per_source().await.unwrap().into_iter().map(|l| (l.source, l.run.id, l.run.outcome)).collect();
+    assert_eq!(last, [("hr".into(), held, RunOutcome::Held), ("ldap".into(), rejected, RunOutcome::Rejected)]);
+    assert_eq!(store.anomalies_reported().await.unwrap(), 9, "each run once, whatever its sources");
+
+    let attach = |who| request(both, ACME, who, None, place(None, ""));
+    let ids = insert(
+        &store,
+        &[attach("a@acme.fr"), attach("b@acme.fr"), request(both, ACME, "c@acme.fr", place(None, ""), None)],
+    )
+    .await;
+    let mut tx = store.begin().await.unwrap();
+    tx.transition(
+        ids[0],
+        RequestState::Pending,
+        RequestState::Approved,
+        Some("gp@acme.fr"),
+        at("2026-03-03T09:00:00Z"),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let n = |kind, state, count| RequestCount { structure: ACME.into(), kind, state, count };
+    assert_eq!(
+        store.request_counts().await.unwrap(),
+        [
+            n(ChangeKind::Attach, RequestState::Approved, 1),
+            n(ChangeKind::Attach, RequestState::Pending, 1),
+            n(ChangeKind::Detach, RequestState::Pending, 1),
+        ]
+    );
+}
+
 crate::both_backends!(
     requests_round_trip_every_placement_shape,
+    ops_figures_count_each_source_of_a_run_and_each_request,
     filters_select_requests,
     transitions_record_decisions_and_history,
     stale_transitions_conflict_and_change_nothing,

@@ -3,116 +3,13 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::{BufRead, BufReader},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
-
-use crate::support::{Backend, Env};
+use crate::support::{Backend, Daemon, Env, field, msg};
 
 const EVERY_2S: &str = "*/2 * * * * *";
 const HR_SCHEDULE: &str = "schedule = \"0 30 6 * * Mon-Fri\"";
-
-/// A running daemon whose JSON log lines are collected as they come.
-struct Daemon {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    name: &'static str,
-}
-
-impl Daemon {
-    fn start(env: &Env, name: &'static str) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
-            .args(["--log-format", "json", "daemon"])
-            .current_dir(env.dir.path())
-            .env_remove("CHORUS_SYNC_NOW")
-            .env_remove("CHORUS_SYNC_CONFIG")
-            .env_remove("CHORUS_SYNC_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chorus-sync daemon");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let v = serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({ "raw": line }));
-                sink.lock().unwrap().push(v);
-            }
-        });
-        Daemon { child, lines, name }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn log(&self) -> String {
-        self.events().iter().map(|v| format!("{v}\n")).collect()
-    }
-
-    /// Log events whose message starts with `message`, with their position.
-    fn find(&self, message: &str) -> Vec<(usize, Value)> {
-        self.events().into_iter().enumerate().filter(|(_, v)| msg(v).starts_with(message)).collect()
-    }
-
-    /// Waits until `n` events with this message were logged.
-    #[track_caller]
-    fn wait_for(&self, message: &str, n: usize, timeout: Duration) -> Vec<(usize, Value)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found = self.find(message);
-            if found.len() >= n {
-                return found;
-            }
-            if Instant::now() > deadline {
-                panic!("{}: {n} × {message:?} not logged within {timeout:?}; log:\n{}", self.name, self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args(["-s", sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill -s {sig} {}", self.name);
-    }
-
-    #[track_caller]
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread drain the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return status;
-            }
-            if Instant::now() > deadline {
-                panic!("{} still running {timeout:?} after the signal; log:\n{}", self.name, self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn msg(v: &Value) -> &str {
-    v["fields"]["message"].as_str().unwrap_or("")
-}
-
-fn field<'v>(v: &'v Value, name: &str) -> &'v Value {
-    &v["fields"][name]
-}
 
 /// Runs as the store has them: id → (outcome, sources, raised).
 fn stored_runs(env: &Env) -> BTreeMap<i64, (String, Vec<String>, u64)> {

@@ -11,6 +11,7 @@ mod guards;
 mod hostile;
 mod ldap;
 mod notify;
+mod ops;
 mod slapd;
 mod story;
 mod workflow;

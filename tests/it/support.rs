@@ -2,9 +2,14 @@
 //! fresh store, and a way to run the real binary in it.
 
 use std::{
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
+
+use serde_json::Value;
 
 use chorus_sync::store::testing;
 
@@ -133,4 +138,108 @@ pub fn golden(name: &str, actual: &str) {
     let expect = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
     pretty_assertions::assert_eq!(expect, actual, "golden file {name} differs (UPDATE_GOLDEN=1 to accept)");
+}
+
+/// A running daemon whose JSON log lines are collected as they come.
+pub struct Daemon {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    pub name: &'static str,
+}
+
+impl Daemon {
+    pub fn start(env: &Env, name: &'static str) -> Daemon {
+        Daemon::start_with(env, name, &[])
+    }
+
+    /// `chorus-sync --log-format json daemon ARGS...`.
+    pub fn start_with(env: &Env, name: &'static str, args: &[&str]) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
+            .args(["--log-format", "json", "daemon"])
+            .args(args)
+            .current_dir(env.dir.path())
+            .env_remove("CHORUS_SYNC_NOW")
+            .env_remove("CHORUS_SYNC_CONFIG")
+            .env_remove("CHORUS_SYNC_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chorus-sync daemon");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line).unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        Daemon { child, lines, name }
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn log(&self) -> String {
+        self.events().iter().map(|v| format!("{v}\n")).collect()
+    }
+
+    /// Log events whose message starts with `message`, with their position.
+    pub fn find(&self, message: &str) -> Vec<(usize, Value)> {
+        self.events().into_iter().enumerate().filter(|(_, v)| msg(v).starts_with(message)).collect()
+    }
+
+    /// Waits until `n` events with this message were logged.
+    #[track_caller]
+    pub fn wait_for(&self, message: &str, n: usize, timeout: Duration) -> Vec<(usize, Value)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.find(message);
+            if found.len() >= n {
+                return found;
+            }
+            if Instant::now() > deadline {
+                panic!("{}: {n} × {message:?} not logged within {timeout:?}; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args(["-s", sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill -s {sig} {}", self.name);
+    }
+
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("{} still running {timeout:?} after the signal; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn msg(v: &Value) -> &str {
+    v["fields"]["message"].as_str().unwrap_or("")
+}
+
+pub fn field<'v>(v: &'v Value, name: &str) -> &'v Value {
+    &v["fields"][name]
 }

@@ -78,6 +78,29 @@ enum Command {
     Runs(RunsCommand),
     /// Run each source on its schedule until SIGINT/SIGTERM; SIGHUP reloads the configuration.
     Daemon,
+    /// Serve the approvals web console until SIGINT/SIGTERM.
+    Serve {
+        /// Address and port to listen on (port 0: any free port, printed on start).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Cookies without `Secure`, for plain http on localhost only (behind
+        /// an https proxy, leave it off).
+        #[arg(long)]
+        insecure_cookies: bool,
+        /// Hours a sign-in lasts.
+        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=720))]
+        session_hours: u32,
+    },
+    /// Web console accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Set the console password of a main manager or delegate (read from
+    /// stdin: typed without echo on a terminal, else the first line).
+    SetPassword { email: String },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -220,6 +243,10 @@ impl From<Command> for cli::Command {
             Command::Approvals(a) => cli::Command::Approvals(a),
             Command::Runs(r) => cli::Command::Runs(r),
             Command::Daemon => cli::Command::Daemon,
+            Command::Serve { listen, insecure_cookies, session_hours } => {
+                cli::Command::Serve { listen, insecure_cookies, session_hours }
+            }
+            Command::Users(UsersCommand::SetPassword { email }) => cli::Command::SetPassword(email),
         }
     }
 }

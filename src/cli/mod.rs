@@ -35,6 +35,8 @@ pub enum Command {
     Approvals(ApprovalsCommand),
     Runs(RunsCommand),
     Daemon,
+    Serve { listen: String, insecure_cookies: bool, session_hours: u32 },
+    SetPassword(String),
 }
 
 pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
@@ -89,6 +91,14 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
         result?;
         return Ok(EXIT_OK);
     }
+    if let Command::Serve { listen, insecure_cookies, session_hours } = &command {
+        let options = chorus_sync::web::WebOptions { secure_cookies: !insecure_cookies, session_hours: *session_hours };
+        return match runtime.block_on(chorus_sync::web::serve(config, listen, options)) {
+            Ok(()) => Ok(EXIT_OK),
+            Err(e @ chorus_sync::web::ServeError::Bind { .. }) => usage(e),
+            Err(e) => Err(e.into()),
+        };
+    }
     runtime.block_on(async move {
         let store = Store::connect(&config.store.url).await?;
         let engine = Engine { config, store, clock };
@@ -101,7 +111,10 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
 async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::CheckConfig | Command::Daemon => unreachable!("handled before the store opens"),
+        Command::CheckConfig | Command::Daemon | Command::Serve { .. } => {
+            unreachable!("handled before the store opens")
+        }
+        Command::SetPassword(email) => set_password(engine, &email, &mut out).await,
         Command::ImportCurrent(file) => {
             let summary = engine.import_current(&file).await?;
             output::import_summary(&mut out, &file, &summary, &engine.config)?;
@@ -174,8 +187,7 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
                     Err(e) => return usage(format!("--manager {m:?}: {e}")),
                 };
                 // A manager's queue: the structures they may decide for.
-                let theirs: Vec<StructureId> =
-                    engine.config.catalog.iter().filter(|s| s.may_decide(&who)).map(|s| s.id.clone()).collect();
+                let theirs = engine.config.catalog.decidable_by(&who);
                 if theirs.is_empty() {
                     return usage(format!("{who} is not the main manager or a delegate of any configured structure"));
                 }
@@ -251,8 +263,7 @@ async fn selected(engine: &Engine, select: &Selection, who: &Email) -> anyhow::R
             None => return Ok(Err(format!("--kind {k:?}: expected one of attach, detach, move, rights"))),
         }
     }
-    let theirs: Vec<StructureId> =
-        engine.config.catalog.iter().filter(|s| s.may_decide(who)).map(|s| s.id.clone()).collect();
+    let theirs = engine.config.catalog.decidable_by(who);
     for s in &select.structure {
         match structure_arg(engine, s) {
             Ok(id) if theirs.contains(&id) => filter.structures.push(id),
@@ -277,6 +288,31 @@ async fn decide(engine: &Engine, out: &mut impl Write, d: Decision) -> anyhow::R
     let (outcomes, ok) = engine.decide(&d).await?;
     output::decisions(out, &outcomes, ok)?;
     Ok(if ok { EXIT_OK } else { EXIT_USAGE })
+}
+
+/// `users set-password EMAIL`: the password comes from stdin, never from
+/// an argument (it would show in `ps` and the shell history).
+async fn set_password(engine: &Engine, email: &str, out: &mut impl Write) -> anyhow::Result<u8> {
+    use chorus_sync::web::accounts::{AccountError, set_password};
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("New password for {email}: "))?;
+        if rpassword::prompt_password("Again: ")? != first {
+            return usage("the two passwords differ: nothing changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    match set_password(&engine.config, &engine.store, email, &password, engine.clock.now).await {
+        Ok(who) => {
+            writeln!(out, "password set for {who}")?;
+            Ok(EXIT_OK)
+        }
+        Err(e @ (AccountError::Email(_) | AccountError::NotAManager(_) | AccountError::TooShort)) => usage(e),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn runs(engine: &Engine, cmd: RunsCommand, out: &mut impl Write) -> anyhow::Result<u8> {

@@ -24,7 +24,7 @@ use crate::{
 /// stays under the bind limit.
 const STRUCTURES_PER_QUERY: usize = 1_000;
 
-const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
+pub(crate) const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
     before_present, before_service, before_rights, after_present, after_service, after_rights, \
     last_name, first_name, reason, reason_category, description, requester, structure_name, manager, origin, \
     created_at, decided_by, decided_at, motive, comment";
@@ -32,7 +32,7 @@ const REQUEST_COL_COUNT: usize = 25;
 
 // ---- requests ---------------------------------------------------------------
 
-fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
+pub(crate) fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
     let c = Cols::new(row, "requests").keyed_by_id()?;
     let state_text = c.text("state")?;
     let state =
@@ -76,7 +76,7 @@ fn bind_placement(b: &mut Binds, p: &Option<Placement>) -> [String; 3] {
     }
 }
 
-fn where_filter(f: &RequestFilter, b: &mut Binds) -> String {
+pub(crate) fn where_filter(f: &RequestFilter, b: &mut Binds) -> String {
     let mut clauses: Vec<String> = Vec::new();
     if !f.ids.is_empty() {
         clauses.push(format!("id IN ({})", b.list(f.ids.iter().copied())));

@@ -12,4 +12,5 @@ mod hostile;
 mod ldap;
 mod slapd;
 mod story;
+mod web;
 mod workflow;

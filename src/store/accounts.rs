@@ -33,6 +33,10 @@ pub(crate) async fn set_password_hash(
         b.push(hash.to_string()),
         b.push(rfc3339(&at))
     );
+    query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    // A new password signs the account out everywhere.
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_sessions WHERE email = {}", b.push(email.to_string()));
     query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
     Ok(())
 }

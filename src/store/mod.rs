@@ -270,7 +270,8 @@ impl Store {
         page::ids(&mut *self.conn().await?, q).await
     }
 
-    /// Stores (or replaces) the web console password hash of `email`.
+    /// Stores (or replaces) the web console password hash of `email`, and
+    /// ends their sessions.
     pub async fn set_password_hash(&self, email: &str, hash: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         accounts::set_password_hash(&mut *self.conn().await?, email, hash, at).await
     }

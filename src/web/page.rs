@@ -33,7 +33,7 @@ button{padding:.3em .9em;cursor:pointer}
 ";
 
 /// Picks the page language: `?lang=` (remembered in a cookie), else the
-/// cookie, else Accept-Language, else French.
+/// cookie, else Accept-Language, else French; sets the security headers.
 pub(crate) async fn language(mut req: Request, next: Next) -> Response {
     let asked = req.uri().query().and_then(|q| Fields::parse(q.as_bytes()).get("lang").and_then(Lang::parse));
     let lang = asked
@@ -42,6 +42,20 @@ pub(crate) async fn language(mut req: Request, next: Next) -> Response {
         .unwrap_or_default();
     req.extensions_mut().insert(lang);
     let mut resp = next.run(req).await;
+    // No framing (clickjacking), no script at all, forms only to this site,
+    // and no copy of a manager's pages in shared caches.
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     if let Some(l) = asked {
         let c = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict", l.code());
         if let Ok(v) = HeaderValue::from_str(&c) {

@@ -390,6 +390,18 @@ async fn sign_out_ends_the_session(backend: Backend) {
     let mut replay = fx.client();
     replay.set_cookie("chorus_session", &stolen);
     assert_eq!(replay.get("/approvals").await.status, 303);
+    // A new password ends the account's other sessions.
+    let mut laptop = fx.signed_in(GP).await;
+    let page = laptop.get("/approvals").await;
+    assert_eq!(page.status, 200);
+    for (header, value) in
+        [("x-content-type-options", "nosniff"), ("cache-control", "no-store"), ("referrer-policy", "same-origin")]
+    {
+        assert_eq!(page.header(header), value);
+    }
+    assert!(page.header("content-security-policy").contains("frame-ancestors 'none'"));
+    set_password(&fx.env, GP, "un tout nouveau mot de passe").expect(0);
+    assert_eq!(laptop.get("/approvals").await.status, 303);
 }
 
 #[test]

@@ -36,6 +36,7 @@ on_both!(
     users_of_a_structure_and_their_export,
     french_by_default_english_on_request,
     sign_out_ends_the_session,
+    the_queue_pages_through_tens_of_thousands,
 );
 
 async fn no_session_redirects_to_sign_in(backend: Backend) {
@@ -418,4 +419,39 @@ fn set_password_accepts_only_managers_and_long_passwords() {
     let db = std::fs::read(env.path("chorus-sync.db")).unwrap();
     let text = String::from_utf8_lossy(&db);
     assert!(!text.contains("un autre mot de passe") && text.contains("$argon2id$"), "only the hash is stored");
+}
+
+async fn the_queue_pages_through_tens_of_thousands(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let template = fx.store.get_request(2).await.unwrap().unwrap();
+    let more: Vec<_> = (0..30_000)
+        .map(|i| {
+            let mut r = template.clone();
+            r.key.email = chorus_sync::domain::Email::parse(&format!("p{i:05}@acme.fr")).unwrap();
+            r
+        })
+        .collect();
+    let mut tx = fx.store.begin().await.unwrap();
+    tx.insert_requests(&more).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = fx.signed_in(GP).await;
+    // 30,007 pending of ACME France: 601 pages, the last with 7 rows.
+    let last = c.get("/approvals?sort=id&page=601").await;
+    assert!(last.body.contains("30007 résultat(s) — Page 601 / 601"), "{}", last.body);
+    assert_eq!(last.row_ids(), (30_004..=30_010).collect::<Vec<_>>());
+    assert!(last.body.contains("rel=\"prev\"") && !last.body.contains("rel=\"next\""));
+    let found = c.get("/approvals?q=p29999%40").await;
+    assert_eq!(found.row_ids(), [30_010]);
+    assert_eq!(c.get("/approvals?page=602").await.row_ids(), Vec::<i64>::new(), "past the end: empty, not an error");
+    let head = c.get("/approvals").await;
+    assert!(head.body.contains("<span class=\"badge\" id=\"pending-count\">30007</span>"));
+}
+
+#[test]
+fn serve_refuses_an_address_in_use() {
+    let env = super::fixture::env(Backend::Sqlite);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let r = env.run(&["serve", "--listen", &addr]).expect(2);
+    assert!(r.stderr.contains(&format!("cannot listen on {addr}")), "{}", r.stderr);
 }

@@ -15,5 +15,6 @@ CREATE TABLE web_sessions (
     expires_at TEXT NOT NULL
 );
 CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
--- The queue's search by name or e-mail and its service filter.
+-- The console's queue: sorted by date by default, searched by e-mail.
+CREATE INDEX requests_created ON requests (created_at, id);
 CREATE INDEX requests_email ON requests (email);

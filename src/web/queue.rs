@@ -77,7 +77,7 @@ pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer, Query(f)
     let chrome = chrome(&state, &viewer).await?;
     let page: u64 = f.get("page").and_then(|p| p.parse().ok()).filter(|&p| p >= 1).unwrap_or(1);
     let (rows, total) = match query_of(&viewer, &f, &state) {
-        Some(q) => state.store().request_page(&q, PAGE_SIZE, (page - 1) * PAGE_SIZE).await?,
+        Some(q) => state.store().request_page(&q, PAGE_SIZE, (page - 1).saturating_mul(PAGE_SIZE)).await?,
         None => (Vec::new(), 0),
     };
     let t = viewer.lang.texts();

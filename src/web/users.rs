@@ -69,7 +69,7 @@ pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer, Query(f)
     let t = viewer.lang.texts();
     let page: usize = f.get("page").and_then(|p| p.parse().ok()).filter(|&p| p >= 1).unwrap_or(1);
     let pages = rows.len().div_ceil(PAGE_SIZE).max(1);
-    let shown = rows.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
+    let shown = rows.iter().skip((page - 1).saturating_mul(PAGE_SIZE)).take(PAGE_SIZE);
     let catalog = &state.config().catalog;
     let (structures, services) = scope_options(&state, &viewer);
     let kept: Vec<(&str, &str)> =

@@ -443,6 +443,9 @@ async fn the_queue_pages_through_tens_of_thousands(backend: Backend) {
     let found = c.get("/approvals?q=p29999%40").await;
     assert_eq!(found.row_ids(), [30_010]);
     assert_eq!(c.get("/approvals?page=602").await.row_ids(), Vec::<i64>::new(), "past the end: empty, not an error");
+    // Regression: a huge page number overflowed the offset.
+    assert_eq!(c.get("/approvals?page=18446744073709551615").await.status, 200);
+    assert_eq!(c.get("/users?page=18446744073709551615").await.status, 200);
     let head = c.get("/approvals").await;
     assert!(head.body.contains("<span class=\"badge\" id=\"pending-count\">30007</span>"));
 }

@@ -47,6 +47,8 @@ pub struct Viewer {
     pub csrf: String,
     pub lang: Lang,
     pub structures: Vec<StructureId>,
+    /// This page's path and query without `lang`, for the language link.
+    pub here: String,
 }
 
 impl Viewer {
@@ -125,7 +127,10 @@ impl FromRequestParts<WebState> for Viewer {
         if structures.is_empty() {
             return Err(WebError::forbidden(lang.texts()).into_response());
         }
-        Ok(Viewer { email, csrf: session.csrf, lang, structures })
+        let query = super::form::Fields::parse(parts.uri.query().unwrap_or("").as_bytes());
+        let kept = query.pairs().filter(|(k, _)| *k != "lang");
+        let here = format!("{}?{}", parts.uri.path(), super::form::encode(kept));
+        Ok(Viewer { email, csrf: session.csrf, lang, structures, here })
     }
 }
 

@@ -114,7 +114,7 @@ pub(crate) fn layout(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
                     a href="/approvals" { (t.queue) " " span.badge #pending-count { (chrome.pending) } " " (t.pending) }
                     a href="/runs" { (t.runs) }
                     a href="/users" { (t.users) }
-                    a href={ "?lang=" (other.0) } hreflang=(other.0) { (other.1) }
+                    a href={ (chrome.viewer.here) @if !chrome.viewer.here.ends_with('?') { "&" } "lang=" (other.0) } hreflang=(other.0) #lang { (other.1) }
                     span.who {
                         (chrome.viewer.email.as_str()) " "
                         form method="post" action="/sign-out" {

@@ -369,6 +369,9 @@ async fn french_by_default_english_on_request(backend: Backend) {
         en.body
     );
     assert_eq!(c.cookie("chorus_lang"), Some("en"));
+    // The language link keeps the page and its filters.
+    let filtered = c.get("/approvals?kind=attach&q=a%26b").await;
+    assert!(filtered.body.contains("href=\"/approvals?kind=attach&amp;q=a%26b&amp;lang=fr\""), "{}", filtered.body);
     assert!(c.get("/runs").await.body.contains("Runs"), "remembered");
     let mut browser = fx.signed_in(DELEGATE).await;
     browser.headers.push(("accept-language".into(), "en-GB,en;q=0.9".into()));

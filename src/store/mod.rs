@@ -110,7 +110,7 @@ pub struct RequestFilter {
 }
 
 pub use accounts::WebSession;
-pub use page::{RequestQuery, RequestSort};
+pub use page::{AttachmentQuery, RequestQuery, RequestSort};
 pub use slots::SlotClaim;
 
 /// An attachment as the last current-state import showed it (the core's type).
@@ -268,6 +268,19 @@ impl Store {
     /// The ids of every request `q` selects, in its order.
     pub async fn request_ids(&self, q: &RequestQuery) -> Result<Vec<RequestId>, StoreError> {
         page::ids(&mut *self.conn().await?, q).await
+    }
+
+    /// One page of the current attachments `q` selects (`None`: all), and
+    /// how many it selects in all.
+    pub async fn attachment_page(
+        &self,
+        q: &AttachmentQuery,
+        page: Option<(u64, u64)>,
+    ) -> Result<(Vec<CurrentAttachment>, u64), StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = page::attachments(&mut conn, q, page).await?;
+        let total = page::count_attachments(&mut conn, q).await?;
+        Ok((rows, total))
     }
 
     /// Stores (or replaces) the web console password hash of `email`, and

@@ -388,6 +388,22 @@ pub(crate) async fn transition_many(
 
 // ---- current attachments and absences ---------------------------------------
 
+pub(crate) const CURRENT_COLS: &str = "structure, email, service, rights, last_name, first_name";
+
+pub(crate) fn current_from_row(row: &AnyRow) -> Result<CurrentAttachment, StoreError> {
+    let c = Cols::new(row, "current_attachments");
+    let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
+    let c = c.keyed(key);
+    Ok(CurrentAttachment {
+        attachment: Attachment {
+            structure: c.structure("structure")?,
+            email: c.email("email")?,
+            placement: Placement { service: c.service("service")?, rights: c.rights("rights")? },
+        },
+        name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
+    })
+}
+
 pub(crate) async fn current_attachments(
     conn: &mut AnyConnection,
     structures: &[StructureId],
@@ -397,22 +413,11 @@ pub(crate) async fn current_attachments(
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let mut b = Binds::new(conn);
         let sql = format!(
-            "SELECT structure, email, service, rights, last_name, first_name FROM current_attachments \
-             WHERE structure IN ({})",
+            "SELECT {CURRENT_COLS} FROM current_attachments WHERE structure IN ({})",
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
         );
         for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            let c = Cols::new(&row, "current_attachments");
-            let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
-            let c = c.keyed(key);
-            out.push(CurrentAttachment {
-                attachment: Attachment {
-                    structure: c.structure("structure")?,
-                    email: c.email("email")?,
-                    placement: Placement { service: c.service("service")?, rights: c.rights("rights")? },
-                },
-                name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
-            });
+            out.push(current_from_row(&row)?);
         }
     }
     // Sorted here, not in SQL, so both backends agree whatever their collation.

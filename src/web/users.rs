@@ -13,31 +13,26 @@ use super::{
 };
 use crate::{
     report::{Table, Value, write_csv_to, write_xlsx},
-    store::CurrentAttachment,
+    store::{AttachmentQuery, CurrentAttachment},
 };
 
-const PAGE_SIZE: usize = 100;
+const PAGE_SIZE: u64 = 100;
 
-/// The attachments the filter selects, within the viewer's structures.
-async fn selected(state: &WebState, viewer: &Viewer, f: &Fields) -> Result<Vec<CurrentAttachment>, WebError> {
+/// The attachments query a filter describes, within the viewer's
+/// structures (a structure that is not theirs selects nothing).
+fn query_of(state: &WebState, viewer: &Viewer, f: &Fields) -> AttachmentQuery {
     let structures = match f.get("structure") {
         None => viewer.structures.clone(),
         Some(raw) => match state.config().catalog.lookup(raw) {
             Ok(s) if viewer.sees(&s.id) => vec![s.id.clone()],
-            _ => return Ok(Vec::new()),
+            _ => Vec::new(),
         },
     };
-    let mut rows = state.store().current_attachments(&structures).await?;
-    if let Some(service) = f.get("service") {
-        rows.retain(|r| r.attachment.placement.service.as_ref().is_some_and(|s| s.as_str() == service));
+    AttachmentQuery {
+        structures,
+        service: f.get("service").map(str::to_string),
+        search: f.get("q").map(str::to_string),
     }
-    if let Some(q) = f.get("q").map(str::to_lowercase) {
-        rows.retain(|r| {
-            let name = [r.name.first_name.as_deref(), r.name.last_name.as_deref()];
-            r.attachment.email.as_str().contains(&q) || name.iter().flatten().any(|n| n.to_lowercase().contains(&q))
-        });
-    }
-    Ok(rows)
 }
 
 fn table(state: &WebState, viewer: &Viewer, rows: &[CurrentAttachment]) -> Table {
@@ -65,17 +60,18 @@ fn table(state: &WebState, viewer: &Viewer, rows: &[CurrentAttachment]) -> Table
 
 pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer, Query(f): Query) -> WebResult {
     let chrome = chrome(&state, &viewer).await?;
-    let rows = selected(&state, &viewer, &f).await?;
     let t = viewer.lang.texts();
-    let page: usize = f.get("page").and_then(|p| p.parse().ok()).filter(|&p| p >= 1).unwrap_or(1);
-    let pages = rows.len().div_ceil(PAGE_SIZE).max(1);
-    let shown = rows.iter().skip((page - 1).saturating_mul(PAGE_SIZE)).take(PAGE_SIZE);
+    let page: u64 = f.get("page").and_then(|p| p.parse().ok()).filter(|&p| p >= 1).unwrap_or(1);
+    let q = query_of(&state, &viewer, &f);
+    let (shown, total) =
+        state.store().attachment_page(&q, Some((PAGE_SIZE, (page - 1).saturating_mul(PAGE_SIZE)))).await?;
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
     let catalog = &state.config().catalog;
     let (structures, services) = scope_options(&state, &viewer);
     let kept: Vec<(&str, &str)> =
         ["structure", "service", "q"].into_iter().filter_map(|k| f.get(k).map(|v| (k, v))).collect();
     let query = encode(kept.iter().copied());
-    let link = |p: usize| {
+    let link = |p: u64| {
         let p = p.to_string();
         let mut pairs = kept.clone();
         pairs.push(("page", &p));
@@ -88,12 +84,12 @@ pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer, Query(f)
             label { (t.search) input type="search" name="q" placeholder=(t.search_hint) value=(f.get("q").unwrap_or("")); }
             button type="submit" { (t.filter) }
         }
-        p { (rows.len()) " " (t.results) " — " (t.export) " : "
+        p { (total) " " (t.results) " — " (t.export) " : "
             a href={ "/users/export.csv?" (query) } #export-csv { "CSV" } " "
             a href={ "/users/export.xlsx?" (query) } #export-xlsx { "XLSX" } }
         table #users {
             tr { th { (t.structure) } th { (t.service) } th { (t.email) } th { (t.name) } th { (t.rights) } }
-            @for r in shown {
+            @for r in &shown {
                 @let a = &r.attachment;
                 tr {
                     td { (catalog.get(&a.structure).map_or("", |s| s.name.as_str())) " (" (a.structure) ")" }
@@ -111,7 +107,7 @@ pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer, Query(f)
 }
 
 pub(crate) async fn export_csv(State(state): State<WebState>, viewer: Viewer, Query(f): Query) -> WebResult {
-    let rows = selected(&state, &viewer, &f).await?;
+    let (rows, _) = state.store().attachment_page(&query_of(&state, &viewer, &f), None).await?;
     let table = table(&state, &viewer, &rows);
     let mut bytes = Vec::new();
     write_csv_to(&mut bytes, &table, state.config().reports.csv_delimiter, true)
@@ -127,7 +123,7 @@ pub(crate) async fn export_csv(State(state): State<WebState>, viewer: Viewer, Qu
 }
 
 pub(crate) async fn export_xlsx(State(state): State<WebState>, viewer: Viewer, Query(f): Query) -> WebResult {
-    let rows = selected(&state, &viewer, &f).await?;
+    let (rows, _) = state.store().attachment_page(&query_of(&state, &viewer, &f), None).await?;
     let table = table(&state, &viewer, &rows);
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

@@ -120,8 +120,24 @@ fn downloaded(dir: &Path, name: &str) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_works_through_the_queue_in_chromium() {
-    let env = fixture::env(Backend::Sqlite);
+async fn a_manager_works_through_the_queue_in_chromium_sqlite() {
+    works_through_the_queue(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_works_through_the_queue_in_chromium_postgres() {
+    works_through_the_queue(Backend::Postgres).await;
+}
+
+async fn works_through_the_queue(backend: Backend) {
+    // One run keeps the screenshots: the two run at the same time.
+    let shots = backend == Backend::Sqlite;
+    let shot = async |b: &fantoccini::Client, name: &str| {
+        if shots {
+            shot(b, name).await;
+        }
+    };
+    let env = fixture::env(backend);
     let (_server, base) = serve(&env);
     let (_driver, webdriver) = chromedriver();
     let downloads = env.path("downloads");

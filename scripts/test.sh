@@ -6,13 +6,16 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: slapd and ldap-utils for the directory tests.
+# Debian packages: slapd and ldap-utils for the directory tests, chromium for the console's.
 missing=()
 [ -x /usr/sbin/slapd ] || command -v slapd >/dev/null 2>&1 || missing+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v pg_isready >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
+# Chromium and its WebDriver for the web console's browser tests.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq

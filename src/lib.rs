@@ -12,3 +12,4 @@ pub mod report;
 pub mod secret;
 pub mod source;
 pub mod store;
+pub mod web;

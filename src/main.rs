@@ -78,10 +78,49 @@ enum Command {
     Runs(RunsCommand),
     /// Run each source on its schedule until SIGINT/SIGTERM; SIGHUP reloads the configuration.
     Daemon {
-        /// Serve /healthz and /metrics on this address (IP:PORT; port 0 picks one, logged).
+        /// Serve the web console, /healthz and /metrics on this address
+        /// (IP:PORT; port 0 picks one, logged).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        web: WebArgs,
     },
+    /// Serve the approvals web console (and /healthz, /metrics) until SIGINT/SIGTERM.
+    Serve {
+        /// Address and port to listen on (IP:PORT; port 0: any free port, printed on start).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        web: WebArgs,
+    },
+    /// Web console accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// How the web console serves its cookies (`serve`, `daemon --listen`).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct WebArgs {
+    /// Cookies without `Secure`, for plain http on localhost only (behind
+    /// an https proxy, leave it off).
+    #[arg(long)]
+    insecure_cookies: bool,
+    /// Hours a sign-in to the web console lasts.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=720))]
+    session_hours: u32,
+}
+
+impl From<WebArgs> for chorus_sync::web::WebOptions {
+    fn from(a: WebArgs) -> Self {
+        chorus_sync::web::WebOptions { secure_cookies: !a.insecure_cookies, session_hours: a.session_hours }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Set the console password of a main manager or delegate (read from
+    /// stdin: typed without echo on a terminal, else the first line).
+    SetPassword { email: String },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -226,7 +265,9 @@ impl From<Command> for cli::Command {
             }
             Command::Approvals(a) => cli::Command::Approvals(a),
             Command::Runs(r) => cli::Command::Runs(r),
-            Command::Daemon { listen } => cli::Command::Daemon { listen },
+            Command::Daemon { listen, web } => cli::Command::Daemon { listen, web: web.into() },
+            Command::Serve { listen, web } => cli::Command::Serve { listen, web: web.into() },
+            Command::Users(UsersCommand::SetPassword { email }) => cli::Command::SetPassword(email),
         }
     }
 }

@@ -34,7 +34,9 @@ pub enum Command {
     Run { sources: Vec<String>, out: Option<PathBuf>, dry_run: bool, force: bool, who: Option<String> },
     Approvals(ApprovalsCommand),
     Runs(RunsCommand),
-    Daemon { listen: Option<std::net::SocketAddr> },
+    Daemon { listen: Option<std::net::SocketAddr>, web: chorus_sync::web::WebOptions },
+    Serve { listen: std::net::SocketAddr, web: chorus_sync::web::WebOptions },
+    SetPassword(String),
 }
 
 pub fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
@@ -81,12 +83,16 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
         Err(e) => return usage(e),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    if let Command::Daemon { listen } = command {
+    if let Command::Daemon { listen, web } = command {
         let config = Arc::unwrap_or_clone(config);
-        let result = runtime.block_on(chorus_sync::daemon::run(config_path, config, listen));
+        let result = runtime.block_on(chorus_sync::daemon::run(config_path, config, listen, web));
         // After a second signal, runs may still hold blocking threads: do not wait for them.
         runtime.shutdown_timeout(std::time::Duration::from_millis(500));
         result?;
+        return Ok(EXIT_OK);
+    }
+    if let Command::Serve { listen, web } = command {
+        runtime.block_on(chorus_sync::web::serve(config, listen, web))?;
         return Ok(EXIT_OK);
     }
     runtime.block_on(async move {
@@ -101,7 +107,10 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
 async fn execute(engine: &Engine, command: Command) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::CheckConfig | Command::Daemon { .. } => unreachable!("handled before the store opens"),
+        Command::CheckConfig | Command::Daemon { .. } | Command::Serve { .. } => {
+            unreachable!("handled before the store opens")
+        }
+        Command::SetPassword(email) => set_password(engine, &email, &mut out).await,
         Command::ImportCurrent(file) => {
             let summary = engine.import_current(&file).await?;
             output::import_summary(&mut out, &file, &summary, &engine.config)?;
@@ -174,8 +183,7 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
                     Err(e) => return usage(format!("--manager {m:?}: {e}")),
                 };
                 // A manager's queue: the structures they may decide for.
-                let theirs: Vec<StructureId> =
-                    engine.config.catalog.iter().filter(|s| s.may_decide(&who)).map(|s| s.id.clone()).collect();
+                let theirs = engine.config.catalog.decidable_by(&who);
                 if theirs.is_empty() {
                     return usage(format!("{who} is not the main manager or a delegate of any configured structure"));
                 }
@@ -256,8 +264,7 @@ async fn selected(engine: &Engine, select: &Selection, who: &Email) -> anyhow::R
             None => return Ok(Err(format!("--kind {k:?}: expected one of attach, detach, move, rights"))),
         }
     }
-    let theirs: Vec<StructureId> =
-        engine.config.catalog.iter().filter(|s| s.may_decide(who)).map(|s| s.id.clone()).collect();
+    let theirs = engine.config.catalog.decidable_by(who);
     for s in &select.structure {
         match structure_arg(engine, s) {
             Ok(id) if theirs.contains(&id) => filter.structures.push(id),
@@ -282,6 +289,31 @@ async fn decide(engine: &Engine, out: &mut impl Write, d: Decision) -> anyhow::R
     let (outcomes, ok) = engine.decide(&d).await?;
     output::decisions(out, &outcomes, ok)?;
     Ok(if ok { EXIT_OK } else { EXIT_USAGE })
+}
+
+/// `users set-password EMAIL`: the password comes from stdin, never from
+/// an argument (it would show in `ps` and the shell history).
+async fn set_password(engine: &Engine, email: &str, out: &mut impl Write) -> anyhow::Result<u8> {
+    use chorus_sync::web::accounts::{AccountError, set_password};
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("New password for {email}: "))?;
+        if rpassword::prompt_password("Again: ")? != first {
+            return usage("the two passwords differ: nothing changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    match set_password(&engine.config, &engine.store, email, &password, engine.clock.now).await {
+        Ok(who) => {
+            writeln!(out, "password set for {who}")?;
+            Ok(EXIT_OK)
+        }
+        Err(e @ (AccountError::Email(_) | AccountError::NotAManager(_) | AccountError::TooShort)) => usage(e),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn runs(engine: &Engine, cmd: RunsCommand, out: &mut impl Write) -> anyhow::Result<u8> {

@@ -67,6 +67,12 @@ impl Catalog {
         self.structures.get(id)
     }
 
+    /// The structures `who` may decide for (as main manager or delegate):
+    /// a manager's queue, in the CLI and in the web console.
+    pub fn decidable_by(&self, who: &Email) -> Vec<StructureId> {
+        self.iter().filter(|s| s.may_decide(who)).map(|s| s.id.clone()).collect()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &StructureInfo> {
         self.structures.values()
     }

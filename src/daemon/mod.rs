@@ -41,6 +41,7 @@ use crate::{
     ops,
     secret::mask_url,
     store::{Store, StoreError},
+    web::WebOptions,
 };
 
 /// How often the configuration file's modification time and the jobs'
@@ -96,8 +97,13 @@ struct Daemon {
 }
 
 /// Runs until SIGINT or SIGTERM, then waits for the runs in progress.
-/// With `listen`, serves `/healthz` and `/metrics` there meanwhile.
-pub async fn run(config_path: &Path, config: Config, listen: Option<SocketAddr>) -> Result<(), DaemonError> {
+/// With `listen`, serves the web console, `/healthz` and `/metrics` there meanwhile.
+pub async fn run(
+    config_path: &Path,
+    config: Config,
+    listen: Option<SocketAddr>,
+    web: WebOptions,
+) -> Result<(), DaemonError> {
     if std::env::var_os("CHORUS_SYNC_NOW").is_some() {
         tracing::warn!("CHORUS_SYNC_NOW is ignored by the daemon: scheduled runs use the real time");
     }
@@ -117,7 +123,7 @@ pub async fn run(config_path: &Path, config: Config, listen: Option<SocketAddr>)
     let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
-    let server = listener.map(|l| serve_ops(l, &shared));
+    let server = listener.map(|l| serve_ops(l, &shared, web));
     let scheduler = JobScheduler::new().await?;
     let mut daemon = Daemon { path: config_path.to_path_buf(), shared, scheduler, jobs: Vec::new(), stamp };
     daemon.schedule(&config).await?;
@@ -171,9 +177,9 @@ struct OpsServer {
 
 /// Starts serving on `listener`; the address goes to the log (a port 0 is
 /// resolved there).
-fn serve_ops(listener: tokio::net::TcpListener, shared: &Arc<Shared>) -> OpsServer {
+fn serve_ops(listener: tokio::net::TcpListener, shared: &Arc<Shared>, web: WebOptions) -> OpsServer {
     match listener.local_addr() {
-        Ok(address) => tracing::info!(%address, "serving /healthz and /metrics"),
+        Ok(address) => tracing::info!(%address, console = true, "serving /healthz and /metrics"),
         Err(e) => tracing::warn!("serving /healthz and /metrics at an unknown address: {e}"),
     }
     let view_of = shared.clone();
@@ -181,7 +187,8 @@ fn serve_ops(listener: tokio::net::TcpListener, shared: &Arc<Shared>) -> OpsServ
         let c = view_of.current();
         (c.config, c.store)
     });
-    let router = ops::router(ops::OpsState::new(view, shared.activity.clone()));
+    let console = crate::web::router(crate::web::WebState::with_view(view.clone(), web));
+    let router = ops::router(ops::OpsState::new(view, shared.activity.clone())).merge(console);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(ops::serve(listener, router, async move {
         let _ = stopped.await;

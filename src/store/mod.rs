@@ -15,6 +15,8 @@
 //!
 //! Writers are serialised ([`Store::begin`]); readers never wait for them.
 
+mod accounts;
+mod page;
 mod queries;
 mod reminders;
 mod slots;
@@ -109,6 +111,8 @@ pub struct RequestFilter {
     pub run_id: Option<RunId>,
 }
 
+pub use accounts::WebSession;
+pub use page::{AttachmentQuery, RequestQuery, RequestSort};
 pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 
@@ -252,6 +256,61 @@ impl Store {
 
     pub async fn get_run(&self, id: RunId) -> Result<Option<(RunRecord, Vec<SourceRunRecord>)>, StoreError> {
         queries::get_run(&mut *self.conn().await?, id).await
+    }
+
+    /// One page of the requests `q` selects, and how many it selects in all.
+    pub async fn request_page(
+        &self,
+        q: &RequestQuery,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<ApprovalRequest>, u64), StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = page::page(&mut conn, q, limit, offset).await?;
+        let total = page::count(&mut conn, q).await?;
+        Ok((rows, total))
+    }
+
+    /// The ids of every request `q` selects, in its order.
+    pub async fn request_ids(&self, q: &RequestQuery) -> Result<Vec<RequestId>, StoreError> {
+        page::ids(&mut *self.conn().await?, q).await
+    }
+
+    /// One page of the current attachments `q` selects (`None`: all), and
+    /// how many it selects in all.
+    pub async fn attachment_page(
+        &self,
+        q: &AttachmentQuery,
+        page: Option<(u64, u64)>,
+    ) -> Result<(Vec<CurrentAttachment>, u64), StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = page::attachments(&mut conn, q, page).await?;
+        let total = page::count_attachments(&mut conn, q).await?;
+        Ok((rows, total))
+    }
+
+    /// Stores (or replaces) the web console password hash of `email`, and
+    /// ends their sessions.
+    pub async fn set_password_hash(&self, email: &str, hash: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        accounts::set_password_hash(&mut *self.conn().await?, email, hash, at).await
+    }
+
+    pub async fn password_hash(&self, email: &str) -> Result<Option<String>, StoreError> {
+        accounts::password_hash(&mut *self.conn().await?, email).await
+    }
+
+    /// Stores a session under the hash of its id; expired sessions go.
+    pub async fn create_session(&self, id_hash: &str, s: &WebSession, now: DateTime<Utc>) -> Result<(), StoreError> {
+        accounts::create_session(&mut *self.conn().await?, id_hash, s, now).await
+    }
+
+    /// The live session stored under `id_hash`.
+    pub async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<WebSession>, StoreError> {
+        accounts::session(&mut *self.conn().await?, id_hash, now).await
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        accounts::delete_session(&mut *self.conn().await?, id_hash).await
     }
 
     /// Current attachments of the listed structures (none for an empty

@@ -24,7 +24,7 @@ use crate::{
 /// stays under the bind limit.
 const STRUCTURES_PER_QUERY: usize = 1_000;
 
-const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
+pub(crate) const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
     before_present, before_service, before_rights, after_present, after_service, after_rights, \
     last_name, first_name, reason, reason_category, description, requester, structure_name, manager, origin, \
     created_at, decided_by, decided_at, motive, comment";
@@ -32,7 +32,7 @@ const REQUEST_COL_COUNT: usize = 25;
 
 // ---- requests ---------------------------------------------------------------
 
-fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
+pub(crate) fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
     let c = Cols::new(row, "requests").keyed_by_id()?;
     let state_text = c.text("state")?;
     let state =
@@ -76,7 +76,7 @@ fn bind_placement(b: &mut Binds, p: &Option<Placement>) -> [String; 3] {
     }
 }
 
-fn where_filter(f: &RequestFilter, b: &mut Binds) -> String {
+pub(crate) fn where_filter(f: &RequestFilter, b: &mut Binds) -> String {
     let mut clauses: Vec<String> = Vec::new();
     if !f.ids.is_empty() {
         clauses.push(format!("id IN ({})", b.list(f.ids.iter().copied())));
@@ -388,6 +388,22 @@ pub(crate) async fn transition_many(
 
 // ---- current attachments and absences ---------------------------------------
 
+pub(crate) const CURRENT_COLS: &str = "structure, email, service, rights, last_name, first_name";
+
+pub(crate) fn current_from_row(row: &AnyRow) -> Result<CurrentAttachment, StoreError> {
+    let c = Cols::new(row, "current_attachments");
+    let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
+    let c = c.keyed(key);
+    Ok(CurrentAttachment {
+        attachment: Attachment {
+            structure: c.structure("structure")?,
+            email: c.email("email")?,
+            placement: Placement { service: c.service("service")?, rights: c.rights("rights")? },
+        },
+        name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
+    })
+}
+
 pub(crate) async fn current_attachments(
     conn: &mut AnyConnection,
     structures: &[StructureId],
@@ -397,22 +413,11 @@ pub(crate) async fn current_attachments(
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let mut b = Binds::new(conn);
         let sql = format!(
-            "SELECT structure, email, service, rights, last_name, first_name FROM current_attachments \
-             WHERE structure IN ({})",
+            "SELECT {CURRENT_COLS} FROM current_attachments WHERE structure IN ({})",
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
         );
         for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            let c = Cols::new(&row, "current_attachments");
-            let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
-            let c = c.keyed(key);
-            out.push(CurrentAttachment {
-                attachment: Attachment {
-                    structure: c.structure("structure")?,
-                    email: c.email("email")?,
-                    placement: Placement { service: c.service("service")?, rights: c.rights("rights")? },
-                },
-                name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
-            });
+            out.push(current_from_row(&row)?);
         }
     }
     // Sorted here, not in SQL, so both backends agree whatever their collation.

@@ -14,4 +14,5 @@ mod notify;
 mod ops;
 mod slapd;
 mod story;
+mod web;
 mod workflow;

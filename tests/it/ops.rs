@@ -166,6 +166,12 @@ fn healthz_and_metrics_match_the_sqlite_store_and_fail_when_its_file_is_gone() {
     d.wait_for("scheduled run finished", 2, Duration::from_secs(30));
     quiesce(&env, &d);
     check_against_store(&env, &address, "sqlite");
+    // The web console is mounted beside them, behind its sign-in.
+    let r = get(&address, "/approvals");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = get(&address, "/sign-in");
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/html") && r.body.contains("type=\"password\""), "{}", r.body);
 
     // The file removed: the pool's open connections would still answer, the probe does not.
     for f in ["chorus-sync.db", "chorus-sync.db-wal", "chorus-sync.db-shm"] {
@@ -230,4 +236,17 @@ fn a_listen_address_in_use_is_a_clear_error_before_anything_runs() {
     let log = d.log();
     assert!(log.contains(&format!("error: cannot listen on {addr}")), "{log}");
     assert!(d.find("daemon started").is_empty() && d.find("scheduled run started").is_empty(), "{log}");
+}
+
+#[test]
+fn serve_has_healthz_and_metrics_too() {
+    let env = Env::new(Backend::Sqlite, |c| c);
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    env.run(&["run"]).expect(0);
+    let (_serve, url) = crate::web::browser::serve(&env);
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    let (status, h) = healthz(address);
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["sources"][0]["outcome"], "done", "{h}");
+    assert_eq!(sample(&metrics(address), "chorus_sync_store_up"), 1.0);
 }

@@ -1,0 +1,100 @@
+//! Web console accounts and sessions. The store only keeps what it is given:
+//! hashing passwords and drawing session ids is `web::auth`'s job.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+use super::{
+    StoreError,
+    sql::{Binds, Cols, db, query},
+};
+use crate::core::approval::rfc3339;
+
+/// A signed-in session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub email: String,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub(crate) async fn set_password_hash(
+    conn: &mut AnyConnection,
+    email: &str,
+    hash: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const CTX: &str = "set password";
+    let mut b = Binds::new(conn);
+    let sql = format!(
+        "INSERT INTO web_users (email, password_hash, updated_at) VALUES ({},{},{}) \
+         ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
+        b.push(email.to_string()),
+        b.push(hash.to_string()),
+        b.push(rfc3339(&at))
+    );
+    query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    // A new password signs the account out everywhere.
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_sessions WHERE email = {}", b.push(email.to_string()));
+    query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
+    Ok(())
+}
+
+pub(crate) async fn password_hash(conn: &mut AnyConnection, email: &str) -> Result<Option<String>, StoreError> {
+    const CTX: &str = "read password";
+    let mut b = Binds::new(conn);
+    let sql = format!("SELECT password_hash FROM web_users WHERE email = {}", b.push(email.to_string()));
+    let row = query(sql, b, CTX)?.fetch_optional(conn).await.map_err(db(CTX))?;
+    row.map(|r| Cols::new(&r, "web_users").keyed(email.to_string()).text("password_hash")).transpose()
+}
+
+/// Stores a new session and forgets the expired ones.
+pub(crate) async fn create_session(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    session: &WebSession,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const CTX: &str = "create session";
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_sessions WHERE expires_at < {}", b.push(rfc3339(&now)));
+    query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    let mut b = Binds::new(conn);
+    let sql = format!(
+        "INSERT INTO web_sessions (id_hash, email, csrf, created_at, expires_at) VALUES ({},{},{},{},{})",
+        b.push(id_hash.to_string()),
+        b.push(session.email.clone()),
+        b.push(session.csrf.clone()),
+        b.push(rfc3339(&now)),
+        b.push(rfc3339(&session.expires_at))
+    );
+    query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
+    Ok(())
+}
+
+/// The session stored under `id_hash`, if it has not expired at `now`.
+pub(crate) async fn session(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<WebSession>, StoreError> {
+    const CTX: &str = "read session";
+    let mut b = Binds::new(conn);
+    let sql =
+        format!("SELECT email, csrf, expires_at FROM web_sessions WHERE id_hash = {}", b.push(id_hash.to_string()));
+    let Some(row) = query(sql, b, CTX)?.fetch_optional(conn).await.map_err(db(CTX))? else {
+        return Ok(None);
+    };
+    let c = Cols::new(&row, "web_sessions").keyed("(hashed id)".to_string());
+    let s = WebSession { email: c.text("email")?, csrf: c.text("csrf")?, expires_at: c.time("expires_at")? };
+    Ok((s.expires_at > now).then_some(s))
+}
+
+pub(crate) async fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> Result<(), StoreError> {
+    const CTX: &str = "delete session";
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_sessions WHERE id_hash = {}", b.push(id_hash.to_string()));
+    query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! A store with the samples' requests and three console accounts:
+//! - gp@acme.fr, main manager of ACME France;
+//! - adjoint@acme.fr, delegate of ACME France;
+//! - gp@acme-services.fr, main manager of ACME Services.
+//!
+//! Run 1 reads source `hr` (ACME France), run 2 `acme-services`.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    sync::Arc,
+};
+
+use chorus_sync::{
+    config,
+    secret::Secret,
+    store::Store,
+    web::{WebOptions, WebState, router},
+};
+
+use super::client::Client;
+use crate::support::{Backend, Env, Run};
+
+pub const PASSWORD: &str = "un mot de passe assez long";
+pub const GP: &str = "gp@acme.fr";
+pub const DELEGATE: &str = "adjoint@acme.fr";
+pub const GP_SERVICES: &str = "gp@acme-services.fr";
+
+pub struct Fixture {
+    pub env: Env,
+    pub store: Store,
+    pub app: axum::Router,
+}
+
+/// `chorus-sync users set-password EMAIL` with the password on stdin.
+pub fn set_password(env: &Env, email: &str, password: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
+        .args(["users", "set-password", email])
+        .current_dir(env.dir.path())
+        .env("CHORUS_SYNC_NOW", &env.now)
+        .env_remove("CHORUS_SYNC_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run chorus-sync");
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// The samples, with the store and reports at absolute paths so the binary
+/// and this test process (whose working directory differs) agree.
+pub fn env(backend: Backend) -> Env {
+    let env = Env::new(backend, |c| c);
+    let path = env.path("chorus-sync.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(
+            "url = \"sqlite://chorus-sync.db\"",
+            &format!("url = \"sqlite://{}\"", env.path("chorus-sync.db").display()),
+        )
+        .replace("dir = \"reports\"", &format!("dir = \"{}\"", env.path("reports").display()));
+    std::fs::write(&path, text).unwrap();
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    env.run(&["run", "--source", "hr"]).expect(0);
+    env.run(&["run", "--source", "acme-services"]).expect(0);
+    for who in [GP, DELEGATE, GP_SERVICES] {
+        set_password(&env, who, PASSWORD).expect(0);
+    }
+    env
+}
+
+impl Fixture {
+    pub async fn new(backend: Backend) -> Fixture {
+        let env = env(backend);
+        let config = config::load(&env.path("chorus-sync.toml")).expect("the fixture's config loads");
+        let store = Store::connect(&Secret::new(config.store.url.expose().clone())).await.expect("open the store");
+        let options = WebOptions { secure_cookies: true, session_hours: 8 };
+        let app = router(WebState::new(Arc::new(config), store.clone(), options));
+        Fixture { env, store, app }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.app.clone())
+    }
+
+    /// A client signed in as `who`.
+    pub async fn signed_in(&self, who: &str) -> Client {
+        let mut c = self.client();
+        let r = c.sign_in(who, PASSWORD).await;
+        assert_eq!(r.status, 303, "sign in as {who}: {}", r.body);
+        c
+    }
+
+    /// `approvals show ID --format json` from the real binary.
+    pub fn show(&self, id: i64) -> serde_json::Value {
+        self.env.run(&["approvals", "show", &id.to_string(), "--format", "json"]).expect(0).json()
+    }
+
+    /// `approvals list --format json` ids in a state.
+    pub fn ids_in(&self, state: &str) -> Vec<i64> {
+        let list = self.env.run(&["approvals", "list", "--state", state, "--format", "json"]).expect(0).json();
+        list.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
+    }
+}

@@ -264,6 +264,7 @@ email = "Courriel"
             sources: Vec::new(),
             counts: Default::default(),
             totals: RunCounts::default(),
+            held: 0,
             notes: Vec::new(),
         }
     }

@@ -425,6 +425,7 @@ fn source_run(source: &str, rows: u64, rejected: Option<&str>) -> SourceRunRecor
             rejected: rejected.map(Into::into),
         },
         sha256: Some(format!("{rows:064x}")),
+        fill: [(crate::core::record::Field::Email, rows)].into_iter().collect(),
     }
 }
 

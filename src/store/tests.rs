@@ -693,3 +693,42 @@ async fn bulk_100k_postgres() {
     bulk_100k(Store::connect(&url).await.unwrap()).await;
     testing::drop_pg_schema(&schema).await;
 }
+
+/// Migration 0006 rebuilds SQLite's `requests` (a CHECK cannot be altered):
+/// requests, their history, its append-only triggers and the foreign keys survive.
+#[tokio::test]
+async fn migration_0006_keeps_requests_history_and_keys_sqlite() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("migrations-0003");
+    std::fs::create_dir(&old).unwrap();
+    for f in ["0001_init.sql", "0002_identities.sql", "0003_slots.sql"] {
+        std::fs::copy(format!("{}/migrations/sqlite/{f}", env!("CARGO_MANIFEST_DIR")), old.join(f)).unwrap();
+    }
+    let url = testing::sqlite_test_url(&dir);
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&format!("{url}?mode=rwc")).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    let run = queries::insert_run(&mut conn, &run_record(RunOutcome::Done)).await.unwrap();
+    let req = request(run, ACME, "a@acme.fr", None, place(Some("COMPTA"), ""));
+    let ids = queries::insert_requests(&mut conn, &[req.clone()]).await.unwrap();
+    let t = at("2026-03-03T08:00:00Z");
+    queries::transition(&mut conn, ids[0], RequestState::Pending, RequestState::Approved, Some("gp@acme.fr"), t, None)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = Store::connect(&Secret::new(url)).await.unwrap();
+    let got = store.get_request(ids[0]).await.unwrap().unwrap();
+    assert_eq!((got.state, got.key), (RequestState::Approved, req.key.clone()));
+    assert_eq!(store.history(ids[0]).await.unwrap().len(), 2);
+    let mut tx = store.begin().await.unwrap();
+    let held = tx.insert_requests(&[ApprovalRequest { state: RequestState::Held, ..req.clone() }]).await.unwrap();
+    assert!(held[0] > ids[0], "ids keep growing after the rebuild");
+    // Foreign keys still hold: a request of an unknown run is refused.
+    assert!(tx.insert_requests(&[ApprovalRequest { run_id: 999, ..req }]).await.is_err());
+    tx.rollback().await.unwrap();
+    let mut conn = store.conn().await.unwrap();
+    let err = sqlx::query("DELETE FROM request_history").execute(&mut *conn).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}

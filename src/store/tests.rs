@@ -711,7 +711,7 @@ async fn migration_0006_keeps_requests_history_and_keys_sqlite() {
     sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
     let run = queries::insert_run(&mut conn, &run_record(RunOutcome::Done)).await.unwrap();
     let req = request(run, ACME, "a@acme.fr", None, place(Some("COMPTA"), ""));
-    let ids = queries::insert_requests(&mut conn, &[req.clone()]).await.unwrap();
+    let ids = queries::insert_requests(&mut conn, std::slice::from_ref(&req)).await.unwrap();
     let t = at("2026-03-03T08:00:00Z");
     queries::transition(&mut conn, ids[0], RequestState::Pending, RequestState::Approved, Some("gp@acme.fr"), t, None)
         .await

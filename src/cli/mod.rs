@@ -92,7 +92,16 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
     runtime.block_on(async move {
         let store = Store::connect(&config.store.url).await?;
         let engine = Engine { config, store, clock };
-        let code = execute(&engine, command).await;
+        // Connection errors name the store already; later ones say which store too.
+        let code = execute(&engine, command).await.map_err(|e| {
+            let is_store = matches!(e.downcast_ref::<EngineError>(), Some(EngineError::Store(_)))
+                || e.downcast_ref::<chorus_sync::store::StoreError>().is_some();
+            if is_store {
+                e.context(format!("store {}", chorus_sync::secret::mask_url(engine.config.store.url.expose())))
+            } else {
+                e
+            }
+        });
         engine.store.close().await;
         code
     })

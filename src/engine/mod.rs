@@ -47,6 +47,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The reports of a run could not be written: the run rolled back.
+    #[error("the run was not recorded, nothing changed in the store: {0}")]
+    NotRecorded(ReportError),
     #[error("no source named {0:?} in the configuration")]
     UnknownSource(String),
     #[error("{0}")]
@@ -513,18 +516,33 @@ impl Engine {
         let bar = progress(opts.progress && reported.len() > 10_000, "writing reports".to_string(), false);
         let files = report::write_run_reports(&dir, &report, self.config.reports.csv_delimiter);
         bar.finish_and_clear();
+        // Reports first, then the commit: a recorded run always has its
+        // reports, and a run whose reports cannot be written is not recorded.
         let files = match files {
             Ok(f) => f,
             Err(e) => {
                 tx.rollback().await?;
-                return Err(e.into());
+                return Err(if run_id.is_some() { EngineError::NotRecorded(e) } else { e.into() });
             }
         };
         if let Some(id) = run_id {
             run.id = id;
-            tx.update_run(&run).await?;
-            tx.insert_source_runs(id, stats).await?;
-            tx.commit().await?;
+            let recorded = async {
+                tx.update_run(&run).await?;
+                tx.insert_source_runs(id, stats).await?;
+                tx.commit().await
+            };
+            if let Err(e) = recorded.await {
+                // No report may describe a run the store does not hold (its
+                // id will be drawn again): remove them, best effort.
+                for f in &files.files {
+                    let _ = std::fs::remove_file(f);
+                }
+                if opts.out.is_none() {
+                    let _ = std::fs::remove_dir(&files.dir);
+                }
+                return Err(e.into());
+            }
         } else {
             tx.rollback().await?;
         }

@@ -13,4 +13,5 @@ mod hostile;
 mod ldap;
 mod slapd;
 mod story;
+mod unavailable;
 mod workflow;

@@ -134,6 +134,9 @@ fn a_held_plan_is_decided_item_by_item(backend: Backend) {
     assert_eq!(out.stdout.lines().filter(|l| l.ends_with(": pending")).count(), 3, "{}", out.stdout);
     assert_eq!(history(&env, 1).last().unwrap(), &("ops@acme.fr".into(), "held".into(), "pending".into()));
     env.run(&["approvals", "release", "2", "--as", "ops@acme.fr"]).expect(2);
+    // The manager refuses the held moves of their structure in one go.
+    let refuse = ["approvals", "refuse", "--held", "--kind", "move", "--as", "gp@acme.fr", "--motive", "pas encore"];
+    assert_eq!(env.run(&refuse).expect(0).stdout.trim(), "#3: refused");
 
     // One new detach is left (#10): under the limit, the run is done and
     // releases the held requests it still plans, keeping their ids.
@@ -142,7 +145,7 @@ fn a_held_plan_is_decided_item_by_item(backend: Backend) {
     let expect: Vec<(i64, &str)> = vec![
         (1, "pending"),
         (2, "approved"),
-        (3, "pending"),
+        (3, "refused"),
         (4, "pending"),
         (5, "refused"),
         (6, "pending"),

@@ -41,4 +41,6 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 cargo test --quiet --all-targets
+# A minute of fuzzing in all (FUZZ_SECONDS to change, 0 skips).
+scripts/fuzz.sh
 echo "==> all checks passed"

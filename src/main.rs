@@ -159,7 +159,7 @@ pub enum ApprovalsCommand {
         format: ShowFormat,
     },
     /// Approve requests (all or none).
-    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all_pending"])))]
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all_pending", "held"])))]
     Approve {
         #[command(flatten)]
         select: Selection,
@@ -171,7 +171,7 @@ pub enum ApprovalsCommand {
         comment: Option<String>,
     },
     /// Refuse requests with a motive (all or none).
-    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all_pending"])))]
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all_pending", "held"])))]
     Refuse {
         #[command(flatten)]
         select: Selection,
@@ -182,6 +182,19 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         motive: Option<String>,
     },
+    /// Release held requests (kept by a run a guard held) into the managers'
+    /// queues as pending (all or none); the operator is recorded.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "held"])))]
+    Release {
+        /// Who releases them: any operator; a release decides nothing.
+        #[arg(long = "as", value_name = "EMAIL", required = true)]
+        who: String,
+        /// Why, kept in each request's history.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        select: Selection,
+    },
     /// Write the approved, not yet applied changes (.csv or .xlsx).
     Export {
         #[arg(long, value_name = "FILE")]
@@ -191,21 +204,25 @@ pub enum ApprovalsCommand {
     Housekeeping,
 }
 
-/// Which requests a decision is about: ids, or every pending request of the
-/// structures `--as` may decide for, narrowed by structure and kind.
+/// Which requests a decision is about: ids, or every pending (or held)
+/// request of the structures `--as` may decide for, narrowed by structure and kind.
 #[derive(Args, Debug, Clone)]
 #[group(skip)]
 pub struct Selection {
     /// Request ids.
     pub ids: Vec<i64>,
     /// Every pending request the decider may decide (with --structure / --kind to narrow).
-    #[arg(long, conflicts_with = "ids")]
+    #[arg(long, conflicts_with_all = ["ids", "held"])]
     pub all_pending: bool,
-    /// With --all-pending: only this structure (repeatable).
-    #[arg(long, value_name = "ID", requires = "all_pending")]
+    /// Every held request (of a run a guard held) the decider may decide, or
+    /// for `release` every held request (with --structure / --kind to narrow).
+    #[arg(long, conflicts_with = "ids")]
+    pub held: bool,
+    /// With --all-pending or --held: only this structure (repeatable).
+    #[arg(long, value_name = "ID")]
     pub structure: Vec<String>,
-    /// With --all-pending: only this kind: attach, detach, move, rights (repeatable).
-    #[arg(long, value_name = "KIND", requires = "all_pending")]
+    /// With --all-pending or --held: only this kind: attach, detach, move, rights (repeatable).
+    #[arg(long, value_name = "KIND")]
     pub kind: Vec<String>,
 }
 

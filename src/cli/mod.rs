@@ -98,7 +98,16 @@ pub fn dispatch(config_path: &Path, command: Command) -> anyhow::Result<u8> {
     runtime.block_on(async move {
         let store = Store::connect(&config.store.url).await?;
         let engine = Engine { config, store, clock };
-        let code = execute(&engine, command).await;
+        // Connection errors name the store already; later ones say which store too.
+        let code = execute(&engine, command).await.map_err(|e| {
+            let is_store = matches!(e.downcast_ref::<EngineError>(), Some(EngineError::Store(_)))
+                || e.downcast_ref::<chorus_sync::store::StoreError>().is_some();
+            if is_store {
+                e.context(format!("store {}", chorus_sync::secret::mask_url(engine.config.store.url.expose())))
+            } else {
+                e
+            }
+        });
         engine.store.close().await;
         code
     })
@@ -160,7 +169,7 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
                     Some(st) => filter.states.push(st),
                     None => {
                         return usage(format!(
-                            "--state {s:?}: expected one of pending, approved, refused, superseded, expired, applied"
+                            "--state {s:?}: expected one of held, pending, approved, refused, superseded, expired, applied"
                         ));
                     }
                 }
@@ -212,7 +221,7 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
                 Ok(w) => w,
                 Err(e) => return usage(format!("--as: {e}")),
             };
-            let ids = match selected(engine, &select, &who).await? {
+            let ids = match selected(engine, &select, &who, false).await? {
                 Ok(ids) => ids,
                 Err(e) => return usage(e),
             };
@@ -227,11 +236,25 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
                 Ok(m) => m,
                 Err(e) => return usage(e),
             };
-            let ids = match selected(engine, &select, &who).await? {
+            let ids = match selected(engine, &select, &who, false).await? {
                 Ok(ids) => ids,
                 Err(e) => return usage(e),
             };
             decide(engine, out, Decision { ids, who, transition: Transition::Refuse(motive), comment: None }).await
+        }
+        ApprovalsCommand::Release { select, who, comment } => {
+            let who = match Email::parse(&who) {
+                Ok(w) => w,
+                Err(e) => return usage(format!("--as: {e}")),
+            };
+            if select.all_pending {
+                return usage("release takes held requests: give their ids or --held");
+            }
+            let ids = match selected(engine, &select, &who, true).await? {
+                Ok(ids) => ids,
+                Err(e) => return usage(e),
+            };
+            decide(engine, out, Decision { ids, who, transition: Transition::Release, comment }).await
         }
         ApprovalsCommand::Export { out: file } => {
             let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
@@ -252,12 +275,22 @@ async fn approvals(engine: &Engine, cmd: ApprovalsCommand, out: &mut impl Write)
     }
 }
 
-/// The ids a decision is about; `Err` is a usage problem.
-async fn selected(engine: &Engine, select: &Selection, who: &Email) -> anyhow::Result<Result<Vec<i64>, String>> {
-    if !select.all_pending {
+/// The ids a decision is about; `Err` is a usage problem. A release is not a
+/// decision: its `--held` selection spans every structure.
+async fn selected(
+    engine: &Engine,
+    select: &Selection,
+    who: &Email,
+    release: bool,
+) -> anyhow::Result<Result<Vec<i64>, String>> {
+    if !select.all_pending && !select.held {
+        if !select.structure.is_empty() || !select.kind.is_empty() {
+            return Ok(Err("--structure and --kind narrow --all-pending or --held, not ids".to_string()));
+        }
         return Ok(Ok(select.ids.clone()));
     }
-    let mut filter = RequestFilter { states: vec![RequestState::Pending], ..Default::default() };
+    let state = if select.held { RequestState::Held } else { RequestState::Pending };
+    let mut filter = RequestFilter { states: vec![state], ..Default::default() };
     for k in &select.kind {
         match ChangeKind::parse(k) {
             Some(kind) => filter.kinds.push(kind),
@@ -267,12 +300,12 @@ async fn selected(engine: &Engine, select: &Selection, who: &Email) -> anyhow::R
     let theirs = engine.config.catalog.decidable_by(who);
     for s in &select.structure {
         match structure_arg(engine, s) {
-            Ok(id) if theirs.contains(&id) => filter.structures.push(id),
+            Ok(id) if release || theirs.contains(&id) => filter.structures.push(id),
             Ok(id) => return Ok(Err(format!("{who} may not decide for structure {id}"))),
             Err(e) => return Ok(Err(format!("--structure {s:?}: {e}"))),
         }
     }
-    if filter.structures.is_empty() {
+    if filter.structures.is_empty() && !release {
         if theirs.is_empty() {
             return Ok(Err(format!("{who} is not the main manager or a delegate of any configured structure")));
         }
@@ -280,7 +313,7 @@ async fn selected(engine: &Engine, select: &Selection, who: &Email) -> anyhow::R
     }
     let ids: Vec<i64> = engine.store.list_requests(&filter).await?.iter().map(|r| r.id).collect();
     if ids.is_empty() {
-        return Ok(Err("no pending request matches".to_string()));
+        return Ok(Err(format!("no {state} request matches")));
     }
     Ok(Ok(ids))
 }

@@ -55,6 +55,15 @@ pub fn run_summary(out: &mut impl Write, s: &RunSummary, config: &Config) -> std
     if let Some(m) = &s.message {
         writeln!(out, "  why: {m}")?;
     }
+    if s.held > 0 {
+        writeln!(
+            out,
+            "  {} change(s) kept as held requests: managers may approve or refuse them one by one \
+             (approvals approve|refuse ID… or --held), an operator may release them to the managers' queues \
+             (approvals release ID… or --held --kind K --as EMAIL); `approvals list --state held` lists them",
+            s.held
+        )?;
+    }
     for src in &s.sources {
         writeln!(out, "  {}", source_line(src))?;
     }

@@ -1068,6 +1068,7 @@ impl Validator<'_> {
                 d.max_rights_percent,
             ),
             min_rows_ratio: self.bounded("guards.min_rows_ratio", raw.min_rows_ratio, 1.0).unwrap_or(d.min_rows_ratio),
+            min_fill_ratio: self.bounded("guards.min_fill_ratio", raw.min_fill_ratio, 1.0).unwrap_or(d.min_fill_ratio),
             grace_runs,
         }
     }
@@ -1702,12 +1703,13 @@ structure = "SIRET"
         );
         check(
             &format!(
-                "{s}[guards]\nmax_detach = -1\nmax_detach_percent = 150\nmin_rows_ratio = 1.5\ngrace_runs = false\n"
+                "{s}[guards]\nmax_detach = -1\nmax_detach_percent = 150\nmin_rows_ratio = 1.5\nmin_fill_ratio = -0.1\ngrace_runs = false\n"
             ),
             &[
                 ("guards.max_detach", "-1: must be a whole number ≥ 0, or false"),
                 ("guards.max_detach_percent", "150: must be between 0 and 100"),
                 ("guards.min_rows_ratio", "1.5: must be between 0 and 1"),
+                ("guards.min_fill_ratio", "-0.1: must be between 0 and 1"),
                 ("guards.grace_runs", "false: must be a whole number ≥ 0"),
             ],
         );
@@ -1920,7 +1922,7 @@ rights = "factures:modification"
     #[test]
     fn guards_can_be_disabled() {
         let c = load_str(&format!(
-            "{STRUCTURES}[guards]\nmax_detach = false\nmax_detach_percent = false\nmin_rows_ratio = false\ngrace_runs = 0\n"
+            "{STRUCTURES}[guards]\nmax_detach = false\nmax_detach_percent = false\nmin_rows_ratio = false\nmin_fill_ratio = false\ngrace_runs = 0\n"
         ))
         .unwrap();
         assert_eq!(
@@ -1929,6 +1931,7 @@ rights = "factures:modification"
                 max_detach: None,
                 max_detach_percent: None,
                 min_rows_ratio: None,
+                min_fill_ratio: None,
                 grace_runs: 0,
                 ..GuardsConfig::default()
             }

@@ -291,6 +291,9 @@ pub struct GuardsConfig {
     pub max_rights_percent: Option<f64>,
     /// Source rows vs the last accepted run of that source.
     pub min_rows_ratio: Option<f64>,
+    /// A mapped column's share of filled rows vs the last accepted run's, for
+    /// columns that were mostly filled then (see `core::guards`).
+    pub min_fill_ratio: Option<f64>,
     /// Complete runs a person may be missing before a detach is proposed.
     pub grace_runs: u32,
 }
@@ -320,6 +323,7 @@ impl Default for GuardsConfig {
             max_rights: None,
             max_rights_percent: None,
             min_rows_ratio: Some(0.8),
+            min_fill_ratio: Some(0.5),
             grace_runs: 2,
         }
     }

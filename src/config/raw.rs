@@ -104,6 +104,7 @@ pub const GUARDS_KEYS: &[&str] = &[
     "max_rights",
     "max_rights_percent",
     "min_rows_ratio",
+    "min_fill_ratio",
     "grace_runs",
 ];
 
@@ -307,6 +308,7 @@ pub struct RawGuards {
     pub max_rights: Option<Limit>,
     pub max_rights_percent: Option<Limit>,
     pub min_rows_ratio: Option<Limit>,
+    pub min_fill_ratio: Option<Limit>,
     pub grace_runs: Option<Limit>,
 }
 

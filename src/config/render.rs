@@ -101,6 +101,7 @@ pub fn render(config: &Config) -> String {
         line(format!("max_{kind}_percent = {}", percent.map_or("false".to_string(), float)));
     }
     line(format!("min_rows_ratio = {}", g.min_rows_ratio.map_or("false".to_string(), float)));
+    line(format!("min_fill_ratio = {}", g.min_fill_ratio.map_or("false".to_string(), float)));
     line(format!("grace_runs = {}", g.grace_runs));
     line(String::new());
     line("[approvals]".into());

@@ -1,14 +1,18 @@
 //! Approval requests and their state machine (DESIGN.md §7).
 //!
 //! ```text
-//! pending ──approve──▶ approved ──apply──▶ applied
-//!    │                     └──supersede──▶ superseded
-//!    ├──refuse (motive)──▶ refused
-//!    ├──supersede────────▶ superseded
-//!    └──expire───────────▶ expired
+//!  held ──release──▶ pending ──approve──▶ approved ──apply──▶ applied
+//!   │ ├──approve──────────────────────────▲   └──supersede──▶ superseded
+//!   │ ├──refuse (motive)──▶ refused ◀──refuse (motive)──┤
+//!   │ └──supersede──▶ superseded ◀──supersede───────────┤
+//!   │                                     └──expire──▶ expired
 //! ```
 //! `approved → superseded` extends the design: an approved change the source
 //! no longer wants must leave the action list before someone applies it.
+//! `held` extends it too: the would-be requests of a run a guard held. A
+//! manager may approve or refuse them one by one; an operator releases them
+//! into the managers' queues (`approvals release`, or `run --force`); the next
+//! run supersedes those its plan no longer holds.
 
 use std::fmt;
 
@@ -27,6 +31,8 @@ pub type RunId = i64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestState {
+    /// Part of a plan a guard held: nobody is asked yet.
+    Held,
     Pending,
     Approved,
     Refused,
@@ -36,7 +42,8 @@ pub enum RequestState {
 }
 
 impl RequestState {
-    pub const ALL: [RequestState; 6] = [
+    pub const ALL: [RequestState; 7] = [
+        RequestState::Held,
         RequestState::Pending,
         RequestState::Approved,
         RequestState::Refused,
@@ -47,6 +54,7 @@ impl RequestState {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RequestState::Held => "held",
             RequestState::Pending => "pending",
             RequestState::Approved => "approved",
             RequestState::Refused => "refused",
@@ -58,6 +66,12 @@ impl RequestState {
 
     pub fn parse(s: &str) -> Option<RequestState> {
         RequestState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Waiting for a manager's decision: pending, or held by a guard (which
+    /// a manager may decide item by item).
+    pub fn is_undecided(self) -> bool {
+        matches!(self, RequestState::Pending | RequestState::Held)
     }
 
     /// Open requests still stand for a change that has not happened.
@@ -98,6 +112,8 @@ pub enum Transition {
     Expire,
     /// A current-state import shows the change done.
     Apply,
+    /// A held request goes to the manager's queue.
+    Release,
 }
 
 impl Transition {
@@ -108,6 +124,7 @@ impl Transition {
             Transition::Supersede => RequestState::Superseded,
             Transition::Expire => RequestState::Expired,
             Transition::Apply => RequestState::Applied,
+            Transition::Release => RequestState::Pending,
         }
     }
 }
@@ -128,19 +145,22 @@ pub fn next_state(from: RequestState, t: &Transition) -> Result<RequestState, Tr
     let to = t.target();
     match (from, t) {
         (Pending, Transition::Approve | Transition::Refuse(_) | Transition::Supersede | Transition::Expire)
-        | (Approved, Transition::Apply | Transition::Supersede) => Ok(to),
+        | (Approved, Transition::Apply | Transition::Supersede)
+        | (Held, Transition::Approve | Transition::Refuse(_) | Transition::Supersede | Transition::Release) => Ok(to),
         _ => Err(TransitionError::Invalid { from, to }),
     }
 }
 
 /// Checks that `who` may decide a request of `structure`, then the transition.
+/// A release decides nothing (it puts a held request in the manager's queue),
+/// so the operator who releases need not be the manager; they are recorded.
 pub fn decide(
     structure: &StructureInfo,
     who: &Email,
     from: RequestState,
     t: &Transition,
 ) -> Result<RequestState, TransitionError> {
-    if !structure.may_decide(who) {
+    if *t != Transition::Release && !structure.may_decide(who) {
         return Err(TransitionError::NotAllowed {
             who: who.to_string(),
             structure: structure.id.to_string(),
@@ -308,6 +328,18 @@ mod tests {
             (Expired, Transition::Approve, Err(())),
             (Applied, Transition::Supersede, Err(())),
             (Applied, Transition::Apply, Err(())),
+            (Pending, Transition::Release, Err(())),
+            (Held, Transition::Approve, Ok(Approved)),
+            (Held, motive(), Ok(Refused)),
+            (Held, Transition::Supersede, Ok(Superseded)),
+            (Held, Transition::Release, Ok(Pending)),
+            // Held requests were never in a queue: they do not expire, and
+            // only an approved change can be applied.
+            (Held, Transition::Expire, Err(())),
+            (Held, Transition::Apply, Err(())),
+            (Approved, Transition::Release, Err(())),
+            (Refused, Transition::Release, Err(())),
+            (Superseded, Transition::Release, Err(())),
         ];
         for (from, t, expect) in table {
             let got = next_state(*from, t);
@@ -341,6 +373,14 @@ mod tests {
         // Authorisation is checked before the state, so an outsider learns nothing.
         assert!(matches!(
             decide(acme, &email("intrus@acme.fr"), Refused, &Transition::Approve),
+            Err(TransitionError::NotAllowed { .. })
+        ));
+        // A held request: the manager decides it directly; an operator may
+        // only release it to the manager's queue.
+        assert_eq!(decide(acme, &email("gp@acme.fr"), Held, &Transition::Approve), Ok(Approved));
+        assert_eq!(decide(acme, &email("ops@acme.fr"), Held, &Transition::Release), Ok(Pending));
+        assert!(matches!(
+            decide(acme, &email("ops@acme.fr"), Held, &Transition::Approve),
             Err(TransitionError::NotAllowed { .. })
         ));
     }

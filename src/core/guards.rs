@@ -7,24 +7,64 @@ use std::{collections::BTreeMap, fmt};
 use super::{
     change::ChangeKind,
     plan::{Disposition, Plan},
+    record::{ColumnMap, Field},
 };
 use crate::{config::GuardsConfig, domain::StructureId};
 
+/// Non-blank cells per mapped field in one source run.
+pub type FieldFill = BTreeMap<Field, u64>;
+
+/// What a source run looked like, for comparison with the next one.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceShape<'a> {
+    pub rows: u64,
+    pub fill: &'a FieldFill,
+}
+
+/// A column counts as "used to be filled" when at least this share of the
+/// last accepted run's rows had it: sparse columns (end dates, statuses of
+/// leavers) legitimately empty out, and must not reject a source.
+const MOSTLY_FILLED: f64 = 0.5;
+
 /// Why a source is not trusted this run (exit code 3): nothing changes.
-pub fn check_source(rows: u64, last_accepted_rows: Option<u64>, guards: &GuardsConfig) -> Result<(), String> {
+/// `columns` names each field's header, for the message.
+pub fn check_source(
+    now: SourceShape,
+    last_accepted: Option<SourceShape>,
+    columns: &ColumnMap,
+    guards: &GuardsConfig,
+) -> Result<(), String> {
+    let rows = now.rows;
     if rows == 0 {
         return Err("the source has no data rows; refusing to treat everyone as gone".to_string());
     }
-    if let (Some(ratio), Some(last)) = (guards.min_rows_ratio, last_accepted_rows) {
-        let min = (last as f64 * ratio).ceil() as u64;
+    let Some(last) = last_accepted else { return Ok(()) };
+    if let Some(ratio) = guards.min_rows_ratio {
+        let min = (last.rows as f64 * ratio).ceil() as u64;
         if rows < min {
             return Err(format!(
-                "{rows} rows, fewer than {min} ({:.0}% of the {last} rows of the last accepted run, min_rows_ratio = {ratio})",
-                ratio * 100.0
+                "{rows} rows, fewer than {min} ({:.0}% of the {} rows of the last accepted run, min_rows_ratio = {ratio})",
+                ratio * 100.0,
+                last.rows
             ));
         }
     }
-    Ok(())
+    let Some(ratio) = guards.min_fill_ratio else { return Ok(()) };
+    let share = |filled: u64, rows: u64| if rows == 0 { 0.0 } else { filled as f64 / rows as f64 };
+    let mut emptied = Vec::new();
+    for (field, header) in columns.iter() {
+        let (Some(&before), Some(&after)) = (last.fill.get(&field), now.fill.get(&field)) else { continue };
+        let (was, is) = (share(before, last.rows), share(after, rows));
+        if was >= MOSTLY_FILLED && is < was * ratio {
+            emptied.push(format!(
+                "column {header:?} ({field}) is filled in {after} of {rows} rows ({:.0}%), against {before} of {} ({:.0}%) in the last accepted run",
+                is * 100.0,
+                last.rows,
+                was * 100.0
+            ));
+        }
+    }
+    if emptied.is_empty() { Ok(()) } else { Err(format!("{}; min_fill_ratio = {ratio}", emptied.join("; "))) }
 }
 
 /// A guard that tripped: the run is held (exit code 4), nothing is raised.
@@ -115,6 +155,9 @@ mod tests {
     #[test]
     fn source_checks() {
         let g = guards(None, None, Some(0.8));
+        let none = FieldFill::new();
+        let shape = |rows| SourceShape { rows, fill: &none };
+        let cols = ColumnMap::default();
         for (rows, last, ok) in [
             (100, None, true),
             (0, None, false),
@@ -124,11 +167,67 @@ mod tests {
             (1, Some(1), true),
             (500, Some(100), true),
         ] {
-            assert_eq!(check_source(rows, last, &g).is_ok(), ok, "rows {rows}, last {last:?}");
+            assert_eq!(check_source(shape(rows), last.map(shape), &cols, &g).is_ok(), ok, "rows {rows}, last {last:?}");
         }
-        let msg = check_source(40, Some(100), &g).unwrap_err();
+        let msg = check_source(shape(40), Some(shape(100)), &cols, &g).unwrap_err();
         assert_eq!(msg, "40 rows, fewer than 80 (80% of the 100 rows of the last accepted run, min_rows_ratio = 0.8)");
-        assert!(check_source(1, Some(100), &guards(None, None, None)).is_ok());
+        assert!(check_source(shape(1), Some(shape(100)), &cols, &guards(None, None, None)).is_ok());
+    }
+
+    /// (field's fill last run of 100 rows, fill now of `rows` rows, rows, min_fill_ratio, accepted)
+    #[test]
+    fn a_column_that_empties_rejects_the_source() {
+        type Case = (Option<u64>, Option<u64>, u64, Option<f64>, bool);
+        let table: &[Case] = &[
+            (Some(100), Some(100), 100, Some(0.5), true),
+            (Some(100), Some(50), 100, Some(0.5), true),
+            (Some(100), Some(49), 100, Some(0.5), false),
+            (Some(100), Some(0), 100, Some(0.5), false),
+            (Some(100), Some(0), 100, None, true),
+            // The ratio is of shares: half the rows, half the fill is fine.
+            (Some(100), Some(45), 90, Some(0.5), true),
+            (Some(80), Some(30), 100, Some(0.5), false),
+            // A sparse column (end dates of leavers) may empty out.
+            (Some(49), Some(0), 100, Some(0.5), true),
+            (Some(50), Some(0), 100, Some(0.5), false),
+            // Not counted on one side (a newly mapped column): no comparison.
+            (None, Some(0), 100, Some(0.5), true),
+            (Some(100), None, 100, Some(0.5), true),
+            (Some(100), Some(99), 100, Some(1.0), false),
+        ];
+        let cols =
+            ColumnMap::new([(Field::Email, "Courriel".to_string()), (Field::Service, "Code service".to_string())]);
+        for (before, after, rows, ratio, ok) in table {
+            let fill = |n: &Option<u64>| -> FieldFill {
+                let mut f = FieldFill::new();
+                if let Some(n) = n {
+                    f.insert(Field::Service, *n);
+                }
+                f
+            };
+            let (last, now) = (fill(before), fill(after));
+            let g = GuardsConfig { min_rows_ratio: None, min_fill_ratio: *ratio, ..GuardsConfig::default() };
+            let got = check_source(
+                SourceShape { rows: *rows, fill: &now },
+                Some(SourceShape { rows: 100, fill: &last }),
+                &cols,
+                &g,
+            );
+            assert_eq!(got.is_ok(), *ok, "{before:?} -> {after:?} of {rows}, ratio {ratio:?}: {got:?}");
+        }
+        let last: FieldFill = [(Field::Email, 120), (Field::Service, 118)].into_iter().collect();
+        let now: FieldFill = [(Field::Email, 120), (Field::Service, 0)].into_iter().collect();
+        let msg = check_source(
+            SourceShape { rows: 120, fill: &now },
+            Some(SourceShape { rows: 120, fill: &last }),
+            &cols,
+            &GuardsConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            msg,
+            "column \"Code service\" (service) is filled in 0 of 120 rows (0%), against 118 of 120 (98%) in the last accepted run; min_fill_ratio = 0.5"
+        );
     }
 
     fn plan(detaches: &[(&str, Disposition)], current: u64) -> Plan {

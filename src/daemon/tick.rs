@@ -299,6 +299,7 @@ email = "Courriel"
             sources: Vec::new(),
             counts: Default::default(),
             totals: RunCounts::default(),
+            held: 0,
             notes: Vec::new(),
         }
     }

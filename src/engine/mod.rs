@@ -11,7 +11,7 @@ mod decide;
 mod notify;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -27,7 +27,7 @@ use crate::{
     core::{
         anomaly::AnomalyCode,
         approval::{ApprovalRequest, RequestId, RequestState, RunId},
-        change::Change,
+        change::{Change, ChangeKey},
         describe::describe,
         diff::{Desired, DiffInput, diff},
         guards,
@@ -49,6 +49,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The reports of a run could not be written: the run rolled back.
+    #[error("the run was not recorded, nothing changed in the store: {0}")]
+    NotRecorded(ReportError),
     #[error("no source named {0:?} in the configuration")]
     UnknownSource(String),
     #[error("{0}")]
@@ -126,6 +129,8 @@ pub struct RunSummary {
     pub sources: Vec<SourceRun>,
     pub counts: BTreeMap<StructureId, StructureCounts>,
     pub totals: RunCounts,
+    /// Changes kept as held requests (a held run): decided or released item by item.
+    pub held: u64,
     /// Things worth telling that are not errors (the same file as last time…).
     pub notes: Vec<String>,
 }
@@ -200,7 +205,11 @@ impl Engine {
                     tracing::warn!("{note}");
                     read.notes.push(note);
                 }
-                if let Err(why) = guards::check_source(s.run.rows, last.map(|l| l.run.rows), &self.config.guards) {
+                let columns = sources.iter().find(|c| c.name == s.run.source).map(|c| &c.columns);
+                let now = guards::SourceShape { rows: s.run.rows, fill: &s.fill };
+                let last = last.as_ref().map(|l| guards::SourceShape { rows: l.run.rows, fill: &l.fill });
+                let columns = columns.cloned().unwrap_or_default();
+                if let Err(why) = guards::check_source(now, last, &columns, &self.config.guards) {
                     s.run.rejected = Some(why.clone());
                     read.rejected.get_or_insert_with(|| format!("source {}: {why}", s.run.source));
                 }
@@ -226,7 +235,7 @@ impl Engine {
             let anomalies = read.desired.anomalies.clone();
             let plan = Plan { anomalies, ..Default::default() };
             let notes = read.notes.iter().map(|n| ("note".to_string(), n.clone())).collect();
-            let summary = self.finish(tx, run, &read.stats, &plan, &[], &BTreeSet::new(), notes, opts).await?;
+            let summary = self.finish(tx, run, &read.stats, &plan, &[], &[], &BTreeSet::new(), notes, opts).await?;
             return Ok(RunSummary { notes: read.notes, ..summary });
         }
 
@@ -305,7 +314,8 @@ impl Engine {
             .map(|t| ("guard".to_string(), t.to_string()))
             .chain(read.notes.iter().map(|n| ("note".to_string(), n.clone())))
             .collect();
-        let summary = self.finish(tx, run, &read.stats, &plan, &pending_before, &approved, lines, opts).await?;
+        let held = tx.held_requests(&scope).await?;
+        let summary = self.finish(tx, run, &read.stats, &plan, &pending_before, &held, &approved, lines, opts).await?;
         let mut summary = RunSummary { notes: read.notes, ..summary };
         // After the commit: a mail that fails is a note, never a rollback.
         if let Some(id) = summary.run_id
@@ -373,6 +383,7 @@ impl Engine {
         stats: &[SourceRunRecord],
         plan: &Plan,
         pending_before: &[ApprovalRequest],
+        held_before: &[ApprovalRequest],
         approved: &BTreeSet<RequestId>,
         extra_info: Vec<(String, String)>,
         opts: &RunOptions,
@@ -400,22 +411,66 @@ impl Engine {
         let run_id = if opts.dry_run { None } else { Some(tx.insert_run(&run).await?) };
         run.id = run_id.unwrap_or(0);
 
-        // Raise the new requests and supersede the stale ones.
+        // Raise the new requests (held ones when the run is held) and supersede the stale ones.
         let mut reported: Vec<ReportedChange> = plan.changes.iter().map(ReportedChange::from).collect();
+        let held_by_key: HashMap<&ChangeKey, &ApprovalRequest> = held_before.iter().map(|r| (&r.key, r)).collect();
         let mut raised: Vec<ApprovalRequest> = Vec::new();
-        if done && !opts.dry_run {
-            raised = plan.to_raise().map(|c| self.new_request(c, run.id)).collect();
-            if !raised.is_empty() {
-                let ids = tx.insert_requests(&raised).await?;
-                for (req, id) in raised.iter_mut().zip(ids) {
+        let mut held_count = 0;
+        if opts.dry_run || run.outcome == RunOutcome::Rejected {
+            // Changes a held run already keeps show as such.
+            for (r, p) in reported.iter_mut().zip(&plan.changes) {
+                if let (Disposition::Raise, Some(h)) = (p.disposition, held_by_key.get(&p.change.key)) {
+                    (r.approval_id, r.approval_state) = (Some(h.id), Some(RequestState::Held));
+                }
+            }
+        } else {
+            let state = if done { RequestState::Pending } else { RequestState::Held };
+            // A change an earlier held run keeps is the same request: released
+            // (done) or kept (held again), not raised twice.
+            let mut kept: Vec<ApprovalRequest> = Vec::new();
+            let mut fresh: Vec<ApprovalRequest> = Vec::new();
+            for c in plan.to_raise() {
+                match held_by_key.get(&c.key) {
+                    Some(h) => kept.push(ApprovalRequest { state, ..(*h).clone() }),
+                    None => fresh.push(ApprovalRequest { state, ..self.new_request(c, run.id) }),
+                }
+            }
+            if !fresh.is_empty() {
+                let ids = tx.insert_requests(&fresh).await?;
+                for (req, id) in fresh.iter_mut().zip(ids) {
                     req.id = id;
                 }
             }
+            let kept_ids: BTreeSet<RequestId> = kept.iter().map(|r| r.id).collect();
+            if done && !kept_ids.is_empty() {
+                let ids: Vec<RequestId> = kept_ids.iter().copied().collect();
+                let by = run.forced_by.as_deref().unwrap_or("chorus-sync");
+                tx.transition_many(&ids, RequestState::Held, RequestState::Pending, Some(by), now).await?;
+            }
+            let dropped: Vec<RequestId> =
+                held_before.iter().map(|r| r.id).filter(|id| !kept_ids.contains(id)).collect();
+            if !dropped.is_empty() {
+                tx.transition_many(&dropped, RequestState::Held, RequestState::Superseded, Some("chorus-sync"), now)
+                    .await?;
+            }
+            // Both lists follow plan order; merge them back into it.
+            let (mut kept, mut fresh) = (kept.into_iter(), fresh.into_iter());
+            for c in plan.to_raise() {
+                let next = if held_by_key.contains_key(&c.key) { kept.next() } else { fresh.next() };
+                raised.extend(next);
+            }
             let to_raise = reported.iter_mut().zip(&plan.changes).filter(|(_, p)| p.disposition == Disposition::Raise);
             for ((r, _), req) in to_raise.zip(&raised) {
-                (r.approval_id, r.approval_state) = (Some(req.id), Some(RequestState::Pending));
+                (r.approval_id, r.approval_state) = (Some(req.id), Some(req.state));
             }
-            totals.raised = raised.len() as u64;
+            if done {
+                totals.raised = raised.len() as u64;
+            } else {
+                held_count = raised.len() as u64;
+                raised.clear();
+            }
+        }
+        if done && !opts.dry_run {
             // Approved requests the plan dropped are superseded too, so they
             // leave the action list before someone applies them.
             let (was_approved, was_pending): (Vec<_>, Vec<_>) =
@@ -479,18 +534,33 @@ impl Engine {
         let bar = progress(opts.progress && reported.len() > 10_000, "writing reports".to_string(), false);
         let files = report::write_run_reports(&dir, &report, self.config.reports.csv_delimiter);
         bar.finish_and_clear();
+        // Reports first, then the commit: a recorded run always has its
+        // reports, and a run whose reports cannot be written is not recorded.
         let files = match files {
             Ok(f) => f,
             Err(e) => {
                 tx.rollback().await?;
-                return Err(e.into());
+                return Err(if run_id.is_some() { EngineError::NotRecorded(e) } else { e.into() });
             }
         };
         if let Some(id) = run_id {
             run.id = id;
-            tx.update_run(&run).await?;
-            tx.insert_source_runs(id, stats).await?;
-            tx.commit().await?;
+            let recorded = async {
+                tx.update_run(&run).await?;
+                tx.insert_source_runs(id, stats).await?;
+                tx.commit().await
+            };
+            if let Err(e) = recorded.await {
+                // No report may describe a run the store does not hold (its
+                // id will be drawn again): remove them, best effort.
+                for f in &files.files {
+                    let _ = std::fs::remove_file(f);
+                }
+                if opts.out.is_none() {
+                    let _ = std::fs::remove_dir(&files.dir);
+                }
+                return Err(e.into());
+            }
         } else {
             tx.rollback().await?;
         }
@@ -503,6 +573,7 @@ impl Engine {
             sources: stats.iter().map(|s| s.run.clone()).collect(),
             counts,
             totals,
+            held: held_count,
             notes: Vec::new(),
         })
     }
@@ -528,6 +599,7 @@ fn read_source(
     let mut stats = SourceRunRecord {
         run: SourceRun { source: src.name.clone(), origin: origin.clone(), rows: 0, valid_rows: 0, rejected: None },
         sha256: None,
+        fill: Default::default(),
     };
     let required = [Field::Email];
     let mapper = Mapper {
@@ -542,8 +614,13 @@ fn read_source(
         today,
     };
     let (mut rows, mut valid) = (0u64, 0u64);
+    let mapped_fields: Vec<Field> = src.columns.iter().map(|(f, _)| f).collect();
+    let mut filled = [0u64; Field::COUNT];
     let mut sink = |record: crate::core::record::Record| {
         rows += 1;
+        for f in &mapped_fields {
+            filled[f.index()] += u64::from(!record.get(*f).is_blank());
+        }
         bar.inc(1);
         let mapped = mapper.map(&record);
         if matches!(mapped, crate::core::mapping::Mapped::Row(_)) {
@@ -580,6 +657,7 @@ fn read_source(
     };
     stats.run.rows = rows;
     stats.run.valid_rows = valid;
+    stats.fill = mapped_fields.iter().map(|f| (*f, filled[f.index()])).collect();
     match result {
         Ok(sha256) => {
             stats.sha256 = sha256;

@@ -97,6 +97,7 @@ mod tests {
             sources: Vec::new(),
             counts: Default::default(),
             totals: Default::default(),
+            held: 0,
             notes: Vec::new(),
         };
         activity.record("hr", at(4), &TickOutcome::Ran { slot: at(4), summary: Box::new(summary) });

@@ -120,21 +120,32 @@ pub struct ReportFiles {
 
 /// Writes `summary.csv`, `changes.csv`, `anomalies.csv` and `report.xlsx`
 /// (sheets Summary, Changes, Anomalies, Pending, Run) into `dir`, creating it
-/// if needed. Each file is replaced atomically.
+/// if needed. Each file is replaced atomically, and the set is all or
+/// nothing: when one fails (disk full), those already written are removed,
+/// so no folder holds half a run's reports.
 pub fn write_run_reports(dir: &Path, report: &RunReport<'_>, delimiter: u8) -> Result<ReportFiles, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
     let view = |part| View { report, part };
     let (summary, changes, anomalies) = (view(Part::Summary), view(Part::Changes), view(Part::Anomalies));
     let (pending, info) = (view(Part::Pending), view(Part::Info));
     let mut files = Vec::with_capacity(4);
-    for (file, source) in [("summary.csv", &summary), ("changes.csv", &changes), ("anomalies.csv", &anomalies)] {
-        let path = dir.join(file);
-        write_csv_source(&path, source, delimiter)?;
+    let mut written = || -> Result<(), ReportError> {
+        for (file, source) in [("summary.csv", &summary), ("changes.csv", &changes), ("anomalies.csv", &anomalies)] {
+            let path = dir.join(file);
+            write_csv_source(&path, source, delimiter)?;
+            files.push(path);
+        }
+        let path = dir.join("report.xlsx");
+        write_xlsx_sources(&path, &[&summary, &changes, &anomalies, &pending, &info])?;
         files.push(path);
+        Ok(())
+    };
+    if let Err(e) = written() {
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        return Err(e);
     }
-    let path = dir.join("report.xlsx");
-    write_xlsx_sources(&path, &[&summary, &changes, &anomalies, &pending, &info])?;
-    files.push(path);
     Ok(ReportFiles { dir: dir.to_path_buf(), files })
 }
 

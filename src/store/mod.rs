@@ -124,6 +124,8 @@ pub use crate::core::diff::CurrentAttachment;
 pub struct SourceRunRecord {
     pub run: SourceRun,
     pub sha256: Option<String>,
+    /// Non-blank cells per mapped field (empty when not counted: older runs).
+    pub fill: crate::core::guards::FieldFill,
 }
 
 /// A connection pool to the store. Cheap to clone.
@@ -354,6 +356,11 @@ impl StoreTx {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         queries::replace_current(self.conn(), structures, rows, at).await
+    }
+
+    /// Held requests of `structures` (the would-be requests of held runs), by id.
+    pub async fn held_requests(&mut self, structures: &[StructureId]) -> Result<Vec<ApprovalRequest>, StoreError> {
+        queries::held_requests(self.conn(), structures).await
     }
 
     /// Pending and approved requests of `structures`, by id.

@@ -166,6 +166,13 @@ pub(crate) async fn open_requests(
     Ok(reqs.into_iter().map(|r| OpenRequest { id: r.id, state: r.state, key: r.key }).collect())
 }
 
+pub(crate) async fn held_requests(
+    conn: &mut AnyConnection,
+    structures: &[StructureId],
+) -> Result<Vec<ApprovalRequest>, StoreError> {
+    requests_in(conn, structures, &[RequestState::Held]).await
+}
+
 pub(crate) async fn refused_changes(
     conn: &mut AnyConnection,
     structures: &[StructureId],
@@ -660,7 +667,26 @@ pub(crate) async fn get_run(
     Ok(Some((run, sources)))
 }
 
-const SOURCE_RUN_COLS: &str = "id, source, origin, rows_read, valid_rows, rejected, sha256";
+const SOURCE_RUN_COLS: &str = "id, source, origin, rows_read, valid_rows, rejected, sha256, field_fill";
+
+/// `{"service": 118, …}`: field keys, so the text survives a reordered enum.
+fn fill_to_json(fill: &crate::core::guards::FieldFill) -> String {
+    let map: BTreeMap<&str, u64> = fill.iter().map(|(f, n)| (f.key(), *n)).collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+fn fill_from_json(c: &Cols, text: Option<String>) -> Result<crate::core::guards::FieldFill, StoreError> {
+    let Some(text) = text else { return Ok(Default::default()) };
+    let map: BTreeMap<String, u64> =
+        serde_json::from_str(&text).map_err(|e| c.corrupt("field_fill", format!("{text:?}: {e}")))?;
+    map.into_iter()
+        .map(|(k, n)| {
+            crate::core::record::Field::from_key(&k)
+                .map(|f| (f, n))
+                .ok_or_else(|| c.corrupt("field_fill", format!("unknown field {k:?}")))
+        })
+        .collect()
+}
 
 fn source_run_from_row(row: &AnyRow) -> Result<SourceRunRecord, StoreError> {
     let c = Cols::new(row, "source_runs").keyed_by_id()?;
@@ -673,6 +699,7 @@ fn source_run_from_row(row: &AnyRow) -> Result<SourceRunRecord, StoreError> {
             rejected: c.opt_text("rejected")?,
         },
         sha256: c.opt_text("sha256")?,
+        fill: fill_from_json(&c, c.opt_text("field_fill")?)?,
     })
 }
 
@@ -682,7 +709,7 @@ pub(crate) async fn insert_source_runs(
     runs: &[SourceRunRecord],
 ) -> Result<(), StoreError> {
     const CTX: &str = "insert source runs";
-    for chunk in runs.chunks(MAX_BINDS / 7) {
+    for chunk in runs.chunks(MAX_BINDS / 8) {
         let mut b = Binds::new(conn);
         let tuples: Vec<String> = chunk
             .iter()
@@ -695,12 +722,13 @@ pub(crate) async fn insert_source_runs(
                     b.push(to_i64(r.run.valid_rows)),
                     b.push(r.run.rejected.clone()),
                     b.push(r.sha256.clone()),
+                    b.push(Some(fill_to_json(&r.fill)).filter(|_| !r.fill.is_empty())),
                 ];
                 format!("({})", marks.join(","))
             })
             .collect();
         let sql = format!(
-            "INSERT INTO source_runs (run_id, source, origin, rows_read, valid_rows, rejected, sha256) VALUES {}",
+            "INSERT INTO source_runs (run_id, source, origin, rows_read, valid_rows, rejected, sha256, field_fill) VALUES {}",
             tuples.join(",")
         );
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
@@ -716,7 +744,7 @@ pub(crate) async fn last_accepted_source_run(
     let mut b = Binds::new(conn);
     let sql = format!(
         "SELECT sr.id AS id, sr.source AS source, sr.origin AS origin, sr.rows_read AS rows_read, \
-         sr.valid_rows AS valid_rows, sr.rejected AS rejected, sr.sha256 AS sha256 \
+         sr.valid_rows AS valid_rows, sr.rejected AS rejected, sr.sha256 AS sha256, sr.field_fill AS field_fill \
          FROM source_runs sr JOIN runs r ON r.id = sr.run_id \
          WHERE sr.source = {} AND r.outcome = {} AND sr.rejected IS NULL \
          ORDER BY sr.run_id DESC, sr.id DESC LIMIT 1",

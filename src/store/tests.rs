@@ -425,6 +425,7 @@ fn source_run(source: &str, rows: u64, rejected: Option<&str>) -> SourceRunRecor
             rejected: rejected.map(Into::into),
         },
         sha256: Some(format!("{rows:064x}")),
+        fill: [(crate::core::record::Field::Email, rows)].into_iter().collect(),
     }
 }
 
@@ -590,6 +591,7 @@ async fn run_of(store: &Store, sources: &[&str], outcome: RunOutcome, anomalies:
                 rejected: None,
             },
             sha256: None,
+            fill: Default::default(),
         })
         .collect();
     let mut tx = store.begin().await.unwrap();
@@ -775,4 +777,43 @@ async fn bulk_100k_postgres() {
     let (url, schema) = testing::create_pg_schema().await;
     bulk_100k(Store::connect(&url).await.unwrap()).await;
     testing::drop_pg_schema(&schema).await;
+}
+
+/// Migration 0006 rebuilds SQLite's `requests` (a CHECK cannot be altered):
+/// requests, their history, its append-only triggers and the foreign keys survive.
+#[tokio::test]
+async fn migration_0006_keeps_requests_history_and_keys_sqlite() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("migrations-0003");
+    std::fs::create_dir(&old).unwrap();
+    for f in ["0001_init.sql", "0002_identities.sql", "0003_slots.sql"] {
+        std::fs::copy(format!("{}/migrations/sqlite/{f}", env!("CARGO_MANIFEST_DIR")), old.join(f)).unwrap();
+    }
+    let url = testing::sqlite_test_url(&dir);
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&format!("{url}?mode=rwc")).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+    let run = queries::insert_run(&mut conn, &run_record(RunOutcome::Done)).await.unwrap();
+    let req = request(run, ACME, "a@acme.fr", None, place(Some("COMPTA"), ""));
+    let ids = queries::insert_requests(&mut conn, std::slice::from_ref(&req)).await.unwrap();
+    let t = at("2026-03-03T08:00:00Z");
+    queries::transition(&mut conn, ids[0], RequestState::Pending, RequestState::Approved, Some("gp@acme.fr"), t, None)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = Store::connect(&Secret::new(url)).await.unwrap();
+    let got = store.get_request(ids[0]).await.unwrap().unwrap();
+    assert_eq!((got.state, got.key), (RequestState::Approved, req.key.clone()));
+    assert_eq!(store.history(ids[0]).await.unwrap().len(), 2);
+    let mut tx = store.begin().await.unwrap();
+    let held = tx.insert_requests(&[ApprovalRequest { state: RequestState::Held, ..req.clone() }]).await.unwrap();
+    assert!(held[0] > ids[0], "ids keep growing after the rebuild");
+    // Foreign keys still hold: a request of an unknown run is refused.
+    assert!(tx.insert_requests(&[ApprovalRequest { run_id: 999, ..req }]).await.is_err());
+    tx.rollback().await.unwrap();
+    let mut conn = store.conn().await.unwrap();
+    let err = sqlx::query("DELETE FROM request_history").execute(&mut *conn).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
 }

@@ -39,6 +39,7 @@ impl Lang {
     pub fn state(self, s: RequestState) -> &'static str {
         use RequestState::*;
         match (self, s) {
+            (Lang::Fr, Held) => "retenue par un garde-fou",
             (Lang::Fr, Pending) => "en attente",
             (Lang::Fr, Approved) => "approuvée",
             (Lang::Fr, Refused) => "refusée",

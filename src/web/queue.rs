@@ -155,7 +155,7 @@ fn queue_page(
                     @if rows.is_empty() { tr { td colspan="9" { (t.nothing) } } }
                     @for r in rows {
                         tr data-id=(r.id) {
-                            td { @if r.state == RequestState::Pending {
+                            td { @if r.state.is_undecided() {
                                 input type="checkbox" name="ids" value=(r.id) aria-label={ "#" (r.id) };
                             } }
                             td { a href={ "/approvals/" (r.id) } { "#" (r.id) } }
@@ -241,7 +241,7 @@ async fn request_page(
         @if let Some(n) = notice { p.ok role="status" { (n) } }
         @if let Some(e) = error { p.error role="alert" #error { (e) } }
         table #facts { @for (k, val) in facts.iter().filter(|(_, v)| !v.is_empty()) { tr { th { (k) } td { (val) } } } }
-        @if r.state == RequestState::Pending {
+        @if r.state.is_undecided() {
             div.actions {
                 form method="post" action={ "/approvals/" (r.id) "/approve" } #approve-form {
                     input type="hidden" name="csrf" value=(viewer.csrf);
@@ -334,9 +334,15 @@ pub(crate) async fn bulk(State(state): State<WebState>, viewer: Viewer, Form(f):
     let ids: Vec<RequestId> = if f.get("all_matching").is_some() {
         match query_of(&viewer, &f, &state) {
             Some(mut q) => {
-                // "All matching" means the pending ones: only they can be decided.
-                q.filter.states = vec![RequestState::Pending];
-                state.store().request_ids(&q).await?
+                // "All matching" means the undecided ones shown: pending ones
+                // (also under "every state"), or held ones when that is the
+                // filter. A filter on decided states matches nothing to decide.
+                if q.filter.states.is_empty() {
+                    q.filter.states = vec![RequestState::Pending];
+                } else {
+                    q.filter.states.retain(|s| s.is_undecided());
+                }
+                if q.filter.states.is_empty() { Vec::new() } else { state.store().request_ids(&q).await? }
             }
             None => Vec::new(),
         }

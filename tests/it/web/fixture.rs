@@ -56,16 +56,7 @@ pub fn set_password(env: &Env, email: &str, password: &str) -> Run {
 /// The samples, with the store and reports at absolute paths so the binary
 /// and this test process (whose working directory differs) agree.
 pub fn env(backend: Backend) -> Env {
-    let env = Env::new(backend, |c| c);
-    let path = env.path("chorus-sync.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace(
-            "url = \"sqlite://chorus-sync.db\"",
-            &format!("url = \"sqlite://{}\"", env.path("chorus-sync.db").display()),
-        )
-        .replace("dir = \"reports\"", &format!("dir = \"{}\"", env.path("reports").display()));
-    std::fs::write(&path, text).unwrap();
+    let env = absolute(Env::new(backend, |c| c));
     env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
     env.run(&["run", "--source", "hr"]).expect(0);
     env.run(&["run", "--source", "acme-services"]).expect(0);
@@ -75,9 +66,38 @@ pub fn env(backend: Backend) -> Env {
     env
 }
 
+/// The samples with `max_detach = 1`: the first run is held, its ten
+/// changes kept as `held` requests.
+pub fn held_env(backend: Backend) -> Env {
+    let env = absolute(Env::new(backend, |c| c.replace("max_detach = 50", "max_detach = 1")));
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    env.run(&["run"]).expect(4);
+    for who in [GP, DELEGATE, GP_SERVICES] {
+        set_password(&env, who, PASSWORD).expect(0);
+    }
+    env
+}
+
+/// The store and reports of `env`'s config at absolute paths.
+fn absolute(env: Env) -> Env {
+    let path = env.path("chorus-sync.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(
+            "url = \"sqlite://chorus-sync.db\"",
+            &format!("url = \"sqlite://{}\"", env.path("chorus-sync.db").display()),
+        )
+        .replace("dir = \"reports\"", &format!("dir = \"{}\"", env.path("reports").display()));
+    std::fs::write(&path, text).unwrap();
+    env
+}
+
 impl Fixture {
     pub async fn new(backend: Backend) -> Fixture {
-        let env = env(backend);
+        Fixture::on(env(backend)).await
+    }
+
+    pub async fn on(env: Env) -> Fixture {
         let config = config::load(&env.path("chorus-sync.toml")).expect("the fixture's config loads");
         let store = Store::connect(&Secret::new(config.store.url.expose().clone())).await.expect("open the store");
         let options = WebOptions { secure_cookies: true, session_hours: 8 };

@@ -1,6 +1,6 @@
 //! Every route of the console on the router, on SQLite and PostgreSQL.
 
-use super::fixture::{DELEGATE, Fixture, GP, GP_SERVICES, PASSWORD, set_password};
+use super::fixture::{DELEGATE, Fixture, GP, GP_SERVICES, PASSWORD, held_env, set_password};
 use crate::support::Backend;
 
 /// `name_sqlite` and `name_postgres` tests running `name(backend)`.
@@ -37,6 +37,7 @@ on_both!(
     french_by_default_english_on_request,
     sign_out_ends_the_session,
     the_queue_pages_through_tens_of_thousands,
+    held_requests_are_decided_item_by_item,
 );
 
 async fn no_session_redirects_to_sign_in(backend: Backend) {
@@ -469,4 +470,51 @@ fn serve_refuses_an_address_in_use() {
     let addr = taken.local_addr().unwrap().to_string();
     let r = env.run(&["serve", "--listen", &addr]).expect(1);
     assert!(r.stderr.contains(&format!("cannot listen on {addr}")), "{}", r.stderr);
+}
+
+/// A plan held by a guard: its items are not in the default queue, the
+/// "held" filter shows them, and the manager decides them one by one or all
+/// matching that filter (never the pending ones it does not show).
+async fn held_requests_are_decided_item_by_item(backend: Backend) {
+    let fx = Fixture::on(held_env(backend)).await;
+    let held = fx.ids_in("held");
+    assert_eq!(held.len(), 10, "{held:?}");
+    let mut c = fx.signed_in(GP).await;
+    let queue = c.get("/approvals").await;
+    assert_eq!(queue.row_ids(), Vec::<i64>::new(), "{}", queue.body);
+    let page = c.get("/approvals?state=held").await;
+    let shown = page.row_ids();
+    assert!(!shown.is_empty() && shown.iter().all(|id| held.contains(id)), "{shown:?}");
+    assert!(page.body.contains("retenue par un garde-fou"), "{}", page.body);
+
+    let csrf = page.csrf();
+    let first = shown[0];
+    let r = c.post(&format!("/approvals/{first}/approve"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(fx.show(first)["state"], "approved");
+    assert_eq!(fx.show(first)["decided_by"], GP);
+
+    let r = c
+        .post(
+            "/approvals/bulk",
+            &[
+                ("csrf", &csrf),
+                ("action", "refuse"),
+                ("motive", "plan à revoir"),
+                ("all_matching", "1"),
+                ("state", "held"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.row_ids(), shown[1..].to_vec());
+    for id in &shown[1..] {
+        assert_eq!(fx.show(*id)["state"], "refused");
+    }
+    // Another structure's held items stay held; a decided-state filter decides nothing.
+    let others: Vec<i64> = held.iter().copied().filter(|id| !shown.contains(id)).collect();
+    assert!(!others.is_empty());
+    assert_eq!(fx.ids_in("held"), others);
+    let r = c.bulk(&csrf, &[("action", "approve"), ("all_matching", "1"), ("state", "refused")]).await;
+    assert_eq!(r.status, 422, "{}", r.body);
 }

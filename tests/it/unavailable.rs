@@ -1,0 +1,129 @@
+//! The store or the report folder unavailable: a clear error naming what is
+//! unavailable (never a password), exit 1, nothing half written, and the next
+//! run works once it is back.
+
+use std::{net::TcpListener, process::Command};
+
+use sqlx::Connection;
+
+use crate::support::{Backend, Env};
+
+fn runs(env: &Env) -> usize {
+    env.run(&["runs", "list", "--format", "json"]).expect(0).json().as_array().unwrap().len()
+}
+
+#[test]
+fn postgres_unreachable_names_the_store_without_its_password() {
+    let env = Env::new(Backend::Postgres, |c| c);
+    // A port nobody listens on: bound, then released.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://postgres:s3cret-pw@127.0.0.1:{port}/test");
+    let run = env.run_with_env(&["run"], &[("CHORUS_SYNC__STORE__URL", &url)]).expect(1);
+    assert!(
+        run.stderr.contains(&format!("cannot open the store postgres://postgres:[REDACTED]@127.0.0.1:{port}/test")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret") && !run.stdout.contains("s3cret"), "{}", run.stderr);
+    // Back to the reachable store: the run works, and it is the first one.
+    env.run(&["run"]).expect(0);
+    assert_eq!(runs(&env), 1);
+}
+
+#[test]
+fn a_read_only_sqlite_store_is_named_and_nothing_is_written() {
+    let env = Env::new(Backend::Sqlite, |c| c);
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    let ro = [("CHORUS_SYNC__STORE__URL", "sqlite://chorus-sync.db?mode=ro")];
+    let run = env.run_with_env(&["run"], &ro).expect(1);
+    assert!(run.stderr.contains("store sqlite://chorus-sync.db?mode=ro: "), "{}", run.stderr);
+    assert!(run.stderr.contains("readonly database"), "{}", run.stderr);
+    assert!(!env.path("reports/1").exists(), "no report for a run that is not recorded");
+    assert_eq!(runs(&env), 0);
+    env.run(&["run"]).expect(0);
+    assert_eq!(runs(&env), 1);
+}
+
+#[test]
+fn a_locked_sqlite_store_times_out_with_a_clear_error_then_works() {
+    let env = Env::new(Backend::Sqlite, |c| c);
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = format!("sqlite://{}", env.path("chorus-sync.db").display());
+    let mut holder = rt.block_on(sqlx::SqliteConnection::connect(&url)).unwrap();
+    // Another process holding the write lock (a stuck job, a backup tool).
+    rt.block_on(sqlx::query("BEGIN EXCLUSIVE").execute(&mut holder)).unwrap();
+    let run = env.run(&["run"]).expect(1);
+    assert!(run.stderr.contains("store sqlite://chorus-sync.db: "), "{}", run.stderr);
+    assert!(run.stderr.contains("database is locked"), "{}", run.stderr);
+    rt.block_on(sqlx::query("ROLLBACK").execute(&mut holder)).unwrap();
+    assert_eq!(runs(&env), 0);
+    env.run(&["run"]).expect(0);
+    assert_eq!(runs(&env), 1);
+}
+
+fn a_report_folder_that_cannot_be_written_records_no_run(backend: Backend) {
+    let env = Env::new(backend, |c| c);
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    std::fs::write(env.path("reports"), "not a folder").unwrap();
+    let run = env.run(&["run"]).expect(1);
+    assert!(
+        run.stderr.contains("the run was not recorded, nothing changed in the store: cannot write reports/1: "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(runs(&env), 0);
+    let pending = env.run(&["approvals", "list", "--format", "json"]).expect(0).json();
+    assert_eq!(pending.as_array().unwrap().len(), 0);
+    std::fs::remove_file(env.path("reports")).unwrap();
+    env.run(&["run"]).expect(0);
+    let list = env.run(&["runs", "list", "--format", "json"]).expect(0).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // PostgreSQL sequences do not roll back: the id may have moved on.
+    assert!(env.path(&format!("reports/{}/report.xlsx", list[0]["id"])).exists());
+}
+
+#[test]
+fn a_report_folder_that_cannot_be_written_records_no_run_sqlite() {
+    a_report_folder_that_cannot_be_written_records_no_run(Backend::Sqlite);
+}
+
+#[test]
+fn a_report_folder_that_cannot_be_written_records_no_run_postgres() {
+    a_report_folder_that_cannot_be_written_records_no_run(Backend::Postgres);
+}
+
+/// A tmpfs of 8 KiB, unmounted on drop.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(path: std::path::PathBuf) -> TinyDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8k", "tmpfs"]).arg(&path).status().unwrap();
+        assert!(status.success(), "mount a tiny tmpfs (tests run as root)");
+        TinyDisk(path)
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_records_no_run_and_leaves_no_half_report() {
+    let env = Env::new(Backend::Sqlite, |c| c);
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    let disk = TinyDisk::mount(env.path("full"));
+    let full = [("CHORUS_SYNC__REPORTS__DIR", "full")];
+    let run = env.run_with_env(&["run"], &full).expect(1);
+    assert!(run.stderr.contains("the run was not recorded"), "{}", run.stderr);
+    assert!(run.stderr.contains("No space left on device"), "{}", run.stderr);
+    assert_eq!(runs(&env), 0);
+    let left: Vec<_> = std::fs::read_dir(disk.0.join("1")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "no half report: {left:?}");
+    drop(disk);
+    env.run(&["run"]).expect(0);
+    assert_eq!(runs(&env), 1);
+}

@@ -9,6 +9,8 @@
 # SIZE: HR rows (defaults: 1000000 for xlsx/csv, 100000 for ldap/run/python).
 # REPEAT=n (default 5): the two commands of a ratio are interleaved n times and
 # the medians compared, so a load change on the shared machine hits both.
+# Each ratio row gives wall time, CPU time (user + system) and peak RSS of both
+# sides, then the wall-time ratio and the CPU-time ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -62,11 +64,13 @@ data() {
   echo "$dir"
 }
 
-# measure FILE CMD...: appends "seconds maxrss_kb" of one run to FILE.
+# measure FILE CMD...: appends "wall_s maxrss_kb user_s sys_s" of one run to FILE.
+# CPU time is reported beside wall time: on a shared machine it is the steadier
+# of the two.
 measure() {
   local file=$1
   shift
-  /usr/bin/time -f '%e %M' -o "$file.last" "$@" >/dev/null 2>"$file.err" || {
+  /usr/bin/time -f '%e %M %U %S' -o "$file.last" "$@" >/dev/null 2>"$file.err" || {
     log "failed: $*"
     cat "$file.err" >&2
     return 1
@@ -76,16 +80,20 @@ measure() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 col() { awk -v c="$1" '{print $c}' "$2"; }
+cpu() { awk '{print $3 + $4}' "$1"; }
 max_rss_mb() { col 2 "$1" | sort -n | tail -1 | awk '{printf "%.0f", $1/1024}'; }
 
 # ratio NAME TARGET A-LABEL B-LABEL: compares the medians of $T/a and $T/b.
 ratio() {
   local name=$1 target=$2 alabel=$3 blabel=$4
-  local ta tb
+  local ta tb ca cb
   ta=$(col 1 "$T/a" | median)
   tb=$(col 1 "$T/b" | median)
-  printf '| %s | %s %.2fs (%s MB) | %s %.2fs (%s MB) | %.2f× | %s |\n' "$name" "$alabel" "$ta" "$(max_rss_mb "$T/a")" \
-    "$blabel" "$tb" "$(max_rss_mb "$T/b")" "$(echo "$ta $tb" | awk '{print $1/$2}')" "$target"
+  ca=$(cpu "$T/a" | median)
+  cb=$(cpu "$T/b" | median)
+  printf '| %s | %s %.2fs wall, %.2fs CPU, %s MB | %s %.2fs wall, %.2fs CPU, %s MB | %.2f× | %.2f× | %s |\n' "$name" \
+    "$alabel" "$ta" "$ca" "$(max_rss_mb "$T/a")" "$blabel" "$tb" "$cb" "$(max_rss_mb "$T/b")" \
+    "$(echo "$ta $tb" | awk '{print ($2 > 0 ? $1/$2 : 0)}')" "$(echo "$ca $cb" | awk '{print ($2 > 0 ? $1/$2 : 0)}')" "$target"
 }
 
 # interleave CMD-A -- CMD-B: REPEAT rounds of A then B.
@@ -182,7 +190,7 @@ workload_ldap() {
 pg_store() {
   local dir=$1 schema
   schema=bench_$$_$RANDOM
-  psql -q "$PG" -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
+  psql -q "$PG" -c "CREATE SCHEMA $schema" >/dev/null
   echo "$schema" >>"$T/pg-schemas"
   local url="$PG?options=-c%20search_path%3D$schema"
   (cd "$dir" && CHORUS_SYNC__STORE__URL=$url "$BIN" -q import-current portal.csv >/dev/null)

@@ -9,15 +9,22 @@ use crate::{
     support::{Backend, Env, Run},
 };
 
-/// Built next to the test binary's target by `cargo test --all-targets`.
+/// The example binary, built (or brought up to date) first: `cargo test
+/// --all-targets` compiles examples only as test harnesses, without their
+/// `main`. Cargo has released its build lock while tests run.
 fn example(name: &str) -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_chorus-sync"));
+    let release = bin.parent().is_some_and(|d| d.ends_with("release"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "--example", name])
+        .args(release.then_some("--release"))
+        .current_dir(crate::support::repo())
+        .output()
+        .expect("run cargo");
+    assert!(out.status.success(), "cargo build --example {name}: {}", String::from_utf8_lossy(&out.stderr));
     let path = bin.parent().unwrap().join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo test --all-targets` or `cargo build --example {name}`",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing after cargo build --example {name}", path.display());
     path
 }
 

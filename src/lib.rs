@@ -6,6 +6,7 @@ pub mod core;
 pub mod daemon;
 pub mod domain;
 pub mod engine;
+pub mod error_chain;
 pub mod notify;
 pub mod ops;
 pub mod report;

@@ -187,30 +187,16 @@ impl Shared {
             drop(guard);
             return match result {
                 Ok(summary) => TickOutcome::Housekept { slot, summary },
-                Err(e) => TickOutcome::Failed { slot, error: error_chain(&e) },
+                Err(e) => TickOutcome::Failed { slot, error: crate::error_chain::error_chain(&e) },
             };
         }
         let result = (self.runner)(config, store, job.source.clone()).await;
         drop(guard);
         match result {
             Ok(summary) => TickOutcome::Ran { slot, summary: Box::new(summary) },
-            Err(e) => TickOutcome::Failed { slot, error: error_chain(&e) },
+            Err(e) => TickOutcome::Failed { slot, error: crate::error_chain::error_chain(&e) },
         }
     }
-}
-
-/// An error and its causes, each once.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !msg.contains(&text) {
-            msg = format!("{msg}: {text}");
-        }
-        cause = c.source();
-    }
-    msg
 }
 
 /// Logs a tick's outcome with structured fields.

@@ -76,21 +76,7 @@ impl Mailer {
         self.transport.send(message).await.map(|_| ()).map_err(|e| NotifyError::Send {
             to: to.clone(),
             server: self.server.clone(),
-            message: error_text(&e),
+            message: crate::error_chain::error_chain(&e),
         })
     }
-}
-
-/// lettre's error and its causes, each once.
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !msg.contains(&text) {
-            msg = format!("{msg}: {text}");
-        }
-        cause = c.source();
-    }
-    msg
 }

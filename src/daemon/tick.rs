@@ -286,6 +286,7 @@ email = "Courriel"
             counts: Default::default(),
             totals: RunCounts::default(),
             held: 0,
+            raised_ids: Vec::new(),
             notes: Vec::new(),
         }
     }

@@ -131,6 +131,8 @@ pub struct RunSummary {
     pub totals: RunCounts,
     /// Changes kept as held requests (a held run): decided or released item by item.
     pub held: u64,
+    /// The requests a done run put in the queues (what its digests announce).
+    pub raised_ids: Vec<RequestId>,
     /// Things worth telling that are not errors (the same file as last time…).
     pub notes: Vec<String>,
 }
@@ -322,7 +324,7 @@ impl Engine {
             && summary.outcome == RunOutcome::Done
             && summary.totals.raised > 0
         {
-            summary.notes.extend(self.notify_run(id).await);
+            summary.notes.extend(self.notify_run(id, &summary.raised_ids).await);
         }
         Ok(summary)
     }
@@ -470,6 +472,9 @@ impl Engine {
                 raised.clear();
             }
         }
+        // The requests this run put in the managers' queues: new ones and
+        // held ones it released (those keep the id of the run that held them).
+        let raised_ids: Vec<RequestId> = raised.iter().map(|r| r.id).collect();
         if done && !opts.dry_run {
             // Approved requests the plan dropped are superseded too, so they
             // leave the action list before someone applies them.
@@ -574,6 +579,7 @@ impl Engine {
             counts,
             totals,
             held: held_count,
+            raised_ids,
             notes: Vec::new(),
         })
     }

@@ -29,9 +29,9 @@ pub struct HousekeepingSummary {
 impl Engine {
     /// Sends one digest per person concerned by the requests run `run_id`
     /// raised; returns the failures, which are also noted on the run.
-    pub(super) async fn notify_run(&self, run_id: RunId) -> Vec<String> {
+    pub(super) async fn notify_run(&self, run_id: RunId, raised: &[RequestId]) -> Vec<String> {
         let Some(config) = &self.config.notifications else { return Vec::new() };
-        let failures = match self.send_digests(config, run_id).await {
+        let failures = match self.send_digests(config, raised).await {
             Ok(failures) => failures,
             Err(e) => vec![format!("notifications: {e}")],
         };
@@ -44,13 +44,30 @@ impl Engine {
         failures
     }
 
-    async fn send_digests(&self, config: &NotificationsConfig, run_id: RunId) -> Result<Vec<String>, EngineError> {
-        let pending_only = |run_id| RequestFilter { states: vec![RequestState::Pending], run_id, ..Default::default() };
-        let new = self.store.list_requests(&pending_only(Some(run_id))).await?;
+    /// The digests of a run that put `raised` in the queues: new requests,
+    /// and held ones it released (raised by an earlier, held run).
+    async fn send_digests(
+        &self,
+        config: &NotificationsConfig,
+        raised: &[RequestId],
+    ) -> Result<Vec<String>, EngineError> {
+        if raised.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending_only = |ids: &[RequestId]| RequestFilter {
+            states: vec![RequestState::Pending],
+            ids: ids.to_vec(),
+            ..Default::default()
+        };
+        // In chunks: a run may raise more ids than a statement may bind.
+        let mut new = Vec::new();
+        for chunk in raised.chunks(1000) {
+            new.extend(self.store.list_requests(&pending_only(chunk)).await?);
+        }
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let pending = self.store.list_requests(&pending_only(None)).await?;
+        let pending = self.store.list_requests(&pending_only(&[])).await?;
         let input = DigestInput {
             catalog: &self.config.catalog,
             new: &new,

@@ -98,6 +98,7 @@ mod tests {
             counts: Default::default(),
             totals: Default::default(),
             held: 0,
+            raised_ids: Vec::new(),
             notes: Vec::new(),
         };
         activity.record("hr", at(4), &TickOutcome::Ran { slot: at(4), summary: Box::new(summary) });

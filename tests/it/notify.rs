@@ -262,3 +262,30 @@ fn an_unreachable_smtp_server_never_fails_the_run() {
         assert!(out.stdout.contains("warning: reminder to gp@acme.fr not sent"), "{}", out.stdout);
     }
 }
+
+/// Regression: a done run that released held requests (raised by the held
+/// run before it, so under that run's id) sent no digest for them.
+#[test]
+fn a_forced_run_announces_the_held_requests_it_releases() {
+    let server = SmtpServer::start(None);
+    let env = Env::new(Backend::Sqlite, |c| {
+        c.replace("max_detach = 50", "max_detach = 1") + &notifications(server.port, "tls = \"none\"\n")
+    });
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    env.run(&["run"]).expect(4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(server.messages().is_empty(), "a held run mails nobody");
+
+    env.run(&["run", "--force", "--as", "ops@acme.fr"]).expect(0);
+    let messages = server.wait_for(3);
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    for m in &messages {
+        let who = m["rcpt_tos"][0].as_str().unwrap();
+        let body = m["body"].as_str().unwrap();
+        let mine = pending_of(&env, who);
+        assert!(!mine.is_empty(), "{who}");
+        for id in mine {
+            assert!(body.contains(&format!("#{id} ")), "{who}: released request #{id} announced\n{body}");
+        }
+    }
+}

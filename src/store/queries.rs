@@ -402,9 +402,7 @@ pub(crate) async fn current_attachments(
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
         );
         for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            let c = Cols::new(&row, "current_attachments");
-            let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
-            let c = c.keyed(key);
+            let c = Cols::new(&row, "current_attachments").keyed_by("structure", "email");
             out.push(CurrentAttachment {
                 attachment: Attachment {
                     structure: c.structure("structure")?,
@@ -503,9 +501,7 @@ pub(crate) async fn absences(
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
         );
         for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            let c = Cols::new(&row, "absences");
-            let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
-            let c = c.keyed(key);
+            let c = Cols::new(&row, "absences").keyed_by("structure", "email");
             let missed: i64 = c.get("missed_runs")?;
             out.push(AbsenceStreak {
                 structure: c.structure("structure")?,

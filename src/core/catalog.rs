@@ -1,7 +1,7 @@
 //! The structures this organisation manages, as configured. Only they are
 //! ever targets: a SIRET that is not here is a client's, not ours.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::domain::{Email, IdentifierType, ServiceCode, StructureId, text::fold};
 
@@ -45,7 +45,7 @@ pub enum ServiceLookupError {
 pub struct Catalog {
     structures: BTreeMap<StructureId, StructureInfo>,
     /// Folded service code → configured spelling, per structure.
-    services: HashMap<StructureId, HashMap<String, ServiceCode>>,
+    services: foldhash::HashMap<StructureId, foldhash::HashMap<String, ServiceCode>>,
 }
 
 impl Catalog {

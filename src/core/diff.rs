@@ -44,9 +44,9 @@ pub struct Desired {
     pub protected: BTreeSet<Email>,
     pub anomalies: Vec<Anomaly>,
     /// Employee id → the address and row that carried it first.
-    ids: HashMap<Box<str>, (Email, Location)>,
+    ids: foldhash::HashMap<Box<str>, (Email, Location)>,
     /// Address → employee id, to catch one address with two ids.
-    id_of: HashMap<Email, (Box<str>, Location)>,
+    id_of: foldhash::HashMap<Email, (Box<str>, Location)>,
 }
 
 impl Desired {

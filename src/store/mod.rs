@@ -169,29 +169,29 @@ impl Store {
         let connect_err = |source| StoreError::Connect { url: masked.clone(), source };
         // One direct connection first: the pool would retry a refused
         // connection until its acquire timeout; a user wants the error now.
-        {
-            use sqlx::Connection;
-            let probe = tokio::time::timeout(Duration::from_secs(15), sqlx::AnyConnection::connect(&connect_url))
-                .await
-                .map_err(|_| connect_err(sqlx::Error::PoolTimedOut))?
-                .map_err(connect_err)?;
-            probe.close().await.map_err(connect_err)?;
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(&connect_url)
+        // It also applies the migrations, and the pool connects lazily: every
+        // connection costs a TLS handshake on PostgreSQL (~90 ms here), and a
+        // pool connected up front opened a second and a third one (issue 7).
+        use sqlx::Connection;
+        let mut probe = tokio::time::timeout(Duration::from_secs(15), sqlx::AnyConnection::connect(&connect_url))
             .await
+            .map_err(|_| connect_err(sqlx::Error::PoolTimedOut))?
             .map_err(connect_err)?;
         if backend == Backend::Sqlite {
             // WAL lets readers work while a run writes; it sticks to the file.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(connect_err)?;
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&mut probe).await.map_err(connect_err)?;
         }
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(|source| StoreError::Migrate { url: masked.clone(), source })?;
+        migrator.run(&mut probe).await.map_err(|source| StoreError::Migrate { url: masked.clone(), source })?;
+        probe.close().await.map_err(connect_err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy(&connect_url)
+            .map_err(connect_err)?;
         let probe_url = if backend == Backend::Sqlite { stats::sqlite_probe_url(url.expose()) } else { None };
         Ok(Store { pool, backend, probe_url })
     }

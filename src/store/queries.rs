@@ -398,9 +398,7 @@ pub(crate) async fn transition_many(
 pub(crate) const CURRENT_COLS: &str = "structure, email, service, rights, last_name, first_name";
 
 pub(crate) fn current_from_row(row: &AnyRow) -> Result<CurrentAttachment, StoreError> {
-    let c = Cols::new(row, "current_attachments");
-    let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
-    let c = c.keyed(key);
+    let c = Cols::new(row, "current_attachments").keyed_by("structure", "email");
     Ok(CurrentAttachment {
         attachment: Attachment {
             structure: c.structure("structure")?,
@@ -515,9 +513,7 @@ pub(crate) async fn absences(
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
         );
         for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            let c = Cols::new(&row, "absences");
-            let key = format!("{}/{}", c.text("structure")?, c.text("email")?);
-            let c = c.keyed(key);
+            let c = Cols::new(&row, "absences").keyed_by("structure", "email");
             let missed: i64 = c.get("missed_runs")?;
             out.push(AbsenceStreak {
                 structure: c.structure("structure")?,

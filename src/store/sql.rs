@@ -86,28 +86,50 @@ pub(crate) fn to_i64(n: u64) -> i64 {
 pub(crate) struct Cols<'r> {
     row: &'r AnyRow,
     table: &'static str,
-    key: String,
+    key: RowKey,
+}
+
+/// How an error names the row. Bulk reads name it by two columns, read only
+/// when an error is reported: a key formatted for every row cost an
+/// allocation and two extra decodes per row.
+enum RowKey {
+    Text(String),
+    Columns(&'static str, &'static str),
 }
 
 impl<'r> Cols<'r> {
     pub(crate) fn new(row: &'r AnyRow, table: &'static str) -> Cols<'r> {
-        Cols { row, table, key: "?".to_string() }
+        Cols { row, table, key: RowKey::Text("?".to_string()) }
     }
 
     /// Names the row in later errors by a key column (usually `id`).
     pub(crate) fn keyed_by_id(mut self) -> Result<Cols<'r>, StoreError> {
         let id: i64 = self.get("id")?;
-        self.key = id.to_string();
+        self.key = RowKey::Text(id.to_string());
         Ok(self)
     }
 
     pub(crate) fn keyed(mut self, key: String) -> Cols<'r> {
-        self.key = key;
+        self.key = RowKey::Text(key);
+        self
+    }
+
+    /// Names the row `<first>/<second>` (e.g. structure/email) in errors.
+    pub(crate) fn keyed_by(mut self, first: &'static str, second: &'static str) -> Cols<'r> {
+        self.key = RowKey::Columns(first, second);
         self
     }
 
     pub(crate) fn corrupt(&self, column: &'static str, message: impl Into<String>) -> StoreError {
-        StoreError::Corrupt { table: self.table, row: self.key.clone(), column, message: message.into() }
+        let row = match &self.key {
+            RowKey::Text(key) => key.clone(),
+            RowKey::Columns(first, second) => {
+                let part =
+                    |c: &str| self.row.try_get::<Option<String>, _>(c).ok().flatten().unwrap_or_else(|| "?".into());
+                format!("{}/{}", part(first), part(second))
+            }
+        };
+        StoreError::Corrupt { table: self.table, row, column, message: message.into() }
     }
 
     pub(crate) fn get<T>(&self, column: &'static str) -> Result<T, StoreError>

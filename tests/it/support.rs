@@ -95,17 +95,34 @@ impl Env {
     }
 
     pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
-            .args(args)
+        Run::from(self.command(args, vars).output().expect("run chorus-sync"))
+    }
+
+    /// `chorus-sync ARGS` with `input` on its standard input.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args, &[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run chorus-sync");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    /// The binary in this directory, at this clock, with this config only.
+    fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chorus-sync"));
+        cmd.args(args)
             .envs(vars.iter().copied())
             .current_dir(self.dir.path())
             .env("CHORUS_SYNC_NOW", &self.now)
             .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("CHORUS_SYNC_CONFIG")
-            .env_remove("CHORUS_SYNC_LOG")
-            .output()
-            .expect("run chorus-sync");
-        Run::from(out)
+            .env_remove("CHORUS_SYNC_LOG");
+        cmd
     }
 
     pub fn read(&self, rel: &str) -> String {

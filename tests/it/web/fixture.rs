@@ -5,11 +5,7 @@
 //!
 //! Run 1 reads source `hr` (ACME France), run 2 `acme-services`.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-    sync::Arc,
-};
+use std::sync::Arc;
 
 use chorus_sync::{
     config,
@@ -34,23 +30,7 @@ pub struct Fixture {
 
 /// `chorus-sync users set-password EMAIL` with the password on stdin.
 pub fn set_password(env: &Env, email: &str, password: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
-        .args(["users", "set-password", email])
-        .current_dir(env.dir.path())
-        .env("CHORUS_SYNC_NOW", &env.now)
-        .env_remove("CHORUS_SYNC_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run chorus-sync");
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let o = child.wait_with_output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    env.run_with_stdin(&["users", "set-password", email], &format!("{password}\n"))
 }
 
 /// The samples, with the store and reports at absolute paths so the binary

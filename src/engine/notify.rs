@@ -51,23 +51,13 @@ impl Engine {
         config: &NotificationsConfig,
         raised: &[RequestId],
     ) -> Result<Vec<String>, EngineError> {
-        if raised.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pending_only = |ids: &[RequestId]| RequestFilter {
-            states: vec![RequestState::Pending],
-            ids: ids.to_vec(),
-            ..Default::default()
-        };
-        // In chunks: a run may raise more ids than a statement may bind.
-        let mut new = Vec::new();
-        for chunk in raised.chunks(1000) {
-            new.extend(self.store.list_requests(&pending_only(chunk)).await?);
-        }
+        let mut new = self.store.requests_by_id(raised).await?;
+        new.retain(|r| r.state == RequestState::Pending);
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let pending = self.store.list_requests(&pending_only(&[])).await?;
+        let pending_only = RequestFilter { states: vec![RequestState::Pending], ..Default::default() };
+        let pending = self.store.list_requests(&pending_only).await?;
         let input = DigestInput {
             catalog: &self.config.catalog,
             new: &new,

@@ -237,6 +237,12 @@ impl Store {
         queries::list_requests(&mut *self.conn().await?, f).await
     }
 
+    /// The requests with these ids that exist, by id (in chunks the
+    /// statement can bind).
+    pub async fn requests_by_id(&self, ids: &[RequestId]) -> Result<Vec<ApprovalRequest>, StoreError> {
+        queries::requests_by_id(&mut *self.conn().await?, ids).await
+    }
+
     pub async fn count_requests(&self, f: &RequestFilter) -> Result<u64, StoreError> {
         queries::count_requests(&mut *self.conn().await?, f).await
     }

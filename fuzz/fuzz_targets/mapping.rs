@@ -5,12 +5,13 @@
 
 use std::{
     path::Path,
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
 };
 
 use chorus_sync::{
     config::{Config, load_from},
     core::{
+        anomaly::SourceFile,
         mapping::{Mapped, Mapper},
         record::{Cell, Field, Record},
     },
@@ -54,9 +55,7 @@ fuzz_target!(|data: &[u8]| {
         record.set(*field, cell(bytes));
     }
     let mapper = Mapper {
-        source: Arc::from(source.name.as_str()),
-        origin: Arc::from("fuzz.xlsx"),
-        sheet: Some(Arc::from("Personnel")),
+        file: SourceFile::new(&source.name, "fuzz.xlsx", Some("Personnel")),
         catalog: &config.catalog,
         scope: &source.scope,
         default_structure: source.default_structure.as_ref(),

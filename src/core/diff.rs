@@ -16,6 +16,9 @@ use super::{
 };
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
+/// A person in a structure.
+pub type Key = (StructureId, Email);
+
 /// One attachment in the portal today, with the name the export gave.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CurrentAttachment {
@@ -35,21 +38,81 @@ pub struct DesiredPerson {
     pub left: Option<(LeftWhy, Location)>,
 }
 
-/// The desired state of a run, built row by row from the mapped records of
-/// all its sources.
+impl DesiredPerson {
+    /// Folds a later row's person into this one: the first name, the first
+    /// leaver row and each service's first row win; rights are the union.
+    fn absorb(&mut self, later: DesiredPerson) {
+        if self.name.is_empty() {
+            self.name = later.name;
+        }
+        if self.left.is_none() {
+            self.left = later.left;
+        }
+        for (service, (rights, location)) in later.placements {
+            match self.placements.get_mut(&service) {
+                Some(entry) => entry.0 = entry.0.union(&rights),
+                None => {
+                    self.placements.insert(service, (rights, location));
+                }
+            }
+        }
+    }
+}
+
+/// Where the row that carried an employee id was: enough to name it in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    row: Option<u64>,
+    entry: Option<std::sync::Arc<str>>,
+}
+
+impl Seen {
+    fn of(location: &Location) -> Seen {
+        Seen { row: location.row, entry: location.entry.clone() }
+    }
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.entry, self.row) {
+            (Some(entry), _) => write!(f, "entry {entry}"),
+            (None, Some(row)) => write!(f, "row {row}"),
+            (None, None) => f.write_str("an earlier row"),
+        }
+    }
+}
+
+/// The desired state of a run as its sources are read: rows go in one by
+/// one, in source order; [`DesiredBuilder::finish`] sorts and merges them.
+///
+/// Rows are kept in a vector and sorted once rather than inserted in a
+/// BTreeMap: a million inserts cost twenty string comparisons each, node
+/// allocations and pointer chasing (`memcmp` was 12% of a plan; BENCHMARKS.md).
+#[derive(Debug, Clone, Default)]
+pub struct DesiredBuilder {
+    /// One entry per valid row, with its arrival order for a stable result.
+    rows: Vec<(Key, u32, DesiredPerson)>,
+    protected: BTreeSet<Email>,
+    anomalies: Vec<Anomaly>,
+    /// Employee id → the address and row that carried it first.
+    ids: foldhash::HashMap<Box<str>, (Email, Seen)>,
+    /// Address → employee id, to catch one address with two ids.
+    id_of: foldhash::HashMap<Email, (Box<str>, Seen)>,
+}
+
+/// The desired state of a run: what all its sources say, one entry per
+/// person and structure, sorted by (structure, e-mail).
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
-    pub people: BTreeMap<(StructureId, Email), DesiredPerson>,
+    people: Vec<(Key, DesiredPerson)>,
     /// People a rejected or contradictory row names: nothing may detach them.
     pub protected: BTreeSet<Email>,
     pub anomalies: Vec<Anomaly>,
-    /// Employee id → the address and row that carried it first.
-    ids: foldhash::HashMap<Box<str>, (Email, Location)>,
-    /// Address → employee id, to catch one address with two ids.
-    id_of: foldhash::HashMap<Email, (Box<str>, Location)>,
+    /// Employee id → the address that carried it first.
+    ids: foldhash::HashMap<Box<str>, (Email, Seen)>,
 }
 
-impl Desired {
+impl DesiredBuilder {
     pub fn add(&mut self, mapped: Mapped) {
         match mapped {
             Mapped::Rejected { email, anomalies } => {
@@ -60,28 +123,30 @@ impl Desired {
         }
     }
 
+    /// The anomalies of the rows read so far.
+    pub fn anomalies(&self) -> &[Anomaly] {
+        &self.anomalies
+    }
+
     fn add_row(&mut self, row: SourceRow) {
         if let Some(id) = &row.employee_id {
             self.check_identity(id, &row);
         }
-        let person = self.people.entry((row.structure, row.email)).or_default();
-        if person.name.is_empty() {
-            person.name = row.name;
-        }
+        let mut person = DesiredPerson { name: row.name, ..DesiredPerson::default() };
         match row.left {
-            Some(why) => {
-                person.left.get_or_insert((why, row.location));
-            }
+            Some(why) => person.left = Some((why, row.location)),
             None => {
-                let entry = person.placements.entry(row.placement.service).or_insert((Rights::default(), row.location));
-                entry.0 = entry.0.union(&row.placement.rights);
+                person.placements.insert(row.placement.service, (row.placement.rights, row.location));
             }
         }
+        // u32 is enough: the row limits stop a source long before 4 billion rows.
+        let seq = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
+        self.rows.push(((row.structure, row.email), seq, person));
     }
 
     /// One person, one employee id: rows that disagree protect everyone involved.
     fn check_identity(&mut self, id: &str, row: &SourceRow) {
-        let mut conflict = |other: &Email, location: &Location, what: String| {
+        let mut conflict = |other: &Email, seen: &Seen, what: String| {
             self.protected.insert(other.clone());
             self.protected.insert(row.email.clone());
             self.anomalies.push(Anomaly {
@@ -89,29 +154,64 @@ impl Desired {
                 location: Some(row.location.clone()),
                 email: Some(row.email.to_string()),
                 code: AnomalyCode::ConflictingRows,
-                message: format!("{what} (row {})", location.row.unwrap_or(0)),
+                message: format!("{what} ({seen})"),
             });
         };
         match self.ids.get(id) {
-            Some((email, loc)) if *email != row.email => {
-                let (email, loc) = (email.clone(), loc.clone());
-                conflict(&email, &loc, format!("employee id {id:?} also belongs to {email}"));
+            Some((email, seen)) if *email != row.email => {
+                let (email, seen) = (email.clone(), seen.clone());
+                conflict(&email, &seen, format!("employee id {id:?} also belongs to {email}"));
             }
             Some(_) => {}
             None => {
-                self.ids.insert(id.into(), (row.email.clone(), row.location.clone()));
+                self.ids.insert(id.into(), (row.email.clone(), Seen::of(&row.location)));
             }
         }
         match self.id_of.get(&row.email) {
-            Some((other, loc)) if &**other != id => {
-                let (other, loc) = (other.clone(), loc.clone());
-                conflict(&row.email, &loc, format!("{} also has employee id {other:?}", row.email));
+            Some((other, seen)) if &**other != id => {
+                let (other, seen) = (other.clone(), seen.clone());
+                conflict(&row.email, &seen, format!("{} also has employee id {other:?}", row.email));
             }
             Some(_) => {}
             None => {
-                self.id_of.insert(row.email.clone(), (id.into(), row.location.clone()));
+                self.id_of.insert(row.email.clone(), (id.into(), Seen::of(&row.location)));
             }
         }
+    }
+
+    /// Sorts the rows by (structure, e-mail) and merges each person's rows,
+    /// in place: the first row of a person keeps its place and absorbs the
+    /// later ones, so the result is the same as adding them one by one.
+    pub fn finish(self) -> Desired {
+        let DesiredBuilder { mut rows, protected, anomalies, ids, id_of } = self;
+        drop(id_of);
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        rows.dedup_by(|later, first| {
+            if later.0 != first.0 {
+                return false;
+            }
+            first.2.absorb(std::mem::take(&mut later.2));
+            true
+        });
+        let people = rows.into_iter().map(|(key, _, person)| (key, person)).collect();
+        Desired { people, protected, anomalies, ids }
+    }
+}
+
+impl Desired {
+    /// The desired state of these rows, added in order: for tests and callers
+    /// that have all their rows at hand.
+    pub fn from_rows(rows: impl IntoIterator<Item = Mapped>) -> Desired {
+        let mut builder = DesiredBuilder::default();
+        for row in rows {
+            builder.add(row);
+        }
+        builder.finish()
+    }
+
+    /// Everyone the sources name, sorted by (structure, e-mail).
+    pub fn people(&self) -> &[(Key, DesiredPerson)] {
+        &self.people
     }
 
     /// Employee ids seen with their addresses, for the next run's
@@ -138,20 +238,12 @@ pub struct DiffInput<'a> {
     pub grace_runs: u32,
 }
 
-type Key = (StructureId, Email);
-
 pub fn diff(input: &DiffInput<'_>) -> Plan {
     let desired = input.desired;
     let mut anomalies = desired.anomalies.clone();
     let mut protected = desired.protected.clone();
     changed_addresses(input, &mut protected, &mut anomalies);
 
-    let mut current: BTreeMap<Key, (LiteMap<Option<ServiceCode>, Rights>, &PersonName)> = BTreeMap::new();
-    for c in input.current.iter().filter(|c| input.scope.contains(&c.attachment.structure)) {
-        let a = &c.attachment;
-        let entry = current.entry((a.structure.clone(), a.email.clone())).or_insert((LiteMap::new(), &c.name));
-        entry.0.insert(a.placement.service.clone(), a.placement.rights.clone());
-    }
     let streaks: HashMap<(&StructureId, &Email), u32> =
         input.absences.iter().map(|s| ((&s.structure, &s.email), s.missed_runs)).collect();
 
@@ -161,13 +253,38 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
     let mut absences: Vec<AbsenceStreak> = Vec::new();
     let empty = DesiredPerson::default();
 
-    let keys: BTreeSet<&Key> =
-        desired.people.keys().filter(|(s, _)| input.scope.contains(s)).chain(current.keys()).collect();
-    for key in keys {
-        let (structure, email) = key;
-        let want = desired.people.get(key).unwrap_or(&empty);
-        let (have, current_name) = current.get(key).map_or((None, None), |(m, n)| (Some(m), Some(*n)));
-        let have_count = have.map_or(0, LiteMap::len) as u64;
+    // A merge of two sorted sequences, person by person: the desired state
+    // (sorted by its builder) and the current attachments (sorted by the
+    // store; sorted here when a caller did not).
+    let mut current: Vec<&CurrentAttachment> =
+        input.current.iter().filter(|c| input.scope.contains(&c.attachment.structure)).collect();
+    if !current.is_sorted_by(|a, b| person_of(a) <= person_of(b)) {
+        current.sort_by(|a, b| person_of(a).cmp(&person_of(b)));
+    }
+    let mut current = current.chunk_by(|a, b| person_of(a) == person_of(b)).peekable();
+    let mut wanted = desired.people.iter().filter(|((s, _), _)| input.scope.contains(s)).peekable();
+    loop {
+        let next_want = wanted.peek().copied().map(|(k, _)| (&k.0, &k.1));
+        let next_have = current.peek().map(|g| person_of(g[0]));
+        let (structure, email) = match (next_want, next_have) {
+            (None, None) => break,
+            (Some(w), None) => w,
+            (None, Some(h)) => h,
+            (Some(w), Some(h)) => w.min(h),
+        };
+        let want = wanted.next_if(|(k, _)| (&k.0, &k.1) == (structure, email)).map_or(&empty, |(_, p)| p);
+        let group = current.next_if(|g| person_of(g[0]) == (structure, email));
+        let (have, current_name) = match group {
+            Some(group) => {
+                let mut have = LiteMap::new();
+                for c in group {
+                    have.insert(c.attachment.placement.service.clone(), c.attachment.placement.rights.clone());
+                }
+                (Some(have), Some(&group[0].name))
+            }
+            None => (None, None),
+        };
+        let have_count = have.as_ref().map_or(0, LiteMap::len) as u64;
         let counts = counts.entry(structure.clone()).or_default();
         counts.current += have_count;
         counts.desired += want.placements.len() as u64;
@@ -181,8 +298,8 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         let name = if want.name.is_empty() { current_name.cloned().unwrap_or_default() } else { want.name.clone() };
         let is_main_manager = input.catalog.get(structure).is_some_and(|s| s.main_manager == *email);
         let mut person = PersonChanges { structure, email, name: &name, out: Vec::new() };
-        let empty_have = LiteMap::new();
-        let have = have.unwrap_or(&empty_have);
+        let have: LiteMap<Option<ServiceCode>, Rights> = have.unwrap_or_default();
+        let have = &have;
 
         // Same service, other rights.
         for (service, (rights, loc)) in &want.placements {
@@ -283,6 +400,10 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         }
     }
     Plan { changes, anomalies, supersede, absences, counts }
+}
+
+fn person_of(c: &CurrentAttachment) -> (&StructureId, &Email) {
+    (&c.attachment.structure, &c.attachment.email)
 }
 
 fn placement(service: &Option<ServiceCode>, rights: &Rights) -> Placement {

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, sync::Arc};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 use super::{
-    anomaly::{Anomaly, AnomalyCode, Location},
+    anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
     catalog::{Catalog, ServiceLookupError, StructureInfo, StructureLookupError},
     change::LeftWhy,
     record::{Cell, ColumnMap, Field, Record},
@@ -44,9 +44,8 @@ pub enum Mapped {
 
 /// Everything the mapping needs, fixed for one source and one run.
 pub struct Mapper<'a> {
-    pub source: Arc<str>,
-    pub origin: Arc<str>,
-    pub sheet: Option<Arc<str>>,
+    /// The source, file and sheet every location of this source names.
+    pub file: Arc<SourceFile>,
     pub catalog: &'a Catalog,
     /// The structures this source may attach people to.
     pub scope: &'a BTreeSet<StructureId>,
@@ -60,9 +59,7 @@ pub struct Mapper<'a> {
 impl Mapper<'_> {
     fn location(&self, record: &Record, field: Option<Field>) -> Location {
         Location {
-            source: self.source.clone(),
-            origin: self.origin.clone(),
-            sheet: self.sheet.clone(),
+            file: self.file.clone(),
             // Directory entries have a DN, not a row number.
             row: record.entry.is_none().then_some(record.row),
             column: field.and_then(|f| self.columns.get(f)).map(Arc::from),
@@ -323,9 +320,7 @@ mod tests {
         let default = StructureId::parse(crate::domain::IdentifierType::Siret, "12345678200010").unwrap();
         let (columns, values) = (columns(), values());
         f(&Mapper {
-            source: source.into(),
-            origin: origin.into(),
-            sheet: None,
+            file: SourceFile::new(source, origin, None),
             catalog: &catalog,
             scope: &scope,
             default_structure: Some(&default),

@@ -25,11 +25,11 @@ pub use notify::HousekeepingSummary;
 use crate::{
     config::{Config, SourceConfig, SourceKind},
     core::{
-        anomaly::AnomalyCode,
+        anomaly::{AnomalyCode, SourceFile},
         approval::{ApprovalRequest, RequestId, RequestState, RunId},
         change::{Change, ChangeKey},
         describe::describe,
-        diff::{Desired, DiffInput, diff},
+        diff::{DesiredBuilder, DiffInput, diff},
         guards,
         mapping::Mapper,
         plan::{Disposition, Plan, StructureCounts},
@@ -139,7 +139,7 @@ pub struct RunSummary {
 
 /// The sources of a run, read and mapped.
 struct SourcesRead {
-    desired: Desired,
+    desired: DesiredBuilder,
     stats: Vec<SourceRunRecord>,
     scope: BTreeSet<StructureId>,
     /// Things worth telling that are not errors.
@@ -164,7 +164,7 @@ impl Engine {
     fn read_sources(&self, sources: &[&SourceConfig], show_progress: bool) -> SourcesRead {
         let today = self.clock.today(self.config.timezone);
         let mut read = SourcesRead {
-            desired: Desired::default(),
+            desired: DesiredBuilder::default(),
             stats: Vec::new(),
             scope: BTreeSet::new(),
             notes: Vec::new(),
@@ -234,7 +234,7 @@ impl Engine {
             // Nothing is diffed on a rejected source: no detach can come of it.
             run.outcome = RunOutcome::Rejected;
             run.message = Some(why.clone());
-            let anomalies = read.desired.anomalies.clone();
+            let anomalies = read.desired.anomalies().to_vec();
             let plan = Plan { anomalies, ..Default::default() };
             let notes = read.notes.iter().map(|n| ("note".to_string(), n.clone())).collect();
             let summary = self.finish(tx, run, &read.stats, &plan, &[], &[], &BTreeSet::new(), notes, opts).await?;
@@ -258,16 +258,17 @@ impl Engine {
                 earlier.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ")
             ));
         }
+        let desired = std::mem::take(&mut read.desired).finish();
         let current = tx.current_attachments(&scope).await?;
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
-        let ids: Vec<&str> = read.desired.identities().map(|(id, _)| id).collect();
+        let ids: Vec<&str> = desired.identities().map(|(id, _)| id).collect();
         let known_ids = tx.identities(&ids).await?;
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
             scope: &read.scope,
-            desired: &read.desired,
+            desired: &desired,
             current: &current,
             open: &open,
             refused: &refused,
@@ -303,10 +304,10 @@ impl Engine {
             .iter()
             .filter(|a| a.code == AnomalyCode::EmailChanged)
             .filter_map(|a| a.email.as_deref())
-            .chain(read.desired.protected.iter().map(Email::as_str))
+            .chain(desired.protected.iter().map(Email::as_str))
             .collect();
         let identities: Vec<(&str, &Email)> =
-            read.desired.identities().filter(|(_, e)| !doubtful.contains(e.as_str())).collect();
+            desired.identities().filter(|(_, e)| !doubtful.contains(e.as_str())).collect();
         if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
             tx.record_identities(&identities, self.clock.now).await?;
         }
@@ -350,7 +351,7 @@ impl Engine {
         let name = info.map_or("", |i| i.name.as_str());
         // The requester is the source behind the change: the row's, or the
         // source governing the structure for people absent from it.
-        let source = c.origin.as_ref().map(|o| o.source.to_string()).or_else(|| {
+        let source = c.origin.as_ref().map(|o| o.file.source.to_string()).or_else(|| {
             self.config.sources.iter().find(|s| s.scope.contains(&c.key.structure)).map(|s| s.name.clone())
         });
         ApprovalRequest {
@@ -590,7 +591,7 @@ fn read_source(
     src: &SourceConfig,
     config: &Config,
     today: NaiveDate,
-    desired: &mut Desired,
+    desired: &mut DesiredBuilder,
     bar: &indicatif::ProgressBar,
 ) -> (SourceRunRecord, Option<String>) {
     let (origin, sheet_name) = match &src.kind {
@@ -609,9 +610,7 @@ fn read_source(
     };
     let required = [Field::Email];
     let mapper = Mapper {
-        source: Arc::from(src.name.as_str()),
-        origin: Arc::from(origin.as_str()),
-        sheet: sheet_name,
+        file: SourceFile::new(&src.name, &origin, sheet_name.as_deref()),
         catalog: &config.catalog,
         scope: &src.scope,
         default_structure: src.default_structure.as_ref(),

@@ -324,7 +324,7 @@ mod tests {
     use super::*;
     use crate::{
         core::{
-            anomaly::{AnomalyCode, Location},
+            anomaly::{AnomalyCode, Location, SourceFile},
             catalog::tests::sample,
             change::{ChangeKey, ChangeKind, LeftWhy, Reason},
         },
@@ -408,9 +408,7 @@ mod tests {
                 Anomaly {
                     structure: None,
                     location: Some(Location {
-                        source: Arc::from("hr"),
-                        origin: Arc::from("samples/hr.xlsx"),
-                        sheet: Some(Arc::from("Personnel")),
+                        file: SourceFile::new("hr", "samples/hr.xlsx", Some("Personnel")),
                         row: Some(12),
                         column: Some(Arc::from("SIRET")),
                         entry: None,

@@ -193,7 +193,8 @@ pub(crate) async fn attachments(
         sql.push_str(&format!(" LIMIT {} OFFSET {}", b.push(to_i64(limit)), b.push(to_i64(offset))));
     }
     let rows = query(sql, b, CTX)?.fetch_all(conn).await.map_err(db(CTX))?;
-    rows.iter().map(current_from_row).collect()
+    let mut interner = super::sql::Interner::default();
+    rows.iter().map(|row| current_from_row(row, &mut interner)).collect()
 }
 
 pub(crate) async fn count_attachments(conn: &mut AnyConnection, q: &AttachmentQuery) -> Result<u64, StoreError> {

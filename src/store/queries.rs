@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
     CurrentAttachment, RequestFilter, SourceRunRecord, StoreError,
-    sql::{Binds, Cols, MAX_BINDS, db, query, to_i64},
+    sql::{Binds, Cols, Interner, MAX_BINDS, db, query, to_i64},
 };
 use crate::{
     core::{
@@ -397,13 +398,16 @@ pub(crate) async fn transition_many(
 
 pub(crate) const CURRENT_COLS: &str = "structure, email, service, rights, last_name, first_name";
 
-pub(crate) fn current_from_row(row: &AnyRow) -> Result<CurrentAttachment, StoreError> {
+pub(crate) fn current_from_row(row: &AnyRow, interner: &mut Interner) -> Result<CurrentAttachment, StoreError> {
     let c = Cols::new(row, "current_attachments").keyed_by("structure", "email");
     Ok(CurrentAttachment {
         attachment: Attachment {
-            structure: c.structure("structure")?,
-            email: c.email("email")?,
-            placement: Placement { service: c.service("service")?, rights: c.rights("rights")? },
+            structure: c.structure_in("structure", interner)?,
+            email: c.email_in("email", interner)?,
+            placement: Placement {
+                service: c.service_in("service", interner)?,
+                rights: c.rights_in("rights", interner)?,
+            },
         },
         name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
     })
@@ -415,18 +419,24 @@ pub(crate) async fn current_attachments(
 ) -> Result<Vec<CurrentAttachment>, StoreError> {
     const CTX: &str = "read current attachments";
     let mut out = Vec::new();
+    let mut interner = Interner::default();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let mut b = Binds::new(conn);
         let sql = format!(
-            "SELECT {CURRENT_COLS} FROM current_attachments WHERE structure IN ({})",
+            "SELECT {CURRENT_COLS} FROM current_attachments WHERE structure IN ({}) ORDER BY structure, email, service",
             b.list(chunk.iter().map(|s| s.as_str().to_string()))
         );
-        for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            out.push(current_from_row(&row)?);
+        // Streamed: a million rows never sit in memory twice (as rows, then as values).
+        let mut rows = query(sql, b, CTX)?.fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.map_err(db(CTX))? {
+            out.push(current_from_row(&row, &mut interner)?);
         }
     }
-    // Sorted here, not in SQL, so both backends agree whatever their collation.
-    out.sort_by(|a, b| a.attachment.cmp(&b.attachment));
+    // The diff merges in this order. SQLite's binary collation already gives
+    // it (the primary key's order); a PostgreSQL collation may not, so check.
+    if !out.is_sorted_by(|a, b| a.attachment <= b.attachment) {
+        out.sort_by(|a, b| a.attachment.cmp(&b.attachment));
+    }
     Ok(out)
 }
 

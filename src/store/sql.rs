@@ -213,6 +213,85 @@ impl<'r> Cols<'r> {
     pub(crate) fn name_part(&self, column: &'static str) -> Result<Option<Box<str>>, StoreError> {
         Ok(self.opt_text(column)?.map(String::into_boxed_str))
     }
+
+    /// The column's text borrowed from the row (NULL reads as empty).
+    fn borrowed(&self, column: &'static str) -> Result<&'r str, StoreError> {
+        Ok(self.get_borrowed::<Option<&'r str>>(column)?.unwrap_or(""))
+    }
+
+    fn get_borrowed<T>(&self, column: &'static str) -> Result<T, StoreError>
+    where
+        T: sqlx::Decode<'r, Any> + Type<Any>,
+    {
+        self.row.try_get::<T, _>(column).map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    /// [`Cols::structure`], sharing one value per distinct text.
+    pub(crate) fn structure_in(&self, column: &'static str, interner: &mut Interner) -> Result<StructureId, StoreError> {
+        let s = self.borrowed(column)?;
+        if let Some(v) = interner.structures.get(s) {
+            return Ok(v.clone());
+        }
+        let v = self.structure(column)?;
+        interner.structures.insert(s.into(), v.clone());
+        Ok(v)
+    }
+
+    /// [`Cols::service`], sharing one value per distinct text.
+    pub(crate) fn service_in(
+        &self,
+        column: &'static str,
+        interner: &mut Interner,
+    ) -> Result<Option<ServiceCode>, StoreError> {
+        let s = self.borrowed(column)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if let Some(v) = interner.services.get(s) {
+            return Ok(Some(v.clone()));
+        }
+        let v = self.service(column)?;
+        if let Some(v) = &v {
+            interner.services.insert(s.into(), v.clone());
+        }
+        Ok(v)
+    }
+
+    /// [`Cols::rights`], sharing one value per distinct text.
+    pub(crate) fn rights_in(&self, column: &'static str, interner: &mut Interner) -> Result<Rights, StoreError> {
+        let s = self.borrowed(column)?;
+        if let Some(v) = interner.rights.get(s) {
+            return Ok(v.clone());
+        }
+        let v = self.rights(column)?;
+        interner.rights.insert(s.into(), v.clone());
+        Ok(v)
+    }
+
+    /// [`Cols::email`], reusing the previous row's address when it repeats
+    /// (a person's attachments are read one after the other).
+    pub(crate) fn email_in(&self, column: &'static str, interner: &mut Interner) -> Result<Email, StoreError> {
+        let s = self.borrowed(column)?;
+        if let Some(last) = &interner.last_email
+            && last.as_str() == s
+        {
+            return Ok(last.clone());
+        }
+        let v = self.email(column)?;
+        interner.last_email = Some(v.clone());
+        Ok(v)
+    }
+}
+
+/// Values repeated across the rows of one bulk read, decoded once and shared:
+/// a million current attachments name a handful of structures, services and
+/// sets of rights (an allocation and a parse per row each, before).
+#[derive(Default)]
+pub(crate) struct Interner {
+    structures: foldhash::HashMap<Box<str>, StructureId>,
+    services: foldhash::HashMap<Box<str>, ServiceCode>,
+    rights: foldhash::HashMap<Box<str>, Rights>,
+    last_email: Option<Email>,
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {

@@ -4,6 +4,7 @@ use pretty_assertions::assert_eq;
 use proptest::prelude::*;
 
 use super::*;
+use crate::core::anomaly::SourceFile;
 use crate::{
     core::{approval::RequestId, catalog::tests::sample},
     domain::IdentifierType,
@@ -33,12 +34,12 @@ fn place(spec: &str) -> Placement {
 }
 
 fn loc(row: u64) -> Location {
-    Location { source: "hr".into(), origin: "hr.csv".into(), sheet: None, row: Some(row), column: None, entry: None }
+    Location { file: SourceFile::new("hr", "hr.csv", None), row: Some(row), column: None, entry: None }
 }
 
 /// Desired rows: (email, placement spec, left?).
-fn desired(rows: &[(&str, &str, Option<LeftWhy>)]) -> Desired {
-    let mut d = Desired::default();
+fn desired(rows: &[(&str, &str, Option<LeftWhy>)]) -> DesiredBuilder {
+    let mut d = DesiredBuilder::default();
     for (i, (e, p, left)) in rows.iter().enumerate() {
         d.add(Mapped::Row(SourceRow {
             email: email(e),
@@ -86,6 +87,7 @@ fn run(case: &Case) -> Plan {
     for e in &case.rejected {
         d.add(Mapped::Rejected { email: Some(email(e)), anomalies: vec![] });
     }
+    let d = d.finish();
     let cur = current(&case.current);
     let open: Vec<OpenRequest> =
         case.open.iter().map(|(id, st, e, b, a)| OpenRequest { id: *id, state: *st, key: key(e, b, a) }).collect();
@@ -421,7 +423,7 @@ fn a_refused_change_is_not_raised_again_on_the_same_facts() {
 
 #[test]
 fn conflicting_employee_ids_protect_everyone_involved() {
-    let mut d = Desired::default();
+    let mut d = DesiredBuilder::default();
     for (row, e, id) in [(2, "a@x.fr", "100"), (3, "b@x.fr", "100")] {
         d.add(Mapped::Row(SourceRow {
             email: email(e),
@@ -434,14 +436,14 @@ fn conflicting_employee_ids_protect_everyone_involved() {
         }));
     }
     let cur = current(&[("a@x.fr", "ACHATS"), ("b@x.fr", "ACHATS")]);
-    let plan = plan_of(&d, &cur, &[], &HashMap::new());
+    let plan = plan_of(&d.finish(), &cur, &[], &HashMap::new());
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["conflicting_rows b@x.fr"]);
 }
 
 #[test]
 fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
-    let mut d = Desired::default();
+    let mut d = DesiredBuilder::default();
     d.add(Mapped::Row(SourceRow {
         email: email("marie.martin@x.fr"),
         name: PersonName::default(),
@@ -453,7 +455,7 @@ fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
     }));
     let cur = current(&[("marie.dupont@x.fr", "COMPTA")]);
     let known: HashMap<Box<str>, Email> = [("E42".into(), email("marie.dupont@x.fr"))].into_iter().collect();
-    let plan = plan_of(&d, &cur, &[], &known);
+    let plan = plan_of(&d.finish(), &cur, &[], &known);
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["email_changed marie.martin@x.fr"]);
 }
@@ -521,7 +523,7 @@ fn to_attachments(state: &[(u8, Option<u8>, u8)]) -> Vec<Attachment> {
 }
 
 fn desired_of(attachments: &[Attachment]) -> Desired {
-    let mut d = Desired::default();
+    let mut d = DesiredBuilder::default();
     for (i, a) in attachments.iter().enumerate() {
         d.add(Mapped::Row(SourceRow {
             email: a.email.clone(),
@@ -533,7 +535,7 @@ fn desired_of(attachments: &[Attachment]) -> Desired {
             location: loc(i as u64 + 2),
         }));
     }
-    d
+    d.finish()
 }
 
 fn plan_for(current: &[Attachment], desired: &[Attachment]) -> Plan {

@@ -419,7 +419,9 @@ pub(crate) async fn current_attachments(
 ) -> Result<Vec<CurrentAttachment>, StoreError> {
     const CTX: &str = "read current attachments";
     let mut out = Vec::new();
-    let mut interner = Interner::default();
+    // Seeded with the caller's ids (the catalog's): equal ids then share one
+    // allocation, which the diff's comparisons check first.
+    let mut interner = Interner::with_structures(structures);
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let mut b = Binds::new(conn);
         let sql = format!(

@@ -294,6 +294,13 @@ pub(crate) struct Interner {
     last_email: Option<Email>,
 }
 
+impl Interner {
+    pub(crate) fn with_structures(structures: &[StructureId]) -> Interner {
+        let structures = structures.iter().map(|s| (s.as_str().into(), s.clone())).collect();
+        Interner { structures, ..Interner::default() }
+    }
+}
+
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))

@@ -259,7 +259,9 @@ impl Engine {
             ));
         }
         let desired = std::mem::take(&mut read.desired).finish();
+        tracing::debug!(people = desired.people().len(), "desired state sorted and merged");
         let current = tx.current_attachments(&scope).await?;
+        tracing::debug!(attachments = current.len(), "current attachments read");
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
@@ -276,6 +278,7 @@ impl Engine {
             known_ids: &known_ids,
             grace_runs: self.config.guards.grace_runs,
         });
+        tracing::debug!(changes = plan.changes.len(), anomalies = plan.anomalies.len(), "plan computed");
         let trips = guards::evaluate(&plan, &self.config.guards);
         if !trips.is_empty() {
             let text = trips.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -540,6 +543,7 @@ impl Engine {
         let bar = progress(opts.progress && reported.len() > 10_000, "writing reports".to_string(), false);
         let files = report::write_run_reports(&dir, &report, self.config.reports.csv_delimiter);
         bar.finish_and_clear();
+        tracing::debug!(dir = %dir.display(), "reports written");
         // Reports first, then the commit: a recorded run always has its
         // reports, and a run whose reports cannot be written is not recorded.
         let files = match files {

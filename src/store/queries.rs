@@ -1,11 +1,13 @@
 //! The SQL, shared by `Store` (a pooled connection) and `StoreTx` (the
 //! transaction's connection). Every function takes a plain connection.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+};
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use super::{
     CurrentAttachment, RequestFilter, SourceRunRecord, StoreError,
@@ -413,33 +415,120 @@ pub(crate) fn current_from_row(row: &AnyRow, interner: &mut Interner) -> Result<
     })
 }
 
+/// Rows per page of [`current_attachments`].
+const CURRENT_PAGE: usize = 10_000;
+
+/// One current attachment as a JSON array in a page (see [`current_attachments`]).
+#[derive(serde::Deserialize)]
+struct CurrentJson<'a> {
+    #[serde(borrow)]
+    structure: Cow<'a, str>,
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    #[serde(borrow)]
+    service: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    rights: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    last_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    first_name: Option<Cow<'a, str>>,
+}
+
+/// The current attachments of `structures`, sorted by (structure, e-mail,
+/// service): the order the diff merges in.
+///
+/// Read in pages of [`CURRENT_PAGE`] rows, each page ONE row holding a JSON
+/// array built by the database, walked by key (no OFFSET). Row by row, sqlx
+/// hands every row from its SQLite thread to the async task and copies each
+/// value twice: that hand-off was the largest single cost of a plan
+/// (BENCHMARKS.md). A page costs one hand-off and one parse.
 pub(crate) async fn current_attachments(
     conn: &mut AnyConnection,
     structures: &[StructureId],
 ) -> Result<Vec<CurrentAttachment>, StoreError> {
     const CTX: &str = "read current attachments";
+    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
     let mut out = Vec::new();
     // Seeded with the caller's ids (the catalog's): equal ids then share one
     // allocation, which the diff's comparisons check first.
     let mut interner = Interner::with_structures(structures);
-    for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
-        let mut b = Binds::new(conn);
-        let sql = format!(
-            "SELECT {CURRENT_COLS} FROM current_attachments WHERE structure IN ({}) ORDER BY structure, email, service",
-            b.list(chunk.iter().map(|s| s.as_str().to_string()))
-        );
-        // Streamed: a million rows never sit in memory twice (as rows, then as values).
-        let mut rows = query(sql, b, CTX)?.fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await.map_err(db(CTX))? {
-            out.push(current_from_row(&row, &mut interner)?);
+    // One structure at a time: `structure = ? AND (email, service) > (?, ?)`
+    // is a range of the primary key, so each page starts where the last ended.
+    for structure in structures {
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let mut b = Binds::new(conn);
+            let mut filter = format!("structure = {}", b.push(structure.as_str().to_string()));
+            if let Some((email, service)) = after.take() {
+                let (e, v) = (b.push(email), b.push(service));
+                filter.push_str(&format!(" AND (email, service) > ({e}, {v})"));
+            }
+            let page = format!(
+                "SELECT {CURRENT_COLS} FROM current_attachments WHERE {filter} \
+                 ORDER BY structure, email, service LIMIT {CURRENT_PAGE}"
+            );
+            let sql = if sqlite {
+                format!("SELECT json_group_array(json_array({CURRENT_COLS})) FROM ({page})")
+            } else {
+                format!(
+                    "SELECT json_agg(json_build_array({CURRENT_COLS}) ORDER BY structure, email, service)::text \
+                     FROM ({page}) AS page"
+                )
+            };
+            let json: Option<String> =
+                query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?.try_get(0).map_err(db(CTX))?;
+            let rows: Vec<CurrentJson<'_>> = match json.as_deref() {
+                None => Vec::new(),
+                Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+                    table: "current_attachments",
+                    row: "?".into(),
+                    column: "*",
+                    message: format!("a page of rows did not read back: {e}"),
+                })?,
+            };
+            let full = rows.len() == CURRENT_PAGE;
+            // The page's last key in the database's order: SQLite's json_group_array
+            // keeps its input's order, PostgreSQL's json_agg is told it.
+            if full && let Some(last) = rows.last() {
+                after = Some((last.email.to_string(), last.service.as_deref().unwrap_or_default().to_string()));
+            }
+            for r in rows {
+                out.push(current_from_json(r, &mut interner)?);
+            }
+            if after.is_none() {
+                break;
+            }
         }
     }
-    // The diff merges in this order. SQLite's binary collation already gives
-    // it (the primary key's order); a PostgreSQL collation may not, so check.
+    // SQLite's binary collation gives the diff's order already; a PostgreSQL
+    // collation may not (it may ignore punctuation, say), so check.
     if !out.is_sorted_by(|a, b| a.attachment <= b.attachment) {
         out.sort_by(|a, b| a.attachment.cmp(&b.attachment));
     }
     Ok(out)
+}
+
+fn current_from_json(r: CurrentJson<'_>, interner: &mut Interner) -> Result<CurrentAttachment, StoreError> {
+    let CurrentJson { structure, email, service, rights, last_name, first_name } = r;
+    let corrupt = |column: &'static str, message: String| StoreError::Corrupt {
+        table: "current_attachments",
+        row: format!("{structure}/{email}"),
+        column,
+        message,
+    };
+    let name = |part: Option<Cow<'_, str>>| part.map(|p| Box::<str>::from(p.as_ref()));
+    Ok(CurrentAttachment {
+        attachment: Attachment {
+            structure: interner.structure(&structure).map_err(|m| corrupt("structure", m))?,
+            email: interner.email(&email).map_err(|m| corrupt("email", m))?,
+            placement: Placement {
+                service: interner.service(service.as_deref().unwrap_or_default()).map_err(|m| corrupt("service", m))?,
+                rights: interner.rights(rights.as_deref().unwrap_or_default()).map_err(|m| corrupt("rights", m))?,
+            },
+        },
+        name: PersonName { last_name: name(last_name), first_name: name(first_name) },
+    })
 }
 
 fn check_scope<'a>(

@@ -216,25 +216,17 @@ impl<'r> Cols<'r> {
 
     /// The column's text borrowed from the row (NULL reads as empty).
     fn borrowed(&self, column: &'static str) -> Result<&'r str, StoreError> {
-        Ok(self.get_borrowed::<Option<&'r str>>(column)?.unwrap_or(""))
-    }
-
-    fn get_borrowed<T>(&self, column: &'static str) -> Result<T, StoreError>
-    where
-        T: sqlx::Decode<'r, Any> + Type<Any>,
-    {
-        self.row.try_get::<T, _>(column).map_err(|e| self.corrupt(column, e.to_string()))
+        let text = self.row.try_get::<Option<&'r str>, _>(column).map_err(|e| self.corrupt(column, e.to_string()))?;
+        Ok(text.unwrap_or(""))
     }
 
     /// [`Cols::structure`], sharing one value per distinct text.
-    pub(crate) fn structure_in(&self, column: &'static str, interner: &mut Interner) -> Result<StructureId, StoreError> {
-        let s = self.borrowed(column)?;
-        if let Some(v) = interner.structures.get(s) {
-            return Ok(v.clone());
-        }
-        let v = self.structure(column)?;
-        interner.structures.insert(s.into(), v.clone());
-        Ok(v)
+    pub(crate) fn structure_in(
+        &self,
+        column: &'static str,
+        interner: &mut Interner,
+    ) -> Result<StructureId, StoreError> {
+        interner.structure(self.borrowed(column)?).map_err(|m| self.corrupt(column, m))
     }
 
     /// [`Cols::service`], sharing one value per distinct text.
@@ -243,43 +235,17 @@ impl<'r> Cols<'r> {
         column: &'static str,
         interner: &mut Interner,
     ) -> Result<Option<ServiceCode>, StoreError> {
-        let s = self.borrowed(column)?;
-        if s.is_empty() {
-            return Ok(None);
-        }
-        if let Some(v) = interner.services.get(s) {
-            return Ok(Some(v.clone()));
-        }
-        let v = self.service(column)?;
-        if let Some(v) = &v {
-            interner.services.insert(s.into(), v.clone());
-        }
-        Ok(v)
+        interner.service(self.borrowed(column)?).map_err(|m| self.corrupt(column, m))
     }
 
     /// [`Cols::rights`], sharing one value per distinct text.
     pub(crate) fn rights_in(&self, column: &'static str, interner: &mut Interner) -> Result<Rights, StoreError> {
-        let s = self.borrowed(column)?;
-        if let Some(v) = interner.rights.get(s) {
-            return Ok(v.clone());
-        }
-        let v = self.rights(column)?;
-        interner.rights.insert(s.into(), v.clone());
-        Ok(v)
+        interner.rights(self.borrowed(column)?).map_err(|m| self.corrupt(column, m))
     }
 
-    /// [`Cols::email`], reusing the previous row's address when it repeats
-    /// (a person's attachments are read one after the other).
+    /// [`Cols::email`], reusing the previous row's address when it repeats.
     pub(crate) fn email_in(&self, column: &'static str, interner: &mut Interner) -> Result<Email, StoreError> {
-        let s = self.borrowed(column)?;
-        if let Some(last) = &interner.last_email
-            && last.as_str() == s
-        {
-            return Ok(last.clone());
-        }
-        let v = self.email(column)?;
-        interner.last_email = Some(v.clone());
-        Ok(v)
+        interner.email(self.borrowed(column)?).map_err(|m| self.corrupt(column, m))
     }
 }
 
@@ -298,6 +264,51 @@ impl Interner {
     pub(crate) fn with_structures(structures: &[StructureId]) -> Interner {
         let structures = structures.iter().map(|s| (s.as_str().into(), s.clone())).collect();
         Interner { structures, ..Interner::default() }
+    }
+
+    pub(crate) fn structure(&mut self, s: &str) -> Result<StructureId, String> {
+        if let Some(v) = self.structures.get(s) {
+            return Ok(v.clone());
+        }
+        // Stored identifiers are already canonical (SIRETs without separators);
+        // the generic rule (trimmed, no control character) rebuilds them as is.
+        let v = StructureId::parse(IdentifierType::Autre, s)?;
+        self.structures.insert(s.into(), v.clone());
+        Ok(v)
+    }
+
+    /// `''` is the structure level.
+    pub(crate) fn service(&mut self, s: &str) -> Result<Option<ServiceCode>, String> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if let Some(v) = self.services.get(s) {
+            return Ok(Some(v.clone()));
+        }
+        let v = ServiceCode::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
+        self.services.insert(s.into(), v.clone());
+        Ok(Some(v))
+    }
+
+    pub(crate) fn rights(&mut self, s: &str) -> Result<Rights, String> {
+        if let Some(v) = self.rights.get(s) {
+            return Ok(v.clone());
+        }
+        let v = Rights::parse(s).map_err(|e| e.to_string())?;
+        self.rights.insert(s.into(), v.clone());
+        Ok(v)
+    }
+
+    /// A person's attachments are read one after the other: their address repeats.
+    pub(crate) fn email(&mut self, s: &str) -> Result<Email, String> {
+        if let Some(last) = &self.last_email
+            && last.as_str() == s
+        {
+            return Ok(last.clone());
+        }
+        let v = Email::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
+        self.last_email = Some(v.clone());
+        Ok(v)
     }
 }
 

@@ -394,6 +394,41 @@ async fn replace_current_touches_only_listed_structures(store: Store) {
     assert!(store.current_attachments(&[]).await.unwrap().is_empty());
 }
 
+/// Current attachments are read in pages of 10,000 rows, walked by key: a
+/// person whose services straddle a page boundary, a structure of exactly
+/// one page and names JSON must escape all come back once, in order.
+async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store) {
+    let names = [Some("O'Brien \"Jo\""), Some("Back\\slash\ttab"), Some("Hélène Œuvray 🦀"), None];
+    let mut acme: Vec<CurrentAttachment> = (0..12_344)
+        .map(|i| {
+            let (service, rights) = if i % 3 == 0 {
+                (None, "")
+            } else {
+                (Some("COMPTA"), "factures:modification,engagements:consultation")
+            };
+            current(ACME, &format!("p{i:05}@acme.fr"), service, rights, names[i % names.len()])
+        })
+        .collect();
+    // Sorted, p09999 is row 10,000: its three placements straddle the first page's end.
+    for service in [Some("ACHATS"), Some("ZETA")] {
+        acme.push(current(ACME, "p09999@acme.fr", service, "factures:consultation", None));
+    }
+    let other: Vec<CurrentAttachment> =
+        (0..10_000).map(|i| current(OTHER, &format!("q{i:05}@other.fr"), None, "", Some("Petit"))).collect();
+    let mut tx = store.begin().await.unwrap();
+    let t = at("2026-03-01T05:00:00Z");
+    tx.replace_current(&[sid(ACME)], &acme, t).await.unwrap();
+    tx.replace_current(&[sid(OTHER)], &other, t).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut all: Vec<CurrentAttachment> = acme.iter().chain(&other).cloned().collect();
+    all.sort_by(|a, b| a.attachment.cmp(&b.attachment));
+    let read = store.current_attachments(&[sid(OTHER), sid(ACME)]).await.unwrap();
+    assert_eq!(read.len(), all.len());
+    assert!(read == all, "the paged read differs from what was written");
+    assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap().len(), 10_000, "exactly one full page");
+}
+
 async fn absences_are_replaced_per_structure(store: Store) {
     let streak = |s: &str, who: &str, n: u32| AbsenceStreak { structure: sid(s), email: email(who), missed_runs: n };
     let mut tx = store.begin().await.unwrap();
@@ -663,6 +698,7 @@ crate::both_backends!(
     history_is_append_only,
     rollback_leaves_nothing,
     replace_current_touches_only_listed_structures,
+    current_attachments_read_in_pages_lose_and_repeat_nothing,
     absences_are_replaced_per_structure,
     last_accepted_source_run_ignores_held_and_rejected,
     runs_round_trip,

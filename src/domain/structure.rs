@@ -116,7 +116,7 @@ fn luhn_valid(digits: &str) -> bool {
 /// The identifier of a configured structure, in its canonical spelling
 /// (a SIRET without separators). Only configuration creates these, so holding
 /// one means the structure is managed by this organisation.
-#[derive(Clone, Eq, Hash, Serialize)]
+#[derive(Clone, Eq, Serialize)]
 #[serde(transparent)]
 pub struct StructureId(Arc<str>);
 
@@ -132,6 +132,13 @@ impl PartialEq for StructureId {
 impl Ord for StructureId {
     fn cmp(&self, other: &StructureId) -> std::cmp::Ordering {
         if Arc::ptr_eq(&self.0, &other.0) { std::cmp::Ordering::Equal } else { self.0.cmp(&other.0) }
+    }
+}
+
+// By the text, as equality is (the pointer check only short-cuts it).
+impl std::hash::Hash for StructureId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 

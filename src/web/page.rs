@@ -8,14 +8,19 @@ use axum::{
 };
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::{auth::cookie, form::Fields, i18n::Lang};
+use super::{
+    auth::cookie,
+    form::{Fields, encode},
+    i18n::Lang,
+};
 
 const LANG_COOKIE: &str = "chorus_lang";
 
 const CSS: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1e1e1e;background:#f6f6f6}
 header{background:#000091;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;align-items:center;flex-wrap:wrap}
-header a{color:#fff}header .who{margin-left:auto}header form{display:inline}
+header a{color:#fff}
+a.button{display:inline-block;background:#000091;color:#fff;padding:.4em 1em;text-decoration:none;border-radius:.2em}header .who{margin-left:auto}header form{display:inline}
 .badge{background:#e1000f;color:#fff;border-radius:1em;padding:0 .5em;font-weight:bold}
 main{padding:1em 1.2em;max-width:80em}
 table{border-collapse:collapse;background:#fff;width:100%;margin:.5em 0}
@@ -95,6 +100,42 @@ pub(crate) fn bare(lang: Lang, title: &str, message: &str) -> Markup {
     }
 }
 
+/// The end of a sign-in that arrives from another site (the identity
+/// provider): the browser sends no SameSite=Strict cookie on a redirect
+/// chain that started elsewhere, so this page sends it on from here.
+pub(crate) fn continue_to(lang: Lang, next: &str) -> Markup {
+    let t = lang.texts();
+    html! {
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content={ "0; url=" (next) };
+                title { (t.signed_in) " — chorus-sync" }
+                style { (PreEscaped(CSS)) }
+            }
+            body { main { p.ok #signed-in { (t.signed_in) } p { a #continue href=(next) { (t.continue_) } } } }
+        }
+    }
+}
+
+/// A sign-in that did not go through, and the way back to the sign-in page.
+pub(crate) fn sign_in_refused(lang: Lang, message: &str) -> Markup {
+    let t = lang.texts();
+    html! {
+        html lang=(lang.code()) {
+            (head(lang, t.sign_in))
+            body {
+                header { strong { (t.app) } }
+                main {
+                    h1 { (t.sign_in) }
+                    p.error role="alert" #sign-in-refused { (message) }
+                    p { a href="/sign-in" { (t.back_to_sign_in) } }
+                }
+            }
+        }
+    }
+}
+
 /// Who is signed in, for the header.
 pub(crate) struct Chrome<'a> {
     pub viewer: &'a super::Viewer,
@@ -129,17 +170,32 @@ pub(crate) fn layout(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
     }
 }
 
-pub(crate) fn sign_in(lang: Lang, csrf: &str, next: &str, email: Option<&str>, error: Option<&str>) -> Markup {
+/// The sign-in page; `oidc`: the provider's button label, when one is configured.
+pub(crate) fn sign_in(
+    lang: Lang,
+    csrf: &str,
+    next: &str,
+    email: Option<&str>,
+    error: Option<&str>,
+    oidc: Option<&str>,
+) -> Markup {
     let t = lang.texts();
     let other = if lang == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
     html! {
         html lang=(lang.code()) {
             (head(lang, t.sign_in))
             body {
-                header { strong { (t.app) } a href={ "/sign-in?lang=" (other.0) } { (other.1) } }
+                header {
+                    strong { (t.app) }
+                    a href={ "/sign-in?" (encode([("next", next), ("lang", other.0)])) } hreflang=(other.0) #lang { (other.1) }
+                }
                 main {
                     h1 { (t.sign_in) }
                     @if let Some(e) = error { p.error role="alert" { (e) } }
+                    @if let Some(label) = oidc {
+                        p { a.button #sign-in-oidc href={ "/auth/oidc/start?" (encode([("next", next)])) } { (t.sign_in_with) " " (label) } }
+                        p { (t.or_with_password) }
+                    }
                     form method="post" action="/sign-in" {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="next" value=(next);

@@ -3,25 +3,6 @@
 use super::fixture::{DELEGATE, Fixture, GP, GP_SERVICES, PASSWORD, held_env, set_password};
 use crate::support::Backend;
 
-/// `name_sqlite` and `name_postgres` tests running `name(backend)`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(crate::support::Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(crate::support::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both!(
     no_session_redirects_to_sign_in,
     sign_in_refuses_wrong_passwords_and_locks_out,
@@ -38,6 +19,7 @@ on_both!(
     sign_out_ends_the_session,
     the_queue_pages_through_tens_of_thousands,
     held_requests_are_decided_item_by_item,
+    two_instances_share_the_sign_in_lockout,
 );
 
 async fn no_session_redirects_to_sign_in(backend: Backend) {
@@ -389,6 +371,29 @@ async fn french_by_default_english_on_request(backend: Backend) {
     let mut anon = fx.client();
     anon.headers.push(("accept-language".into(), "en".into()));
     assert!(anon.get("/sign-in").await.body.contains("Sign in"));
+    // The sign-in page's language link keeps the page to return to.
+    let page = anon.get("/sign-in?next=%2Fapprovals%2F3").await;
+    assert!(page.body.contains("href=\"/sign-in?next=%2Fapprovals%2F3&amp;lang=fr\""), "{}", page.body);
+    let fr = anon.get("/sign-in?next=%2Fapprovals%2F3&lang=fr").await;
+    assert!(fr.body.contains("name=\"next\" value=\"/approvals/3\""), "{}", fr.body);
+}
+
+async fn two_instances_share_the_sign_in_lockout(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (mut a, mut b) = (fx.client(), fx.second_instance());
+    for _ in 0..3 {
+        assert_eq!(a.sign_in(GP, "wrong").await.status, 401);
+    }
+    for _ in 0..2 {
+        assert_eq!(b.sign_in(GP, "wrong").await.status, 401);
+    }
+    // Five failures in all, on two instances: locked on both, even with
+    // the right password.
+    assert_eq!(a.sign_in(GP, PASSWORD).await.status, 429);
+    assert_eq!(b.sign_in(GP, PASSWORD).await.status, 429);
+    // Per address: another is not locked, and its success clears only its own count.
+    assert_eq!(b.sign_in(DELEGATE, PASSWORD).await.status, 303);
+    assert_eq!(a.sign_in(GP, PASSWORD).await.status, 429);
 }
 
 async fn sign_out_ends_the_session(backend: Backend) {

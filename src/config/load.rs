@@ -2361,6 +2361,21 @@ rights = "factures:modification"
     }
 
     #[test]
+    fn reference_oidc_example_loads_once_uncommented() {
+        let text = include_str!("../../config/reference.toml");
+        let start = text.find("# [web.oidc]\n").expect("the OpenID Connect example");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .filter(|l| !l.starts_with("# ca_file") && (l.contains(" = ") || l.starts_with("# [")))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        let c = load_env(&format!("{STRUCTURES}{block}"), &[("CHORUS_SYNC_OIDC_SECRET", "s")])
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert_eq!(c.web.oidc.map(|o| o.button_label), Some("SSO".to_string()));
+    }
+
+    #[test]
     fn reference_directory_example_loads_once_uncommented() {
         let text = include_str!("../../config/reference.toml");
         let start = text.find("# [[sources]]\n# name = \"annuaire\"").expect("the directory example");

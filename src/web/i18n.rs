@@ -163,6 +163,7 @@ pub struct Texts {
     pub oidc_no_email: &'static str,
     pub oidc_unverified: &'static str,
     pub oidc_no_account: &'static str,
+    pub reports_withheld: &'static str,
 }
 
 pub static FR: Texts = Texts {
@@ -248,6 +249,7 @@ pub static FR: Texts = Texts {
     oidc_no_email: "Le fournisseur d'identité n'a pas transmis votre adresse électronique : connexion refusée.",
     oidc_unverified: "Votre adresse électronique n'est pas vérifiée chez le fournisseur d'identité : connexion refusée.",
     oidc_no_account: "Cette adresse n'est ni gestionnaire principal ni délégué d'une structure gérée ici : pas de compte.",
+    reports_withheld: "Couvre aussi d'autres structures : rapports réservés à qui décide pour toutes.",
 };
 
 pub static EN: Texts = Texts {
@@ -333,6 +335,7 @@ pub static EN: Texts = Texts {
     oidc_no_email: "The identity provider did not send your e-mail address: sign-in refused.",
     oidc_unverified: "Your e-mail address is not verified at the identity provider: sign-in refused.",
     oidc_no_account: "This address is neither the main manager nor a delegate of a structure managed here: no account.",
+    reports_withheld: "Also covers other structures: reports for those who decide for all of them.",
 };
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ on_both!(
     the_queue_pages_through_tens_of_thousands,
     held_requests_are_decided_item_by_item,
     two_instances_share_the_sign_in_lockout,
+    the_runs_list_shows_a_manager_the_runs_of_their_structures,
 );
 
 async fn no_session_redirects_to_sign_in(backend: Backend) {
@@ -274,10 +275,9 @@ async fn run_reports_download_with_access_control(backend: Backend) {
     let mut c = fx.signed_in(GP).await;
     let runs = c.get("/runs").await;
     assert_eq!(runs.status, 200);
-    assert_eq!(runs.row_ids(), [2, 1]);
+    assert_eq!(runs.row_ids(), [1], "run 2 covers ACME Services only: not gp@acme.fr's");
     assert!(runs.body.contains("terminée"));
     assert!(runs.body.contains("/runs/1/reports/changes.csv"));
-    assert!(!runs.body.contains("/runs/2/reports/"), "run 2 covers ACME Services: not gp@acme.fr's");
     let csv = c.get("/runs/1/reports/changes.csv").await;
     assert_eq!(csv.status, 200);
     assert_eq!(csv.header("content-disposition"), "attachment; filename=\"run-1-changes.csv\"");
@@ -303,6 +303,22 @@ async fn run_reports_download_with_access_control(backend: Backend) {
     let mut s = fx.signed_in(GP_SERVICES).await;
     assert_eq!(s.get("/runs/2/reports/summary.csv").await.status, 200);
     assert_eq!(s.get("/runs/1/reports/summary.csv").await.status, 403);
+}
+
+async fn the_runs_list_shows_a_manager_the_runs_of_their_structures(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    // Run 3 reads both sources: ACME France and ACME Services.
+    fx.env.run(&["run"]).expect(0);
+    let mut gp = fx.signed_in(GP).await;
+    let runs = gp.get("/runs").await;
+    assert_eq!(runs.row_ids(), [3, 1], "not run 2, ACME Services' only");
+    assert!(runs.body.contains("/runs/1/reports/changes.csv"));
+    assert!(!runs.body.contains("/runs/3/reports/"), "run 3 covers another structure: no download");
+    assert!(runs.body.contains("rapports réservés à qui décide pour toutes"), "{}", runs.body);
+    let mut services = fx.signed_in(GP_SERVICES).await;
+    let runs = services.get("/runs").await;
+    assert_eq!(runs.row_ids(), [3, 2]);
+    assert!(runs.body.contains("/runs/2/reports/changes.csv") && !runs.body.contains("/runs/3/reports/"));
 }
 
 async fn users_of_a_structure_and_their_export(backend: Backend) {

@@ -7,6 +7,29 @@ use super::{
     provider::{Alg, CLIENT_SECRET, Provider, SECRET_ENV},
 };
 use crate::support::Backend;
+use std::sync::{Arc, Mutex};
+
+/// What the console logs while `f` runs (handlers run in the test's task).
+async fn logged<T>(f: impl Future<Output = T>) -> (T, String) {
+    use tracing::instrument::WithSubscriber;
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let out = f.with_subscriber(subscriber).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
 
 /// The console's public URL in these tests (http is accepted to localhost).
 const CONSOLE: &str = "http://localhost";
@@ -140,8 +163,11 @@ async fn forged_tokens_are_refused(backend: Backend) {
     let mut c = fx.client();
     let invalid = "La réponse du fournisseur d'identité n'est pas valable";
     provider.set(|s| s.wrong_nonce = true);
-    let r = sign_in(&mut c).await;
+    let (r, log) = logged(sign_in(&mut c)).await;
     refused(&mut c, &r, 401, invalid).await;
+    assert!(log.contains("OpenID Connect sign-in refused") && log.contains("invalid ID token"), "{log}");
+    assert!(log.contains("nonce"), "the log names the failed check: {log}");
+    assert!(!log.contains(CLIENT_SECRET) && !log.contains("eyJ"), "no secret, no token in the log: {log}");
     provider.set(|s| {
         s.wrong_nonce = false;
         s.lifetime = -60;
@@ -189,8 +215,10 @@ async fn a_tampered_state_or_a_replayed_code_opens_no_session(backend: Backend) 
     let mut replay = fx.client();
     let fresh = to_provider_and_back(&mut replay, "/approvals").await;
     let replayed = format!("/auth/oidc/callback?code={code}&state={}", query_value(&fresh, "state"));
-    let r = replay.get(&replayed).await;
+    let (r, log) = logged(replay.get(&replayed)).await;
     refused(&mut replay, &r, 401, "n'a pas accepté cette connexion").await;
+    assert!(log.contains("code refused by the token endpoint") && log.contains("invalid_grant"), "{log}");
+    assert!(!log.contains(&code) && !log.contains(CLIENT_SECRET), "no code, no secret in the log: {log}");
     // The provider sending back an error.
     let fresh = to_provider_and_back(&mut replay, "/approvals").await;
     let state = query_value(&fresh, "state");

@@ -65,12 +65,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn id_hash(id: &str) -> String {
+/// What the store keeps of a cookie's random id.
+pub(crate) fn id_hash(id: &str) -> String {
     hex(&Sha256::digest(id.as_bytes()))
-}
-
-pub(crate) fn id_hash_of(id: &str) -> String {
-    id_hash(id)
 }
 
 pub(crate) fn random_token() -> Result<String, WebError> {
@@ -132,10 +129,15 @@ impl FromRequestParts<WebState> for Viewer {
     }
 }
 
+/// The provider's button label, when one is configured.
+fn oidc_button(state: &WebState) -> Option<String> {
+    state.config().web.oidc.as_ref().map(|o| o.button_label.clone())
+}
+
 pub(crate) async fn sign_in_page(State(state): State<WebState>, lang: Lang, Query(q): Query) -> WebResult {
     let token = random_token()?;
-    let oidc = state.config().web.oidc.as_ref().map(|o| o.button_label.clone());
-    let body = page::sign_in(lang, &token, q.get("next").unwrap_or("/approvals"), None, None, oidc.as_deref());
+    let body =
+        page::sign_in(lang, &token, q.get("next").unwrap_or("/approvals"), None, None, oidc_button(&state).as_deref());
     let cookie = set_cookie(&state, LOGIN_COOKIE, &token, "/sign-in", 3600);
     Ok(([(header::SET_COOKIE, cookie)], body).into_response())
 }
@@ -147,10 +149,9 @@ pub(crate) async fn sign_in(State(state): State<WebState>, lang: Lang, headers: 
         return Err(WebError::bad_csrf(t));
     }
     let typed = f.get("email").unwrap_or("").to_string();
-    let oidc = state.config().web.oidc.as_ref().map(|o| o.button_label.clone());
     let retry = |status: StatusCode, message: &str| -> WebResult {
         let token = random_token()?;
-        let body = page::sign_in(lang, &token, &next, Some(&typed), Some(message), oidc.as_deref());
+        let body = page::sign_in(lang, &token, &next, Some(&typed), Some(message), oidc_button(&state).as_deref());
         let cookie = set_cookie(&state, LOGIN_COOKIE, &token, "/sign-in", 3600);
         Ok((status, [(header::SET_COOKIE, cookie)], body).into_response())
     };

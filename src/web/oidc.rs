@@ -36,7 +36,7 @@ use subtle::ConstantTimeEq;
 
 use super::{
     WebError, WebResult, WebState,
-    auth::{cookie, id_hash_of, open_session, random_token, safe_next, set_cookie},
+    auth::{cookie, id_hash, open_session, random_token, safe_next, set_cookie},
     form::Query,
     i18n::{Lang, Texts},
     page,
@@ -222,7 +222,7 @@ pub(crate) async fn start(State(state): State<WebState>, lang: Lang, Query(q): Q
         next: safe_next(q.get("next")),
         expires_at: now + chrono::TimeDelta::minutes(FLOW_MINUTES),
     };
-    state.store().create_oidc_flow(&id_hash_of(&id), &flow, now).await?;
+    state.store().create_oidc_flow(&id_hash(&id), &flow, now).await?;
     let mut resp = Redirect::to(url.as_str()).into_response();
     resp.headers_mut().append(header::SET_COOKIE, flow_cookie(&state, &id)?);
     Ok(resp)
@@ -244,7 +244,7 @@ pub(crate) async fn callback(
 ) -> WebResult {
     let config = oidc_config(&state, lang)?;
     let flow = match cookie(&headers, FLOW_COOKIE) {
-        Some(id) if !id.is_empty() => state.store().take_oidc_flow(&id_hash_of(id), Utc::now()).await?,
+        Some(id) if !id.is_empty() => state.store().take_oidc_flow(&id_hash(id), Utc::now()).await?,
         _ => None,
     };
     let outcome = match flow {

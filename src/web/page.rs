@@ -19,8 +19,8 @@ const LANG_COOKIE: &str = "chorus_lang";
 const CSS: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1e1e1e;background:#f6f6f6}
 header{background:#000091;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;align-items:center;flex-wrap:wrap}
-header a{color:#fff}
-a.button{display:inline-block;background:#000091;color:#fff;padding:.4em 1em;text-decoration:none;border-radius:.2em}header .who{margin-left:auto}header form{display:inline}
+header a{color:#fff}header .who{margin-left:auto}header form{display:inline}
+a.button{display:inline-block;background:#000091;color:#fff;padding:.4em 1em;text-decoration:none;border-radius:.2em}
 .badge{background:#e1000f;color:#fff;border-radius:1em;padding:0 .5em;font-weight:bold}
 main{padding:1em 1.2em;max-width:80em}
 table{border-collapse:collapse;background:#fff;width:100%;margin:.5em 0}
@@ -78,11 +78,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
     }
 }
 
-fn head(_lang: Lang, title: &str) -> Markup {
+/// `refresh`: a page to move on to at once.
+fn head(_lang: Lang, title: &str, refresh: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         head {
             meta charset="utf-8";
+            @if let Some(url) = refresh { meta http-equiv="refresh" content={ "0; url=" (url) }; }
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " — chorus-sync" }
             style { (PreEscaped(CSS)) }
@@ -94,7 +96,7 @@ fn head(_lang: Lang, title: &str) -> Markup {
 pub(crate) fn bare(lang: Lang, title: &str, message: &str) -> Markup {
     html! {
         html lang=(lang.code()) {
-            (head(lang, title))
+            (head(lang, title, None))
             body { main { p.error { (message) } p { a href="/approvals" { "chorus-sync" } } } }
         }
     }
@@ -107,12 +109,7 @@ pub(crate) fn continue_to(lang: Lang, next: &str) -> Markup {
     let t = lang.texts();
     html! {
         html lang=(lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta http-equiv="refresh" content={ "0; url=" (next) };
-                title { (t.signed_in) " — chorus-sync" }
-                style { (PreEscaped(CSS)) }
-            }
+            (head(lang, t.signed_in, Some(next)))
             body { main { p.ok #signed-in { (t.signed_in) } p { a #continue href=(next) { (t.continue_) } } } }
         }
     }
@@ -123,7 +120,7 @@ pub(crate) fn sign_in_refused(lang: Lang, message: &str) -> Markup {
     let t = lang.texts();
     html! {
         html lang=(lang.code()) {
-            (head(lang, t.sign_in))
+            (head(lang, t.sign_in, None))
             body {
                 header { strong { (t.app) } }
                 main {
@@ -148,7 +145,7 @@ pub(crate) fn layout(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
     let other = if lang == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
     html! {
         html lang=(lang.code()) {
-            (head(lang, title))
+            (head(lang, title, None))
             body {
                 header {
                     strong { (t.app) }
@@ -183,7 +180,7 @@ pub(crate) fn sign_in(
     let other = if lang == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
     html! {
         html lang=(lang.code()) {
-            (head(lang, t.sign_in))
+            (head(lang, t.sign_in, None))
             body {
                 header {
                     strong { (t.app) }

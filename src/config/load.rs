@@ -12,12 +12,13 @@ use config::{ConfigError, Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
 use super::{
-    ApprovalsConfig, Config, CsvOptions, CurrentConfig, DEFAULT_HOUSEKEEPING_SCHEDULE, GroupRule, GuardsConfig,
-    LdapSource, LimitsConfig, NotificationsConfig, PasswordFrom, ReportsConfig, SmtpCredentials, SmtpTls, SourceConfig,
-    SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
+    ApprovalsConfig, Config, CsvOptions, CurrentConfig, DEFAULT_HOUSEKEEPING_SCHEDULE, DEFAULT_OIDC_SCOPES, GroupRule,
+    GuardsConfig, LdapSource, LimitsConfig, NotificationsConfig, OIDC_CALLBACK_PATH, OidcConfig, PasswordFrom,
+    ReportsConfig, SmtpCredentials, SmtpTls, SourceConfig, SourceKind, SpreadsheetSource, StoreConfig, ValueMaps,
+    WebConfig,
     raw::{
-        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawLimits, RawNotifications, RawReports, RawSource,
-        RawStore, RawStructure, RawValues,
+        self, Limit, RawApprovals, RawCurrent, RawGroup, RawGuards, RawLimits, RawNotifications, RawOidc, RawReports,
+        RawSource, RawStore, RawStructure, RawValues, RawWeb,
     },
 };
 use crate::{
@@ -269,6 +270,7 @@ impl Validator<'_> {
         let limits = self.table::<RawLimits>(top.remove("limits"), "limits").unwrap_or_default();
         let notifications = top.remove("notifications");
         let notifications = notifications.and_then(|v| self.table::<RawNotifications>(Some(v), "notifications"));
+        let web = self.table::<RawWeb>(top.remove("web"), "web").unwrap_or_default();
 
         let timezone = self.timezone(timezone);
         let store = self.store(store);
@@ -280,8 +282,22 @@ impl Validator<'_> {
         let approvals = self.approvals(approvals);
         let limits = self.limits(limits);
         let notifications = notifications.and_then(|n| self.notifications(n));
+        let web = WebConfig { oidc: web.oidc.and_then(|o| self.oidc(o)) };
         let file = file.map(Path::to_path_buf);
-        Config { file, timezone, store, reports, catalog, sources, current, guards, approvals, limits, notifications }
+        Config {
+            file,
+            timezone,
+            store,
+            reports,
+            catalog,
+            sources,
+            current,
+            guards,
+            approvals,
+            limits,
+            notifications,
+            web,
+        }
     }
 
     // ---- reading raw values -------------------------------------------------
@@ -1107,14 +1123,7 @@ impl Validator<'_> {
                 None
             }
         };
-        let ca_file = raw.ca_file.as_deref().map(str::trim).and_then(|f| {
-            if std::path::Path::new(f).is_file() {
-                Some(PathBuf::from(f))
-            } else {
-                self.problem(format!("{P}.ca_file"), format!("{f:?}: no such file"));
-                None
-            }
-        });
+        let ca_file = self.ca_file(P, raw.ca_file.as_deref());
         let credentials = self.smtp_credentials(&raw);
         let from = self.required_text(P, "from", raw.from.as_deref(), "the sender address").and_then(|f| {
             match f.parse::<lettre::message::Mailbox>() {
@@ -1153,17 +1162,7 @@ impl Validator<'_> {
         const P: &str = "notifications";
         let mut read = |key: &str, name: &Option<String>| -> Option<Option<(String, String)>> {
             let Some(name) = name.as_deref().map(str::trim) else { return Some(None) };
-            match self.env.iter().find(|(k, _)| k == name) {
-                Some((_, v)) if !v.is_empty() => Some(Some((name.to_string(), v.clone()))),
-                Some(_) => {
-                    self.problem(format!("{P}.{key}"), format!("the environment variable {name} is empty"));
-                    None
-                }
-                None => {
-                    self.problem(format!("{P}.{key}"), format!("the environment variable {name} is not set"));
-                    None
-                }
-            }
+            self.env_value(&format!("{P}.{key}"), name).map(|v| Some((name.to_string(), v)))
         };
         let user = read("username_env", &raw.username_env);
         let password = read("password_env", &raw.password_env);
@@ -1178,6 +1177,115 @@ impl Validator<'_> {
                 Some(Some(SmtpCredentials { username_env, password_env, username, password: Secret::new(password) }))
             }
             _ => None,
+        }
+    }
+
+    /// The non-empty value of the environment variable `name`, named by `path`.
+    fn env_value(&mut self, path: &str, name: &str) -> Option<String> {
+        match self.env.iter().find(|(k, _)| k == name) {
+            Some((_, v)) if !v.is_empty() => Some(v.clone()),
+            Some(_) => {
+                self.problem(path, format!("the environment variable {name} is empty"));
+                None
+            }
+            None => {
+                self.problem(path, format!("the environment variable {name} is not set"));
+                None
+            }
+        }
+    }
+
+    /// `ca_file` of section `p`: an existing file.
+    fn ca_file(&mut self, p: &str, raw: Option<&str>) -> Option<PathBuf> {
+        let f = raw.map(str::trim)?;
+        if Path::new(f).is_file() {
+            Some(PathBuf::from(f))
+        } else {
+            self.problem(format!("{p}.ca_file"), format!("{f:?}: no such file"));
+            None
+        }
+    }
+
+    /// `[web.oidc]`: present means enabled, so its required keys are required.
+    fn oidc(&mut self, raw: RawOidc) -> Option<OidcConfig> {
+        const P: &str = "web.oidc";
+        let issuer = self
+            .required_text(P, "issuer", raw.issuer.as_deref(), "the provider's issuer URL")
+            .and_then(|u| self.web_url(P, "issuer", u));
+        let client_id = self.required_text(P, "client_id", raw.client_id.as_deref(), "the console's client id");
+        let secret_env = self.required_text(
+            P,
+            "client_secret_env",
+            raw.client_secret_env.as_deref(),
+            "the name of the environment variable holding the client secret",
+        );
+        let secret = secret_env.as_deref().and_then(|name| self.env_value(&format!("{P}.client_secret_env"), name));
+        let redirect_url = self
+            .required_text(P, "redirect_url", raw.redirect_url.as_deref(), "the console's URL + /auth/oidc/callback")
+            .and_then(|u| self.web_url(P, "redirect_url", u))
+            .and_then(|u| {
+                if u.ends_with(OIDC_CALLBACK_PATH) {
+                    Some(u)
+                } else {
+                    self.problem(format!("{P}.redirect_url"), format!("{u:?}: must end with {OIDC_CALLBACK_PATH}"));
+                    None
+                }
+            });
+        let scopes = match raw.scopes {
+            None => Some(DEFAULT_OIDC_SCOPES.iter().map(|s| (*s).to_string()).collect()),
+            Some(list) => {
+                let list: Vec<String> = list.iter().map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = list.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+                    self.problem(format!("{P}.scopes"), format!("{bad:?}: a scope is one word"));
+                    None
+                } else if !list.iter().any(|s| s == "openid") {
+                    self.problem(format!("{P}.scopes"), "must include \"openid\"");
+                    None
+                } else {
+                    Some(list)
+                }
+            }
+        };
+        let email_claim = self.text_or(P, "email_claim", raw.email_claim.as_deref(), "email");
+        let ca_file = self.ca_file(P, raw.ca_file.as_deref());
+        let button_label = self.text_or(P, "button_label", raw.button_label.as_deref(), "OpenID Connect");
+        Some(OidcConfig {
+            issuer: issuer?,
+            client_id: client_id?,
+            client_secret_env: secret_env?,
+            client_secret: Secret::new(secret?),
+            redirect_url: redirect_url?,
+            scopes: scopes?,
+            email_claim: email_claim?,
+            require_verified_email: raw.require_verified_email.is_none_or(|f| f.0),
+            ca_file,
+            button_label: button_label?,
+        })
+    }
+
+    /// An https URL (http only to this machine), without query or fragment.
+    fn web_url(&mut self, p: &str, key: &str, raw: String) -> Option<String> {
+        let url = match reqwest::Url::parse(&raw) {
+            Ok(u) => u,
+            Err(e) => {
+                self.problem(format!("{p}.{key}"), format!("{raw:?}: not a URL ({e})"));
+                return None;
+            }
+        };
+        let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        let problem = match url.scheme() {
+            "https" => None,
+            "http" if local => None,
+            "http" => Some("expected an https:// URL (http:// only to localhost)"),
+            _ => Some("expected an https:// URL"),
+        }
+        .or_else(|| (url.query().is_some() || url.fragment().is_some()).then_some("no query or fragment allowed"));
+        match problem {
+            Some(m) => {
+                self.problem(format!("{p}.{key}"), format!("{raw:?}: {m}"));
+                None
+            }
+            None => Some(raw),
         }
     }
 
@@ -1265,6 +1373,14 @@ impl Validator<'_> {
                 None
             }
             Some(t) => Some(t.to_string()),
+        }
+    }
+
+    /// An optional text key: `default` when left out, never blank.
+    fn text_or(&mut self, p: &str, key: &str, raw: Option<&str>, default: &str) -> Option<String> {
+        match raw {
+            None => Some(default.to_string()),
+            Some(_) => self.required_text(p, key, raw, ""),
         }
     }
 
@@ -1993,6 +2109,56 @@ rights = "factures:modification"
     }
 
     #[test]
+    fn web_oidc_section() {
+        assert!(load_str(STRUCTURES).unwrap().web.oidc.is_none(), "absent: passwords only");
+        let text = format!(
+            "{STRUCTURES}[web.oidc]\nissuer = \"https://sso.acme.fr/realms/acme\"\nclient_id = \"chorus\"\n\
+             client_secret_env = \"OIDC_SECRET\"\nredirect_url = \"https://cs.acme.fr/auth/oidc/callback\"\n"
+        );
+        let env = [("OIDC_SECRET", "s3cr3t-oidc")];
+        let c = load_env(&text, &env).unwrap();
+        let o = c.web.oidc.as_ref().unwrap();
+        assert_eq!((o.issuer.as_str(), o.client_id.as_str()), ("https://sso.acme.fr/realms/acme", "chorus"));
+        assert_eq!(o.client_secret.expose(), "s3cr3t-oidc");
+        assert_eq!(o.scopes, ["openid", "email", "profile"]);
+        assert_eq!((o.email_claim.as_str(), o.require_verified_email), ("email", true));
+        assert_eq!(o.button_label, "OpenID Connect");
+        let shown = render(&c);
+        assert!(shown.contains("client_secret_env = \"OIDC_SECRET\""), "{shown}");
+        assert!(!shown.contains("s3cr3t-oidc") && !format!("{c:?}").contains("s3cr3t-oidc"), "{shown}");
+        let again = load_env(&shown, &env).unwrap();
+        assert_eq!(render(&again), shown);
+        // The environment overrides a key of the nested table.
+        let c = load_env(&text, &[env[0], ("CHORUS_SYNC__WEB__OIDC__BUTTON_LABEL", "Acme SSO")]).unwrap();
+        assert_eq!(c.web.oidc.unwrap().button_label, "Acme SSO");
+        // http to this machine only (a test provider).
+        let local = text.replace("https://sso.acme.fr", "http://127.0.0.1:8080");
+        assert!(load_env(&local, &env).is_ok());
+
+        // Every problem at once.
+        let bad = format!(
+            "{STRUCTURES}[web]\nlisten = 1\n[web.oidc]\nissuer = \"http://sso.acme.fr\"\nclient_secret_env = \"NOT_SET_ANYWHERE\"\n\
+             redirect_url = \"https://cs.acme.fr/callback\"\nscopes = [\"email\"]\nemail_claim = \" \"\n\
+             ca_file = \"/no/such/ca.pem\"\nbutton_lable = \"x\"\n"
+        );
+
+        check(
+            &bad,
+            &[
+                ("web.listen", "unknown key (expected one of: oidc)"),
+                ("web.oidc.button_lable", "unknown key (did you mean \"button_label\"?)"),
+                ("web.oidc.issuer", "\"http://sso.acme.fr\": expected an https:// URL (http:// only to localhost)"),
+                ("web.oidc.client_id", "missing (the console's client id)"),
+                ("web.oidc.client_secret_env", "the environment variable NOT_SET_ANYWHERE is not set"),
+                ("web.oidc.redirect_url", "must end with /auth/oidc/callback"),
+                ("web.oidc.scopes", "must include \"openid\""),
+                ("web.oidc.email_claim", "must not be empty"),
+                ("web.oidc.ca_file", "\"/no/such/ca.pem\": no such file"),
+            ],
+        );
+    }
+
+    #[test]
     fn limits_section() {
         let c = load_str(STRUCTURES).unwrap();
         assert_eq!(c.limits, LimitsConfig::default());
@@ -2192,6 +2358,21 @@ rights = "factures:modification"
         assert_eq!(c.guards, GuardsConfig::default());
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.store.url.expose(), DEFAULT_STORE_URL);
+    }
+
+    #[test]
+    fn reference_oidc_example_loads_once_uncommented() {
+        let text = include_str!("../../config/reference.toml");
+        let start = text.find("# [web.oidc]\n").expect("the OpenID Connect example");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .filter(|l| !l.starts_with("# ca_file") && (l.contains(" = ") || l.starts_with("# [")))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+            .collect();
+        let c = load_env(&format!("{STRUCTURES}{block}"), &[("CHORUS_SYNC_OIDC_SECRET", "s")])
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert_eq!(c.web.oidc.map(|o| o.button_label), Some("SSO".to_string()));
     }
 
     #[test]

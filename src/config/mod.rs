@@ -39,6 +39,47 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[notifications]`: e-mail digests and reminders; `None` when the section is absent.
     pub notifications: Option<NotificationsConfig>,
+    /// `[web]`: the console's settings.
+    pub web: WebConfig,
+}
+
+/// `[web]`: the console's settings beyond its command-line flags.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    /// `[web.oidc]`: sign-in through an OpenID Connect provider; `None`
+    /// when the table is absent (passwords only).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Where the provider sends the browser back: `redirect_url` ends with it.
+pub const OIDC_CALLBACK_PATH: &str = "/auth/oidc/callback";
+
+/// The scopes asked when `scopes` is left out.
+pub const DEFAULT_OIDC_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+
+/// An OpenID Connect provider (`[web.oidc]`). Its client secret is read
+/// from the environment at load time and never shown.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuer exactly as the provider writes it in its tokens;
+    /// discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The variable the secret came from, for `check-config`.
+    pub client_secret_env: String,
+    pub client_secret: Secret<String>,
+    /// The console's public URL + `/auth/oidc/callback`, as registered at the provider.
+    pub redirect_url: String,
+    /// Always includes `openid`.
+    pub scopes: Vec<String>,
+    /// The ID token claim holding the e-mail address (`email`).
+    pub email_claim: String,
+    /// Refuse unless the token says `email_verified: true`.
+    pub require_verified_email: bool,
+    /// PEM file of CA(s) to trust besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Shown on the sign-in button: "Se connecter avec <button_label>".
+    pub button_label: String,
 }
 
 /// Bounds on a source file (`[limits]`): a file beyond one is rejected

@@ -23,6 +23,20 @@ pub const TOP_KEYS: &[&str] = &[
     "approvals",
     "limits",
     "notifications",
+    "web",
+];
+/// `[web]`: the console; only its `[web.oidc]` table so far.
+pub const WEB_KEYS: &[&str] = &["oidc"];
+pub const OIDC_KEYS: &[&str] = &[
+    "issuer",
+    "client_id",
+    "client_secret_env",
+    "redirect_url",
+    "scopes",
+    "email_claim",
+    "require_verified_email",
+    "ca_file",
+    "button_label",
 ];
 pub const LIMITS_KEYS: &[&str] =
     &["max_file_bytes", "max_rows", "max_cell_chars", "max_sheets", "max_inflated_bytes", "max_zip_ratio"];
@@ -124,6 +138,8 @@ pub fn keys_at(level: &str) -> Option<&'static [&'static str]> {
         "approvals" => APPROVALS_KEYS,
         "limits" => LIMITS_KEYS,
         "notifications" => NOTIFICATIONS_KEYS,
+        "web" => WEB_KEYS,
+        "web.oidc" => OIDC_KEYS,
         _ => return None,
     })
 }
@@ -288,6 +304,24 @@ pub struct RawNotifications {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawWeb {
+    pub oidc: Option<RawOidc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOidc {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub redirect_url: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub email_claim: Option<String>,
+    pub require_verified_email: Option<Flag>,
+    pub ca_file: Option<String>,
+    pub button_label: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawLimits {
     pub max_file_bytes: Option<Limit>,
     pub max_rows: Option<Limit>,
@@ -411,6 +445,8 @@ mod tests {
         check::<RawLimits>(LIMITS_KEYS);
         check::<RawApprovals>(APPROVALS_KEYS);
         check::<RawNotifications>(NOTIFICATIONS_KEYS);
+        check::<RawWeb>(WEB_KEYS);
+        check::<RawOidc>(OIDC_KEYS);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! in and secrets masked. It loads back to the same configuration (but for a
 //! masked password).
 
-use super::{Config, CsvOptions, LdapSource, NotificationsConfig, PasswordFrom, SourceKind, load::key_path};
+use super::{
+    Config, CsvOptions, LdapSource, NotificationsConfig, OidcConfig, PasswordFrom, SourceKind, load::key_path,
+};
 use crate::{core::record::ColumnMap, secret::mask_url};
 
 pub fn render(config: &Config) -> String {
@@ -128,7 +130,29 @@ pub fn render(config: &Config) -> String {
             line("# [notifications]: absent, no e-mail is sent".into());
         }
     }
+    line(String::new());
+    match &config.web.oidc {
+        Some(o) => oidc_lines(&mut line, o),
+        None => line("# [web.oidc]: absent, sign-in with passwords only".into()),
+    }
     out
+}
+
+/// The provider's keys; the client secret only by the name of its variable.
+fn oidc_lines(line: &mut impl FnMut(String), o: &OidcConfig) {
+    line("[web.oidc]".into());
+    line(format!("issuer = {}", q(&o.issuer)));
+    line(format!("client_id = {}", q(&o.client_id)));
+    line(format!("client_secret_env = {}", q(&o.client_secret_env)));
+    line(format!("redirect_url = {}", q(&o.redirect_url)));
+    line(format!("scopes = {}", list(o.scopes.iter().map(String::as_str))));
+    line(format!("email_claim = {}", q(&o.email_claim)));
+    line(format!("require_verified_email = {}", o.require_verified_email));
+    match &o.ca_file {
+        Some(f) => line(format!("ca_file = {}", q(&f.to_string_lossy()))),
+        None => line("# ca_file: the system's trusted roots".into()),
+    }
+    line(format!("button_label = {}", q(&o.button_label)));
 }
 
 /// The SMTP keys; credentials only by the names of their variables.

@@ -98,3 +98,114 @@ pub(crate) async fn delete_session(conn: &mut AnyConnection, id_hash: &str) -> R
     query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
     Ok(())
 }
+
+/// An OpenID Connect sign-in under way: what the callback must find again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcFlow {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// The console page to open once signed in.
+    pub next: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Stores a flow under the hash of its cookie and forgets the expired ones.
+pub(crate) async fn create_oidc_flow(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    flow: &OidcFlow,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const CTX: &str = "create sign-in flow";
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_oidc_flows WHERE expires_at < {}", b.push(rfc3339(&now)));
+    query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    let mut b = Binds::new(conn);
+    let sql = format!(
+        "INSERT INTO web_oidc_flows (id_hash, state, nonce, pkce_verifier, next, expires_at) VALUES ({},{},{},{},{},{})",
+        b.push(id_hash.to_string()),
+        b.push(flow.state.clone()),
+        b.push(flow.nonce.clone()),
+        b.push(flow.pkce_verifier.clone()),
+        b.push(flow.next.clone()),
+        b.push(rfc3339(&flow.expires_at))
+    );
+    query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
+    Ok(())
+}
+
+/// Reads and deletes, in one statement, the flow stored under `id_hash`:
+/// a second callback with the same cookie finds nothing. Expired: `None`.
+pub(crate) async fn take_oidc_flow(
+    conn: &mut AnyConnection,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<OidcFlow>, StoreError> {
+    const CTX: &str = "take sign-in flow";
+    let mut b = Binds::new(conn);
+    let sql = format!(
+        "DELETE FROM web_oidc_flows WHERE id_hash = {} RETURNING state, nonce, pkce_verifier, next, expires_at",
+        b.push(id_hash.to_string())
+    );
+    let Some(row) = query(sql, b, CTX)?.fetch_optional(conn).await.map_err(db(CTX))? else {
+        return Ok(None);
+    };
+    let c = Cols::new(&row, "web_oidc_flows").keyed("(hashed id)".to_string());
+    let flow = OidcFlow {
+        state: c.text("state")?,
+        nonce: c.text("nonce")?,
+        pkce_verifier: c.text("pkce_verifier")?,
+        next: c.text("next")?,
+        expires_at: c.time("expires_at")?,
+    };
+    Ok((flow.expires_at > now).then_some(flow))
+}
+
+/// Failed sign-ins in a row for `key` whose last one is at or after `since`.
+pub(crate) async fn sign_in_failures(
+    conn: &mut AnyConnection,
+    key: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    const CTX: &str = "read sign-in failures";
+    let mut b = Binds::new(conn);
+    let sql = format!(
+        "SELECT count FROM web_sign_in_failures WHERE email = {} AND last_at >= {}",
+        b.push(key.to_string()),
+        b.push(rfc3339(&since))
+    );
+    let row = query(sql, b, CTX)?.fetch_optional(conn).await.map_err(db(CTX))?;
+    row.map_or(Ok(0), |r| Cols::new(&r, "web_sign_in_failures").keyed(key.to_string()).count("count"))
+}
+
+/// One more failure for `key` at `now`; a count whose last failure is
+/// before `stale_before` starts again from one (and such rows go).
+pub(crate) async fn record_sign_in_failure(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: DateTime<Utc>,
+    stale_before: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    const CTX: &str = "record sign-in failure";
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_sign_in_failures WHERE last_at < {}", b.push(rfc3339(&stale_before)));
+    query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    let mut b = Binds::new(conn);
+    let sql = format!(
+        "INSERT INTO web_sign_in_failures (email, count, last_at) VALUES ({},1,{}) \
+         ON CONFLICT (email) DO UPDATE SET count = web_sign_in_failures.count + 1, last_at = excluded.last_at",
+        b.push(key.to_string()),
+        b.push(rfc3339(&now))
+    );
+    query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
+    Ok(())
+}
+
+pub(crate) async fn clear_sign_in_failures(conn: &mut AnyConnection, key: &str) -> Result<(), StoreError> {
+    const CTX: &str = "clear sign-in failures";
+    let mut b = Binds::new(conn);
+    let sql = format!("DELETE FROM web_sign_in_failures WHERE email = {}", b.push(key.to_string()));
+    query(sql, b, CTX)?.execute(conn).await.map_err(db(CTX))?;
+    Ok(())
+}

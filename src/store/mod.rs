@@ -111,7 +111,7 @@ pub struct RequestFilter {
     pub run_id: Option<RunId>,
 }
 
-pub use accounts::WebSession;
+pub use accounts::{OidcFlow, WebSession};
 pub use page::{AttachmentQuery, RequestQuery, RequestSort};
 pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
@@ -319,6 +319,35 @@ impl Store {
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         accounts::delete_session(&mut *self.conn().await?, id_hash).await
+    }
+
+    /// Stores an OpenID Connect sign-in under the hash of its cookie.
+    pub async fn create_oidc_flow(&self, id_hash: &str, f: &OidcFlow, now: DateTime<Utc>) -> Result<(), StoreError> {
+        accounts::create_oidc_flow(&mut *self.conn().await?, id_hash, f, now).await
+    }
+
+    /// The live flow stored under `id_hash`, deleted as it is read.
+    pub async fn take_oidc_flow(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<OidcFlow>, StoreError> {
+        accounts::take_oidc_flow(&mut *self.conn().await?, id_hash, now).await
+    }
+
+    /// Failed sign-ins in a row for `key`, the last one at or after `since`.
+    pub async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> Result<u64, StoreError> {
+        accounts::sign_in_failures(&mut *self.conn().await?, key, since).await
+    }
+
+    /// One more failed sign-in for `key`; counts older than `stale_before` restart.
+    pub async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        accounts::record_sign_in_failure(&mut *self.conn().await?, key, now, stale_before).await
+    }
+
+    pub async fn clear_sign_in_failures(&self, key: &str) -> Result<(), StoreError> {
+        accounts::clear_sign_in_failures(&mut *self.conn().await?, key).await
     }
 
     /// Current attachments of the listed structures (none for an empty

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     core::approval::{ApprovalRequest, RequestId},
-    domain::StructureId,
+    domain::{StructureId, text::fold},
 };
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,33 +70,88 @@ pub struct RequestQuery {
     pub filter: RequestFilter,
     /// Service codes, before or after the change.
     pub services: Vec<String>,
-    /// Part of the e-mail address, last name or first name (case-insensitive for ASCII).
+    /// Part of the e-mail address, last name or first name, ignoring case
+    /// and accents ("helene" finds "Hélène").
     pub search: Option<String>,
     pub sort: RequestSort,
     pub descending: bool,
 }
 
+/// The searched text folded as `folded` folds a column: lower case, no
+/// accents, ligatures spelt out; LIKE wildcards escaped.
 fn like_pattern(text: &str) -> String {
     let mut p = String::from("%");
-    for ch in text.trim().to_lowercase().chars() {
-        if matches!(ch, '\\' | '%' | '_') {
-            p.push('\\');
+    for ch in fold(text).chars() {
+        match ch {
+            '\\' | '%' | '_' => {
+                p.push('\\');
+                p.push(ch);
+            }
+            _ => match plain_of(ch) {
+                Some(plain) => p.push_str(plain),
+                None => p.push(ch),
+            },
         }
-        p.push(ch);
     }
     p.push('%');
     p
 }
 
-/// `(email LIKE p OR last_name LIKE p OR first_name LIKE p)`, lower-cased.
+/// Accented Latin letters, by the plain letter they fold to. Names in the
+/// store are NFC as read; the combining marks below cover a decomposed one.
+const ACCENTED: [(&str, &str); 8] = [
+    ("a", "àáâãäåÀÁÂÃÄÅ"),
+    ("c", "çÇ"),
+    ("e", "èéêëÈÉÊË"),
+    ("i", "ìíîïÌÍÎÏ"),
+    ("n", "ñÑ"),
+    ("o", "òóôõöøÒÓÔÕÖØ"),
+    ("u", "ùúûüÙÚÛÜ"),
+    ("y", "ýÿÝŸ"),
+];
+const LIGATURES: [(&str, &str); 4] = [("œ", "oe"), ("Œ", "oe"), ("æ", "ae"), ("Æ", "ae")];
+/// What `folded` turns `ch` into, if it changes it beyond case.
+fn plain_of(ch: char) -> Option<&'static str> {
+    let letter = ACCENTED.iter().find(|(_, accented)| accented.contains(ch)).map(|(plain, _)| *plain);
+    letter.or_else(|| LIGATURES.iter().find(|(l, _)| l.starts_with(ch)).map(|(_, plain)| *plain))
+}
+
+const COMBINING: &str = "\u{300}\u{301}\u{302}\u{303}\u{308}\u{327}";
+
+/// `column` lower-cased and without accents, in SQL both backends run
+/// without an extension (no `unaccent`): `translate` on PostgreSQL, nested
+/// `REPLACE`s on SQLite (which has no `translate`, and whose `LOWER` only
+/// knows ASCII, hence the capitals in the tables). Constants only: nothing
+/// from the request is spliced in.
+fn folded(column: &str, sqlite: bool) -> String {
+    let mut sql = format!("COALESCE({column}, '')");
+    if sqlite {
+        for (plain, accented) in ACCENTED {
+            for ch in accented.chars() {
+                sql = format!("REPLACE({sql}, '{ch}', '{plain}')");
+            }
+        }
+        for ch in COMBINING.chars() {
+            sql = format!("REPLACE({sql}, '{ch}', '')");
+        }
+    } else {
+        let from: String = ACCENTED.iter().map(|(_, a)| *a).chain([COMBINING]).collect();
+        let to: String = ACCENTED.iter().map(|(p, a)| p.repeat(a.chars().count())).collect();
+        sql = format!("translate({sql}, '{from}', '{to}')");
+    }
+    for (ligature, plain) in LIGATURES {
+        sql = format!("REPLACE({sql}, '{ligature}', '{plain}')");
+    }
+    format!("LOWER({sql})")
+}
+
+/// `(email LIKE p OR last_name LIKE p OR first_name LIKE p)`, folded.
 fn search_clause(text: &str, b: &mut Binds) -> String {
     let p = like_pattern(text);
+    let sqlite = b.sqlite();
     let marks = [b.push(p.clone()), b.push(p.clone()), b.push(p)];
-    format!(
-        "(email LIKE {} ESCAPE '\\' OR LOWER(COALESCE(last_name, '')) LIKE {} ESCAPE '\\' \
-         OR LOWER(COALESCE(first_name, '')) LIKE {} ESCAPE '\\')",
-        marks[0], marks[1], marks[2]
-    )
+    let like = |column: &str, mark: &str| format!("{} LIKE {mark} ESCAPE '\\'", folded(column, sqlite));
+    format!("({} OR {} OR {})", like("email", &marks[0]), like("last_name", &marks[1]), like("first_name", &marks[2]))
 }
 
 fn where_query(q: &RequestQuery, b: &mut Binds) -> String {

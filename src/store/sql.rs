@@ -35,6 +35,11 @@ impl Binds {
         Binds { positional: conn.backend_name().eq_ignore_ascii_case("sqlite"), ..Binds::default() }
     }
 
+    /// Is the statement for SQLite (else PostgreSQL)?
+    pub(crate) fn sqlite(&self) -> bool {
+        self.positional
+    }
+
     /// Adds a value and returns its placeholder.
     pub(crate) fn push<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(&mut self, value: T) -> String {
         use sqlx::Arguments;

@@ -689,8 +689,104 @@ async fn ops_figures_count_each_source_of_a_run_and_each_request(store: Store) {
     );
 }
 
+async fn search_ignores_case_and_accents(store: Store) {
+    let run = new_run(&store).await;
+    let people = [
+        ("helene.lefevre@acme.fr", "Lefèvre", "Hélène"),
+        ("noel@acme.fr", "NOËL", "Jérôme"),
+        ("oeuvray@acme.fr", "Œuvray", "Zoé"),
+        ("ørsted@acme.fr", "Ørsted", "Ana\u{301}is"),
+        ("plain@acme.fr", "Martin", "Paul"),
+        ("pct@acme.fr", "100%", "a_b"),
+    ];
+    let named = |(_, last, first): (&str, &str, &str)| PersonName {
+        last_name: Some(last.into()),
+        first_name: Some(first.into()),
+    };
+    let reqs: Vec<_> = people
+        .iter()
+        .map(|p| ApprovalRequest { name: named(*p), ..request(run, ACME, p.0, None, place(None, "")) })
+        .collect();
+    insert(&store, &reqs).await;
+    let currents: Vec<_> =
+        people.iter().map(|p| CurrentAttachment { name: named(*p), ..current(ACME, p.0, None, "", None) }).collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_current(&[sid(ACME)], &currents, at("2026-03-01T05:00:00Z")).await.unwrap();
+    tx.commit().await.unwrap();
+    for (search, expect) in [
+        ("helene", &["helene.lefevre@acme.fr"][..]),
+        ("HÉLÈNE", &["helene.lefevre@acme.fr"]),
+        ("Lefevre", &["helene.lefevre@acme.fr"]),
+        ("lefèvre", &["helene.lefevre@acme.fr"]),
+        ("noel", &["noel@acme.fr"]),
+        ("Noël", &["noel@acme.fr"]),
+        ("jerome", &["noel@acme.fr"]),
+        ("oeuvray", &["oeuvray@acme.fr"]),
+        ("Œuvray", &["oeuvray@acme.fr"]),
+        ("ZOE", &["oeuvray@acme.fr"]),
+        ("orsted", &["ørsted@acme.fr"]),
+        ("anais", &["ørsted@acme.fr"]),
+        ("Anaïs", &["ørsted@acme.fr"]),
+        ("%", &["pct@acme.fr"]),
+        ("a_b", &["pct@acme.fr"]),
+        ("  paul ", &["plain@acme.fr"]),
+        ("hélène martin", &[]),
+    ] {
+        let q = RequestQuery { search: Some(search.into()), ..RequestQuery::default() };
+        let (rows, total) = store.request_page(&q, 50, 0).await.unwrap();
+        let found: Vec<&str> = rows.iter().map(|r| r.key.email.as_str()).collect();
+        assert_eq!((found.as_slice(), total), (expect, expect.len() as u64), "requests, {search:?}");
+        let q = AttachmentQuery { structures: vec![sid(ACME)], service: None, search: Some(search.into()) };
+        let (rows, _) = store.attachment_page(&q, None).await.unwrap();
+        let found: Vec<&str> = rows.iter().map(|r| r.attachment.email.as_str()).collect();
+        assert_eq!(found.as_slice(), expect, "attachments, {search:?}");
+    }
+}
+
+async fn sign_in_failures_count_in_a_window(store: Store) {
+    let t0 = at("2026-03-02T08:00:00Z");
+    let minute = chrono::TimeDelta::seconds(60);
+    for i in 0..3 {
+        store.record_sign_in_failure("gp@acme.fr", t0 + chrono::TimeDelta::seconds(i), t0 - minute).await.unwrap();
+    }
+    store.record_sign_in_failure("other@acme.fr", t0, t0 - minute).await.unwrap();
+    assert_eq!(store.sign_in_failures("gp@acme.fr", t0 - minute).await.unwrap(), 3);
+    assert_eq!(store.sign_in_failures("gp@acme.fr", t0 + chrono::TimeDelta::seconds(3)).await.unwrap(), 0, "stale");
+    // A failure after the window starts the count again.
+    let later = t0 + chrono::TimeDelta::seconds(200);
+    store.record_sign_in_failure("gp@acme.fr", later, later - minute).await.unwrap();
+    assert_eq!(store.sign_in_failures("gp@acme.fr", later - minute).await.unwrap(), 1);
+    assert_eq!(raw_count(&store, "web_sign_in_failures").await, 1, "stale rows go");
+    store.clear_sign_in_failures("gp@acme.fr").await.unwrap();
+    assert_eq!(store.sign_in_failures("gp@acme.fr", later - minute).await.unwrap(), 0);
+}
+
+async fn oidc_flows_are_taken_once_and_expire(store: Store) {
+    let now = at("2026-03-02T08:00:00Z");
+    let flow = |minutes: i64| OidcFlow {
+        state: "s".into(),
+        nonce: "n".into(),
+        pkce_verifier: "v".into(),
+        next: "/approvals".into(),
+        expires_at: now + chrono::TimeDelta::minutes(minutes),
+    };
+    store.create_oidc_flow("a", &flow(10), now).await.unwrap();
+    store.create_oidc_flow("b", &flow(10), now).await.unwrap();
+    assert_eq!(store.take_oidc_flow("a", now).await.unwrap(), Some(flow(10)));
+    assert_eq!(store.take_oidc_flow("a", now).await.unwrap(), None, "once");
+    assert_eq!(store.take_oidc_flow("b", now + chrono::TimeDelta::minutes(11)).await.unwrap(), None, "expired");
+    assert_eq!(store.take_oidc_flow("nope", now).await.unwrap(), None);
+    // Expired flows are swept when a new one is stored.
+    store.create_oidc_flow("c", &flow(1), now).await.unwrap();
+    store.create_oidc_flow("d", &flow(10), now + chrono::TimeDelta::minutes(5)).await.unwrap();
+    assert_eq!(raw_count(&store, "web_oidc_flows").await, 1);
+}
+
 crate::both_backends!(
+    sign_in_failures_count_in_a_window,
+    oidc_flows_are_taken_once_and_expire,
     requests_round_trip_every_placement_shape,
+    search_ignores_case_and_accents,
     ops_figures_count_each_source_of_a_run_and_each_request,
     filters_select_requests,
     transitions_record_decisions_and_history,

@@ -7,9 +7,9 @@
 //!   time. The sign-in form, before any session, uses a double-submit cookie.
 //! - Sign-in spends one argon2 verification whether the address has an
 //!   account or not, and an address is locked out for a minute after
-//!   `MAX_FAILURES` failures in a row.
-
-use std::time::{Duration, Instant};
+//!   `MAX_FAILURES` failures in a row. The count is kept in the store, so
+//!   every instance on one database shares it.
+//! - OpenID Connect sign-in (`oidc`) ends in `open_session` like a password.
 
 use axum::{
     extract::{FromRequestParts, State},
@@ -31,14 +31,8 @@ use crate::{domain::Email, domain::StructureId, store::WebSession};
 
 pub const SESSION_COOKIE: &str = "chorus_session";
 const LOGIN_COOKIE: &str = "chorus_login";
-const MAX_FAILURES: u32 = 5;
-const LOCKOUT: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Failures {
-    count: u32,
-    last: Instant,
-}
+const MAX_FAILURES: u64 = 5;
+const LOCKOUT: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// A signed-in manager or delegate, and the structures they may decide for.
 #[derive(Debug, Clone)]
@@ -71,11 +65,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn id_hash(id: &str) -> String {
+/// What the store keeps of a cookie's random id.
+pub(crate) fn id_hash(id: &str) -> String {
     hex(&Sha256::digest(id.as_bytes()))
 }
 
-fn random_token() -> Result<String, WebError> {
+pub(crate) fn random_token() -> Result<String, WebError> {
     random_bytes().map(|b| hex(&b)).map_err(|e| WebError::internal(e.to_string()))
 }
 
@@ -89,13 +84,13 @@ pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
         .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-fn set_cookie(state: &WebState, name: &str, value: &str, path: &str, max_age: i64) -> String {
+pub(crate) fn set_cookie(state: &WebState, name: &str, value: &str, path: &str, max_age: i64) -> String {
     let secure = if state.inner.options.secure_cookies { "; Secure" } else { "" };
     format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// Only a local path: never an open redirect to another site.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => "/approvals".to_string(),
@@ -134,9 +129,15 @@ impl FromRequestParts<WebState> for Viewer {
     }
 }
 
+/// The provider's button label, when one is configured.
+fn oidc_button(state: &WebState) -> Option<String> {
+    state.config().web.oidc.as_ref().map(|o| o.button_label.clone())
+}
+
 pub(crate) async fn sign_in_page(State(state): State<WebState>, lang: Lang, Query(q): Query) -> WebResult {
     let token = random_token()?;
-    let body = page::sign_in(lang, &token, q.get("next").unwrap_or("/approvals"), None, None);
+    let body =
+        page::sign_in(lang, &token, q.get("next").unwrap_or("/approvals"), None, None, oidc_button(&state).as_deref());
     let cookie = set_cookie(&state, LOGIN_COOKIE, &token, "/sign-in", 3600);
     Ok(([(header::SET_COOKIE, cookie)], body).into_response())
 }
@@ -150,12 +151,12 @@ pub(crate) async fn sign_in(State(state): State<WebState>, lang: Lang, headers: 
     let typed = f.get("email").unwrap_or("").to_string();
     let retry = |status: StatusCode, message: &str| -> WebResult {
         let token = random_token()?;
-        let body = page::sign_in(lang, &token, &next, Some(&typed), Some(message));
+        let body = page::sign_in(lang, &token, &next, Some(&typed), Some(message), oidc_button(&state).as_deref());
         let cookie = set_cookie(&state, LOGIN_COOKIE, &token, "/sign-in", 3600);
         Ok((status, [(header::SET_COOKIE, cookie)], body).into_response())
     };
     let key = typed.trim().to_lowercase();
-    if locked_out(&state, &key) {
+    if locked_out(&state, &key).await? {
         return retry(StatusCode::TOO_MANY_REQUESTS, t.too_many_attempts);
     }
     let email = Email::parse(&typed).ok().filter(|e| !state.config().catalog.decidable_by(e).is_empty());
@@ -174,10 +175,23 @@ pub(crate) async fn sign_in(State(state): State<WebState>, lang: Lang, headers: 
         .await
         .map_err(|e| WebError::internal(e.to_string()))?;
     let Some(email) = email.filter(|_| known && matches) else {
-        record_failure(&state, key);
+        let now = Utc::now();
+        state.store().record_sign_in_failure(&key, now, now - LOCKOUT).await?;
         return retry(StatusCode::UNAUTHORIZED, t.bad_credentials);
     };
-    clear_failures(&state, &key);
+    state.store().clear_sign_in_failures(&key).await?;
+    let session = open_session(&state, &email, "password").await?;
+    let mut resp = Redirect::to(&safe_next(Some(&next))).into_response();
+    let h = resp.headers_mut();
+    for c in [session, set_cookie(&state, LOGIN_COOKIE, "", "/sign-in", 0)] {
+        h.append(header::SET_COOKIE, c.parse().map_err(|_| WebError::internal("cookie header".into()))?);
+    }
+    Ok(resp)
+}
+
+/// Stores a new session for `email` (signed in by `method`) and returns the
+/// Set-Cookie value that hands it to the browser.
+pub(crate) async fn open_session(state: &WebState, email: &Email, method: &str) -> Result<String, WebError> {
     let id = random_token()?;
     let now = Utc::now();
     let hours = state.inner.options.session_hours;
@@ -187,16 +201,8 @@ pub(crate) async fn sign_in(State(state): State<WebState>, lang: Lang, headers: 
         expires_at: now + chrono::Duration::hours(i64::from(hours)),
     };
     state.store().create_session(&id_hash(&id), &session, now).await?;
-    tracing::info!(user = %email, "signed in to the web console");
-    let mut resp = Redirect::to(&safe_next(Some(&next))).into_response();
-    let h = resp.headers_mut();
-    for c in [
-        set_cookie(&state, SESSION_COOKIE, &id, "/", i64::from(hours) * 3600),
-        set_cookie(&state, LOGIN_COOKIE, "", "/sign-in", 0),
-    ] {
-        h.append(header::SET_COOKIE, c.parse().map_err(|_| WebError::internal("cookie header".into()))?);
-    }
-    Ok(resp)
+    tracing::info!(user = %email, method, "signed in to the web console");
+    Ok(set_cookie(state, SESSION_COOKIE, &id, "/", i64::from(hours) * 3600))
 }
 
 pub(crate) async fn sign_out(
@@ -218,22 +224,9 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| super::accounts::hash_password("no account here").unwrap_or_default())
 }
 
-fn locked_out(state: &WebState, key: &str) -> bool {
-    let map = state.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    map.get(key).is_some_and(|f| f.count >= MAX_FAILURES && f.last.elapsed() < LOCKOUT)
-}
-
-fn record_failure(state: &WebState, key: String) {
-    let mut map = state.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    // Forget stale entries so typos of many addresses cannot grow the map forever.
-    map.retain(|_, f| f.last.elapsed() < LOCKOUT);
-    let entry = map.entry(key).or_insert(Failures { count: 0, last: Instant::now() });
-    entry.count += 1;
-    entry.last = Instant::now();
-}
-
-fn clear_failures(state: &WebState, key: &str) {
-    state.inner.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+/// `MAX_FAILURES` failures in a row, the last less than `LOCKOUT` ago.
+async fn locked_out(state: &WebState, key: &str) -> Result<bool, WebError> {
+    Ok(state.store().sign_in_failures(key, Utc::now() - LOCKOUT).await? >= MAX_FAILURES)
 }
 
 #[cfg(test)]

@@ -150,6 +150,20 @@ pub struct Texts {
     pub forbidden: &'static str,
     pub bad_csrf: &'static str,
     pub error: &'static str,
+    pub sign_in_with: &'static str,
+    pub or_with_password: &'static str,
+    pub signed_in: &'static str,
+    pub continue_: &'static str,
+    pub back_to_sign_in: &'static str,
+    pub oidc_flow_lost: &'static str,
+    pub oidc_provider_refused: &'static str,
+    pub oidc_unreachable: &'static str,
+    pub oidc_code_rejected: &'static str,
+    pub oidc_invalid_token: &'static str,
+    pub oidc_no_email: &'static str,
+    pub oidc_unverified: &'static str,
+    pub oidc_no_account: &'static str,
+    pub reports_withheld: &'static str,
 }
 
 pub static FR: Texts = Texts {
@@ -222,6 +236,20 @@ pub static FR: Texts = Texts {
     forbidden: "Accès refusé.",
     bad_csrf: "Formulaire expiré ou invalide : rechargez la page et recommencez.",
     error: "Erreur",
+    sign_in_with: "Se connecter avec",
+    or_with_password: "ou avec votre adresse et votre mot de passe :",
+    signed_in: "Vous êtes connecté.",
+    continue_: "Continuer",
+    back_to_sign_in: "Retour à la connexion",
+    oidc_flow_lost: "Cette connexion a expiré ou a été commencée dans un autre navigateur : recommencez.",
+    oidc_provider_refused: "Le fournisseur d'identité a refusé la connexion.",
+    oidc_unreachable: "Le fournisseur d'identité ne répond pas : réessayez plus tard, ou connectez-vous avec votre mot de passe.",
+    oidc_code_rejected: "Le fournisseur d'identité n'a pas accepté cette connexion (déjà utilisée ou expirée) : recommencez.",
+    oidc_invalid_token: "La réponse du fournisseur d'identité n'est pas valable : connexion refusée.",
+    oidc_no_email: "Le fournisseur d'identité n'a pas transmis votre adresse électronique : connexion refusée.",
+    oidc_unverified: "Votre adresse électronique n'est pas vérifiée chez le fournisseur d'identité : connexion refusée.",
+    oidc_no_account: "Cette adresse n'est ni gestionnaire principal ni délégué d'une structure gérée ici : pas de compte.",
+    reports_withheld: "Couvre aussi d'autres structures : rapports réservés à qui décide pour toutes.",
 };
 
 pub static EN: Texts = Texts {
@@ -294,6 +322,20 @@ pub static EN: Texts = Texts {
     forbidden: "Forbidden.",
     bad_csrf: "Expired or invalid form: reload the page and try again.",
     error: "Error",
+    sign_in_with: "Sign in with",
+    or_with_password: "or with your address and password:",
+    signed_in: "You are signed in.",
+    continue_: "Continue",
+    back_to_sign_in: "Back to sign-in",
+    oidc_flow_lost: "This sign-in expired or was started in another browser: start again.",
+    oidc_provider_refused: "The identity provider refused the sign-in.",
+    oidc_unreachable: "The identity provider does not answer: try again later, or sign in with your password.",
+    oidc_code_rejected: "The identity provider did not accept this sign-in (already used or expired): start again.",
+    oidc_invalid_token: "The identity provider's answer is not valid: sign-in refused.",
+    oidc_no_email: "The identity provider did not send your e-mail address: sign-in refused.",
+    oidc_unverified: "Your e-mail address is not verified at the identity provider: sign-in refused.",
+    oidc_no_account: "This address is neither the main manager nor a delegate of a structure managed here: no account.",
+    reports_withheld: "Also covers other structures: reports for those who decide for all of them.",
 };
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! this module only turns HTTP into those calls and their results into HTML.
 //!
 //! - `auth`: passwords (argon2), sessions in the store, CSRF, the `Viewer`.
+//! - `oidc`: sign-in through an OpenID Connect provider (`[web.oidc]`).
 //! - `queue`: the queue, one request, single and bulk decisions.
 //! - `runs`: runs and their report files; `users`: who is attached where.
 //! - `page`: the layout; `i18n`: the texts; `form`: form and query fields.
@@ -12,16 +13,13 @@ pub mod accounts;
 mod auth;
 mod form;
 pub mod i18n;
+mod oidc;
 mod page;
 mod queue;
 mod runs;
 mod users;
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
@@ -66,8 +64,6 @@ struct Inner {
     /// The configuration and store in force: the daemon swaps them on reload.
     view: ops::View,
     options: WebOptions,
-    /// Failed sign-ins per address (see `auth::Limiter`).
-    failures: Mutex<HashMap<String, auth::Failures>>,
 }
 
 impl WebState {
@@ -79,7 +75,7 @@ impl WebState {
     /// The configuration and store asked of `view` at every request (the
     /// daemon's, so a reload shows at the next click).
     pub fn with_view(view: ops::View, options: WebOptions) -> WebState {
-        WebState { inner: Arc::new(Inner { view, options, failures: Mutex::new(HashMap::new()) }) }
+        WebState { inner: Arc::new(Inner { view, options }) }
     }
 
     fn config(&self) -> Arc<Config> {
@@ -105,6 +101,8 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(|| async { Redirect::to("/approvals") }))
         .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
         .route("/sign-out", post(auth::sign_out))
+        .route("/auth/oidc/start", get(oidc::start))
+        .route(crate::config::OIDC_CALLBACK_PATH, get(oidc::callback))
         .route("/approvals", get(queue::list))
         .route("/approvals/bulk", post(queue::bulk))
         .route("/approvals/{id}", get(queue::show))

@@ -8,7 +8,11 @@ use axum::{
 };
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::{auth::cookie, form::Fields, i18n::Lang};
+use super::{
+    auth::cookie,
+    form::{Fields, encode},
+    i18n::Lang,
+};
 
 const LANG_COOKIE: &str = "chorus_lang";
 
@@ -16,6 +20,7 @@ const CSS: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1e1e1e;background:#f6f6f6}
 header{background:#000091;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;align-items:center;flex-wrap:wrap}
 header a{color:#fff}header .who{margin-left:auto}header form{display:inline}
+a.button{display:inline-block;background:#000091;color:#fff;padding:.4em 1em;text-decoration:none;border-radius:.2em}
 .badge{background:#e1000f;color:#fff;border-radius:1em;padding:0 .5em;font-weight:bold}
 main{padding:1em 1.2em;max-width:80em}
 table{border-collapse:collapse;background:#fff;width:100%;margin:.5em 0}
@@ -73,11 +78,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
     }
 }
 
-fn head(_lang: Lang, title: &str) -> Markup {
+/// `refresh`: a page to move on to at once.
+fn head(_lang: Lang, title: &str, refresh: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         head {
             meta charset="utf-8";
+            @if let Some(url) = refresh { meta http-equiv="refresh" content={ "0; url=" (url) }; }
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " — chorus-sync" }
             style { (PreEscaped(CSS)) }
@@ -89,8 +96,39 @@ fn head(_lang: Lang, title: &str) -> Markup {
 pub(crate) fn bare(lang: Lang, title: &str, message: &str) -> Markup {
     html! {
         html lang=(lang.code()) {
-            (head(lang, title))
+            (head(lang, title, None))
             body { main { p.error { (message) } p { a href="/approvals" { "chorus-sync" } } } }
+        }
+    }
+}
+
+/// The end of a sign-in that arrives from another site (the identity
+/// provider): the browser sends no SameSite=Strict cookie on a redirect
+/// chain that started elsewhere, so this page sends it on from here.
+pub(crate) fn continue_to(lang: Lang, next: &str) -> Markup {
+    let t = lang.texts();
+    html! {
+        html lang=(lang.code()) {
+            (head(lang, t.signed_in, Some(next)))
+            body { main { p.ok #signed-in { (t.signed_in) } p { a #continue href=(next) { (t.continue_) } } } }
+        }
+    }
+}
+
+/// A sign-in that did not go through, and the way back to the sign-in page.
+pub(crate) fn sign_in_refused(lang: Lang, message: &str) -> Markup {
+    let t = lang.texts();
+    html! {
+        html lang=(lang.code()) {
+            (head(lang, t.sign_in, None))
+            body {
+                header { strong { (t.app) } }
+                main {
+                    h1 { (t.sign_in) }
+                    p.error role="alert" #sign-in-refused { (message) }
+                    p { a href="/sign-in" { (t.back_to_sign_in) } }
+                }
+            }
         }
     }
 }
@@ -107,7 +145,7 @@ pub(crate) fn layout(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
     let other = if lang == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
     html! {
         html lang=(lang.code()) {
-            (head(lang, title))
+            (head(lang, title, None))
             body {
                 header {
                     strong { (t.app) }
@@ -129,17 +167,32 @@ pub(crate) fn layout(chrome: &Chrome<'_>, title: &str, body: Markup) -> Markup {
     }
 }
 
-pub(crate) fn sign_in(lang: Lang, csrf: &str, next: &str, email: Option<&str>, error: Option<&str>) -> Markup {
+/// The sign-in page; `oidc`: the provider's button label, when one is configured.
+pub(crate) fn sign_in(
+    lang: Lang,
+    csrf: &str,
+    next: &str,
+    email: Option<&str>,
+    error: Option<&str>,
+    oidc: Option<&str>,
+) -> Markup {
     let t = lang.texts();
     let other = if lang == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
     html! {
         html lang=(lang.code()) {
-            (head(lang, t.sign_in))
+            (head(lang, t.sign_in, None))
             body {
-                header { strong { (t.app) } a href={ "/sign-in?lang=" (other.0) } { (other.1) } }
+                header {
+                    strong { (t.app) }
+                    a href={ "/sign-in?" (encode([("next", next), ("lang", other.0)])) } hreflang=(other.0) #lang { (other.1) }
+                }
                 main {
                     h1 { (t.sign_in) }
                     @if let Some(e) = error { p.error role="alert" { (e) } }
+                    @if let Some(label) = oidc {
+                        p { a.button #sign-in-oidc href={ "/auth/oidc/start?" (encode([("next", next)])) } { (t.sign_in_with) " " (label) } }
+                        p { (t.or_with_password) }
+                    }
                     form method="post" action="/sign-in" {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="next" value=(next);

@@ -1,7 +1,8 @@
-//! Runs and their report files. A run's reports cover every structure of
-//! its sources, so only someone who decides for all of them may download
-//! them; the file name must be one of the four a run writes (no path from
-//! the URL ever reaches the file system).
+//! Runs and their report files. A manager sees the runs that concern them:
+//! those of a source governing one of their structures. A run's reports
+//! cover every structure of its sources, so only someone who decides for all
+//! of them may download them; the file name must be one of the four a run
+//! writes (no path from the URL ever reaches the file system).
 
 use axum::{
     extract::{Path, State},
@@ -11,7 +12,9 @@ use axum::{
 use maud::html;
 
 use super::{Viewer, WebError, WebResult, WebState, page::layout, queue::chrome};
-use crate::core::run::RunRecord;
+use std::collections::BTreeSet;
+
+use crate::{config::Config, core::run::RunRecord, domain::StructureId};
 
 /// The files a run writes (DESIGN.md §8), with their media types.
 const REPORT_FILES: [(&str, &str); 4] = [
@@ -22,25 +25,32 @@ const REPORT_FILES: [(&str, &str); 4] = [
 ];
 const RUNS_SHOWN: u64 = 200;
 
+/// The structures each of the run's sources governs (`None`: a source no
+/// longer configured).
+fn scopes<'c>(config: &'c Config, run: &RunRecord) -> Vec<Option<&'c BTreeSet<StructureId>>> {
+    run.sources.iter().map(|name| config.sources.iter().find(|s| s.name == *name).map(|s| &s.scope)).collect()
+}
+
 /// May the viewer read this run's reports? Only if they decide for every
 /// structure its sources govern (a source no longer configured: no).
-fn may_read(state: &WebState, viewer: &Viewer, run: &RunRecord) -> bool {
-    run.sources.iter().all(|name| {
-        state
-            .config()
-            .sources
-            .iter()
-            .find(|s| s.name == *name)
-            .is_some_and(|s| s.scope.iter().all(|id| viewer.sees(id)))
-    })
+fn may_read(config: &Config, viewer: &Viewer, run: &RunRecord) -> bool {
+    scopes(config, run).into_iter().all(|scope| scope.is_some_and(|s| s.iter().all(|id| viewer.sees(id))))
+}
+
+/// Does the run concern the viewer: does one of its sources govern one of
+/// their structures?
+fn concerns(config: &Config, viewer: &Viewer, run: &RunRecord) -> bool {
+    scopes(config, run).into_iter().any(|scope| scope.is_some_and(|s| s.iter().any(|id| viewer.sees(id))))
 }
 
 pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer) -> WebResult {
     let chrome = chrome(&state, &viewer).await?;
-    let runs = state.store().list_runs(Some(RUNS_SHOWN)).await?;
+    let config = state.config();
+    let mut runs = state.store().list_runs(Some(RUNS_SHOWN)).await?;
+    runs.retain(|r| concerns(&config, &viewer, r));
     let lang = viewer.lang;
     let t = lang.texts();
-    let tz = state.config().timezone;
+    let tz = config.timezone;
     let body = html! {
         table #runs {
             tr { th { "#" } th { (t.started) } th { (t.sources) } th { (t.outcome) } th { (t.counts) } th { (t.message) } th { (t.reports) } }
@@ -52,9 +62,13 @@ pub(crate) async fn list(State(state): State<WebState>, viewer: Viewer) -> WebRe
                     td class={ "outcome-" (r.outcome.as_str()) } { (lang.outcome(r.outcome)) }
                     td { (r.counts.attach) " / " (r.counts.detach) " / " (r.counts.moves) " / " (r.counts.rights) }
                     td { (r.message.as_deref().unwrap_or("")) }
-                    td { @if r.report_dir.is_some() && may_read(&state, &viewer, r) {
-                        @for (file, _) in REPORT_FILES {
-                            a href={ "/runs/" (r.id) "/reports/" (file) } download { (file) } " "
+                    td { @if r.report_dir.is_some() {
+                        @if may_read(&config, &viewer, r) {
+                            @for (file, _) in REPORT_FILES {
+                                a href={ "/runs/" (r.id) "/reports/" (file) } download { (file) } " "
+                            }
+                        } @else {
+                            span.reports-withheld { (t.reports_withheld) }
                         }
                     } }
                 }
@@ -76,7 +90,7 @@ pub(crate) async fn download(
     let Some((run, _)) = state.store().get_run(id).await? else {
         return Err(WebError::not_found(t));
     };
-    if !may_read(&state, &viewer, &run) {
+    if !may_read(&state.config(), &viewer, &run) {
         return Err(WebError::forbidden(t));
     }
     let Some(dir) = run.report_dir.as_deref() else {

@@ -14,7 +14,10 @@ use std::{
 
 use fantoccini::{ClientBuilder, Locator};
 
-use super::fixture::{self, DELEGATE, PASSWORD};
+use super::{
+    fixture::{self, DELEGATE, PASSWORD},
+    provider::Provider,
+};
 use crate::support::{Backend, Env, repo};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -36,8 +39,14 @@ fn free_port() -> u16 {
 
 /// `chorus-sync serve` on a free port; returns it with its base URL.
 pub(crate) fn serve(env: &Env) -> (Killed, String) {
+    serve_on(env, "127.0.0.1:0", &[])
+}
+
+/// `chorus-sync serve --listen ADDR` with the variables `vars` besides the test's.
+fn serve_on(env: &Env, listen: &str, vars: &[(String, String)]) -> (Killed, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus-sync"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--insecure-cookies"])
+        .args(["serve", "--listen", listen, "--insecure-cookies"])
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .current_dir(env.dir.path())
         .env("CHORUS_SYNC_NOW", &env.now)
         .env_remove("CHORUS_SYNC_CONFIG")
@@ -138,7 +147,11 @@ async fn works_through_the_queue(backend: Backend) {
         }
     };
     let env = fixture::env(backend);
-    let (_server, base) = serve(&env);
+    // The console on a port known before it starts: the provider sends
+    // the browser back to it.
+    let provider = Provider::start(DELEGATE).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (_server, base) = serve_on(&env, &listen, &provider.env(&format!("http://{listen}")));
     let (_driver, webdriver) = chromedriver();
     let downloads = env.path("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
@@ -235,5 +248,13 @@ async fn works_through_the_queue(backend: Backend) {
     soon(&b, Locator::Id("sign-in")).await.unwrap();
     b.goto(&format!("{base}/approvals")).await.unwrap();
     soon(&b, Locator::Id("sign-in")).await.unwrap();
+
+    // Sign in again through the OpenID provider: off to it, approved, back
+    // to the queue with a session.
+    b.find(Locator::Id("sign-in-oidc")).await.unwrap().click().await.unwrap();
+    soon(&b, Locator::Id("queue")).await.unwrap();
+    let who = b.find(Locator::Css("header .who")).await.unwrap().text().await.unwrap();
+    assert!(who.contains(DELEGATE), "{who}");
+    assert_eq!(row_ids(&b).await, [4, 6, 7], "the delegate's pending requests");
     b.close().await.unwrap();
 }

@@ -25,6 +25,7 @@ pub const GP_SERVICES: &str = "gp@acme-services.fr";
 pub struct Fixture {
     pub env: Env,
     pub store: Store,
+    pub config: Arc<config::Config>,
     pub app: axum::Router,
 }
 
@@ -72,6 +73,11 @@ fn absolute(env: Env) -> Env {
     env
 }
 
+fn console(config: &Arc<config::Config>, store: &Store) -> axum::Router {
+    let options = WebOptions { secure_cookies: true, session_hours: 8 };
+    router(WebState::new(config.clone(), store.clone(), options))
+}
+
 impl Fixture {
     pub async fn new(backend: Backend) -> Fixture {
         Fixture::on(env(backend)).await
@@ -79,10 +85,30 @@ impl Fixture {
 
     pub async fn on(env: Env) -> Fixture {
         let config = config::load(&env.path("chorus-sync.toml")).expect("the fixture's config loads");
+        Fixture::build(env, config).await
+    }
+
+    /// The samples' fixture whose console (only: the file is unchanged) also
+    /// reads `extra` (a `[web.oidc]` table) with the variables `vars`.
+    pub async fn with(backend: Backend, extra: &str, vars: &[(String, String)]) -> Fixture {
+        let env = env(backend);
+        let path = env.path("chorus-sync.toml");
+        let text = std::fs::read_to_string(&path).unwrap() + extra;
+        let config = config::load_from(&text, Some(&path), vars).unwrap_or_else(|e| panic!("{e}"));
+        Fixture::build(env, config).await
+    }
+
+    async fn build(env: Env, config: config::Config) -> Fixture {
         let store = Store::connect(&Secret::new(config.store.url.expose().clone())).await.expect("open the store");
-        let options = WebOptions { secure_cookies: true, session_hours: 8 };
-        let app = router(WebState::new(Arc::new(config), store.clone(), options));
-        Fixture { env, store, app }
+        let config = Arc::new(config);
+        let app = console(&config, &store);
+        Fixture { env, store, config, app }
+    }
+
+    /// Another console over the same configuration and store: a second
+    /// instance of the console behind the same load balancer.
+    pub fn second_instance(&self) -> Client {
+        Client::new(console(&self.config, &self.store))
     }
 
     pub fn client(&self) -> Client {

@@ -3,25 +3,6 @@
 use super::fixture::{DELEGATE, Fixture, GP, GP_SERVICES, PASSWORD, held_env, set_password};
 use crate::support::Backend;
 
-/// `name_sqlite` and `name_postgres` tests running `name(backend)`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(crate::support::Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(crate::support::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both!(
     no_session_redirects_to_sign_in,
     sign_in_refuses_wrong_passwords_and_locks_out,
@@ -38,6 +19,8 @@ on_both!(
     sign_out_ends_the_session,
     the_queue_pages_through_tens_of_thousands,
     held_requests_are_decided_item_by_item,
+    two_instances_share_the_sign_in_lockout,
+    the_runs_list_shows_a_manager_the_runs_of_their_structures,
 );
 
 async fn no_session_redirects_to_sign_in(backend: Backend) {
@@ -292,10 +275,9 @@ async fn run_reports_download_with_access_control(backend: Backend) {
     let mut c = fx.signed_in(GP).await;
     let runs = c.get("/runs").await;
     assert_eq!(runs.status, 200);
-    assert_eq!(runs.row_ids(), [2, 1]);
+    assert_eq!(runs.row_ids(), [1], "run 2 covers ACME Services only: not gp@acme.fr's");
     assert!(runs.body.contains("terminée"));
     assert!(runs.body.contains("/runs/1/reports/changes.csv"));
-    assert!(!runs.body.contains("/runs/2/reports/"), "run 2 covers ACME Services: not gp@acme.fr's");
     let csv = c.get("/runs/1/reports/changes.csv").await;
     assert_eq!(csv.status, 200);
     assert_eq!(csv.header("content-disposition"), "attachment; filename=\"run-1-changes.csv\"");
@@ -321,6 +303,22 @@ async fn run_reports_download_with_access_control(backend: Backend) {
     let mut s = fx.signed_in(GP_SERVICES).await;
     assert_eq!(s.get("/runs/2/reports/summary.csv").await.status, 200);
     assert_eq!(s.get("/runs/1/reports/summary.csv").await.status, 403);
+}
+
+async fn the_runs_list_shows_a_manager_the_runs_of_their_structures(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    // Run 3 reads both sources: ACME France and ACME Services.
+    fx.env.run(&["run"]).expect(0);
+    let mut gp = fx.signed_in(GP).await;
+    let runs = gp.get("/runs").await;
+    assert_eq!(runs.row_ids(), [3, 1], "not run 2, ACME Services' only");
+    assert!(runs.body.contains("/runs/1/reports/changes.csv"));
+    assert!(!runs.body.contains("/runs/3/reports/"), "run 3 covers another structure: no download");
+    assert!(runs.body.contains("rapports réservés à qui décide pour toutes"), "{}", runs.body);
+    let mut services = fx.signed_in(GP_SERVICES).await;
+    let runs = services.get("/runs").await;
+    assert_eq!(runs.row_ids(), [3, 2]);
+    assert!(runs.body.contains("/runs/2/reports/changes.csv") && !runs.body.contains("/runs/3/reports/"));
 }
 
 async fn users_of_a_structure_and_their_export(backend: Backend) {
@@ -389,6 +387,29 @@ async fn french_by_default_english_on_request(backend: Backend) {
     let mut anon = fx.client();
     anon.headers.push(("accept-language".into(), "en".into()));
     assert!(anon.get("/sign-in").await.body.contains("Sign in"));
+    // The sign-in page's language link keeps the page to return to.
+    let page = anon.get("/sign-in?next=%2Fapprovals%2F3").await;
+    assert!(page.body.contains("href=\"/sign-in?next=%2Fapprovals%2F3&amp;lang=fr\""), "{}", page.body);
+    let fr = anon.get("/sign-in?next=%2Fapprovals%2F3&lang=fr").await;
+    assert!(fr.body.contains("name=\"next\" value=\"/approvals/3\""), "{}", fr.body);
+}
+
+async fn two_instances_share_the_sign_in_lockout(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (mut a, mut b) = (fx.client(), fx.second_instance());
+    for _ in 0..3 {
+        assert_eq!(a.sign_in(GP, "wrong").await.status, 401);
+    }
+    for _ in 0..2 {
+        assert_eq!(b.sign_in(GP, "wrong").await.status, 401);
+    }
+    // Five failures in all, on two instances: locked on both, even with
+    // the right password.
+    assert_eq!(a.sign_in(GP, PASSWORD).await.status, 429);
+    assert_eq!(b.sign_in(GP, PASSWORD).await.status, 429);
+    // Per address: another is not locked, and its success clears only its own count.
+    assert_eq!(b.sign_in(DELEGATE, PASSWORD).await.status, 303);
+    assert_eq!(a.sign_in(GP, PASSWORD).await.status, 429);
 }
 
 async fn sign_out_ends_the_session(backend: Backend) {

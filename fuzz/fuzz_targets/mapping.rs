@@ -62,6 +62,7 @@ fuzz_target!(|data: &[u8]| {
         columns: &source.columns,
         values: &source.values,
         today: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("a date"),
+        resolved: Default::default(),
     };
     match mapper.map(&record) {
         Mapped::Row(row) => assert!(config.catalog.get(&row.structure).is_some(), "only configured structures"),

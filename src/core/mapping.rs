@@ -2,7 +2,12 @@
 //! desired state, or into anomalies that name the row, the column and the
 //! value. Every format and every source kind goes through the same rules.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    borrow::Cow,
+    cell::RefCell,
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
@@ -54,6 +59,19 @@ pub struct Mapper<'a> {
     pub values: &'a ValueMaps,
     /// Today in the configured time zone: end dates on or before it mean "left".
     pub today: NaiveDate,
+    /// Cells already resolved, for this source only.
+    pub resolved: Resolved<'a>,
+}
+
+/// Structure, service and rights cells already resolved. An HR file repeats a
+/// handful of them over a million rows; resolving each costs allocations and
+/// Unicode folding (a fifth of reading a file). Only successes are kept, so
+/// every bad cell is reported where it is.
+#[derive(Default)]
+pub struct Resolved<'a> {
+    structures: RefCell<HashMap<Box<str>, &'a StructureInfo>>,
+    services: RefCell<HashMap<StructureId, HashMap<Box<str>, crate::domain::ServiceCode>>>,
+    rights: RefCell<HashMap<Box<str>, Rights>>,
 }
 
 impl Mapper<'_> {
@@ -69,11 +87,7 @@ impl Mapper<'_> {
 
     pub fn map(&self, record: &Record) -> Mapped {
         let mut problems: Vec<(Field, AnomalyCode, String)> = Vec::new();
-        let text = |f: Field| {
-            let t = record.get(f).to_text();
-            let t = t.trim();
-            if t.is_empty() { None } else { Some(t.to_string()) }
-        };
+        let text = |f: Field| trimmed(record.get(f));
 
         let email = match text(Field::Email) {
             None => {
@@ -92,7 +106,7 @@ impl Mapper<'_> {
         let structure = self.structure(record.get(Field::Structure), &mut problems);
 
         let service = match (structure, text(Field::Service)) {
-            (Some(info), Some(raw)) => match self.catalog.service(info, &raw) {
+            (Some(info), Some(raw)) => match self.service(info, &raw) {
                 Ok(code) => Some(Some(code)),
                 Err(ServiceLookupError::Invalid(m)) => {
                     problems.push((Field::Service, AnomalyCode::InvalidService, m));
@@ -110,8 +124,7 @@ impl Mapper<'_> {
         let rights = match text(Field::Rights) {
             None => Some(Rights::default()),
             Some(raw) => {
-                let mapped = self.values.rights.get(&fold(&raw)).map(String::as_str);
-                match Rights::parse(mapped.unwrap_or(&raw)) {
+                match self.rights(&raw) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         let known = if self.values.rights.is_empty() {
@@ -146,11 +159,12 @@ impl Mapper<'_> {
             },
         };
 
-        let status_left = text(Field::Status).filter(|s| self.values.inactive_status.contains(&fold(s)));
+        let status_left =
+            text(Field::Status).filter(|s| self.values.inactive_status.contains(&fold(s))).map(Cow::into_owned);
 
         let structure_id = structure.map(|s| s.id.clone());
         if !problems.is_empty() || email.is_none() {
-            let email_text = email.as_ref().map(Email::to_string).or_else(|| text(Field::Email));
+            let email_text = email.as_ref().map(Email::to_string).or_else(|| text(Field::Email).map(Cow::into_owned));
             let anomalies = problems
                 .into_iter()
                 .map(|(field, code, message)| Anomaly {
@@ -200,8 +214,14 @@ impl Mapper<'_> {
             }
         } else {
             let raw = structure_text(cell);
-            match self.catalog.lookup(&raw) {
-                Ok(info) => info,
+            let known = self.resolved.structures.borrow().get(&*raw).copied();
+            match known.ok_or(()).or_else(|()| self.catalog.lookup(&raw)) {
+                Ok(info) => {
+                    if known.is_none() {
+                        self.resolved.structures.borrow_mut().insert(raw.as_ref().into(), info);
+                    }
+                    info
+                }
                 Err(StructureLookupError::Invalid(m)) => {
                     problems.push((Field::Structure, AnomalyCode::InvalidStructure, m));
                     return None;
@@ -221,16 +241,54 @@ impl Mapper<'_> {
     }
 }
 
+impl<'a> Mapper<'a> {
+    fn service(&self, info: &StructureInfo, raw: &str) -> Result<crate::domain::ServiceCode, ServiceLookupError> {
+        if let Some(code) = self.resolved.services.borrow().get(&info.id).and_then(|m| m.get(raw)) {
+            return Ok(code.clone());
+        }
+        let code = self.catalog.service(info, raw)?;
+        self.resolved.services.borrow_mut().entry(info.id.clone()).or_default().insert(raw.into(), code.clone());
+        Ok(code)
+    }
+
+    /// A rights cell: a configured label, or `app:mode` pairs.
+    fn rights(&self, raw: &str) -> Result<Rights, crate::domain::RightsError> {
+        if let Some(r) = self.resolved.rights.borrow().get(raw) {
+            return Ok(r.clone());
+        }
+        let mapped = self.values.rights.get(&fold(raw)).map(String::as_str);
+        let r = Rights::parse(mapped.unwrap_or(raw))?;
+        self.resolved.rights.borrow_mut().insert(raw.into(), r.clone());
+        Ok(r)
+    }
+}
+
+/// A cell's text without surrounding white space, `None` when blank;
+/// borrowed from text cells (most of them).
+fn trimmed(cell: &Cell) -> Option<Cow<'_, str>> {
+    match cell {
+        Cell::Text(s) => Some(s.trim()).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        other => {
+            let t = other.to_text();
+            let t = t.trim();
+            (!t.is_empty()).then(|| Cow::Owned(t.to_string()))
+        }
+    }
+}
+
 fn email_message(raw: &str, e: &EmailError) -> String {
     format!("{raw:?} is not a valid e-mail address: {e}")
 }
 
 /// A structure cell as text. Spreadsheets that typed a SIRET as a number
 /// drop its leading zero (13 digits): put it back.
-fn structure_text(cell: &Cell) -> String {
+fn structure_text(cell: &Cell) -> Cow<'_, str> {
+    if let Cell::Text(s) = cell {
+        return Cow::Borrowed(s);
+    }
     let t = cell.to_text();
     let numeric = matches!(cell, Cell::Int(_) | Cell::Float(_));
-    if numeric && t.len() == 13 && t.bytes().all(|b| b.is_ascii_digit()) { format!("0{t}") } else { t }
+    Cow::Owned(if numeric && t.len() == 13 && t.bytes().all(|b| b.is_ascii_digit()) { format!("0{t}") } else { t })
 }
 
 /// Dates as HR exports write them: typed spreadsheet dates, Excel serial
@@ -327,6 +385,7 @@ mod tests {
             columns: &columns,
             values: &values,
             today: today(),
+            resolved: Resolved::default(),
         })
     }
 

@@ -234,7 +234,8 @@ impl Engine {
             // Nothing is diffed on a rejected source: no detach can come of it.
             run.outcome = RunOutcome::Rejected;
             run.message = Some(why.clone());
-            let anomalies = read.desired.anomalies().to_vec();
+            let mut anomalies = std::mem::take(&mut read.desired).finish().anomalies;
+            anomalies.sort();
             let plan = Plan { anomalies, ..Default::default() };
             let notes = read.notes.iter().map(|n| ("note".to_string(), n.clone())).collect();
             let summary = self.finish(tx, run, &read.stats, &plan, &[], &[], &BTreeSet::new(), notes, opts).await?;
@@ -621,6 +622,7 @@ fn read_source(
         columns: &src.columns,
         values: &src.values,
         today,
+        resolved: Default::default(),
     };
     let (mut rows, mut valid) = (0u64, 0u64);
     let mapped_fields: Vec<Field> = src.columns.iter().map(|(f, _)| f).collect();

@@ -441,6 +441,39 @@ fn conflicting_employee_ids_protect_everyone_involved() {
     assert_eq!(codes(&plan), vec!["conflicting_rows b@x.fr"]);
 }
 
+/// Each row is compared with the FIRST row of its employee id and of its
+/// address (rows arrive in file order; the check runs once all are in).
+#[test]
+fn identity_conflicts_name_the_first_row_of_the_id_and_of_the_address() {
+    let mut d = DesiredBuilder::default();
+    // row 2: a=100; row 3: b=100 (id taken by a); row 4: a=200 (a already 100); row 5: a=100 again (fine).
+    for (row, e, id) in [(2, "a@x.fr", "100"), (3, "b@x.fr", "100"), (4, "a@x.fr", "200"), (5, "a@x.fr", "100")] {
+        d.add(Mapped::Row(SourceRow {
+            email: email(e),
+            name: PersonName::default(),
+            employee_id: Some(id.into()),
+            structure: sid(ACME),
+            placement: place("COMPTA"),
+            left: None,
+            location: loc(row),
+        }));
+    }
+    let d = d.finish();
+    let messages: Vec<(Option<u64>, &str)> =
+        d.anomalies.iter().map(|a| (a.location.as_ref().and_then(|l| l.row), a.message.as_str())).collect();
+    assert_eq!(
+        messages,
+        vec![
+            (Some(3), "employee id \"100\" also belongs to a@x.fr (row 2)"),
+            (Some(4), "a@x.fr also has employee id \"100\" (row 2)"),
+        ]
+    );
+    let protected: Vec<&str> = d.protected.iter().map(Email::as_str).collect();
+    assert_eq!(protected, ["a@x.fr", "b@x.fr"]);
+    let ids: Vec<(&str, &str)> = d.identities().map(|(id, e)| (id, e.as_str())).collect();
+    assert_eq!(ids, [("100", "a@x.fr"), ("200", "a@x.fr")], "the first address of each id");
+}
+
 #[test]
 fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
     let mut d = DesiredBuilder::default();

@@ -123,22 +123,20 @@ impl Mapper<'_> {
 
         let rights = match text(Field::Rights) {
             None => Some(Rights::default()),
-            Some(raw) => {
-                match self.rights(&raw) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        let known = if self.values.rights.is_empty() {
-                            String::new()
-                        } else {
-                            let mut labels: Vec<&str> = self.values.rights.keys().map(String::as_str).collect();
-                            labels.sort_unstable();
-                            format!(" (mapped labels: {})", labels.join(", "))
-                        };
-                        problems.push((Field::Rights, AnomalyCode::InvalidRights, format!("{e}{known}")));
-                        None
-                    }
+            Some(raw) => match self.rights(&raw) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let known = if self.values.rights.is_empty() {
+                        String::new()
+                    } else {
+                        let mut labels: Vec<&str> = self.values.rights.keys().map(String::as_str).collect();
+                        labels.sort_unstable();
+                        format!(" (mapped labels: {})", labels.join(", "))
+                    };
+                    problems.push((Field::Rights, AnomalyCode::InvalidRights, format!("{e}{known}")));
+                    None
                 }
-            }
+            },
         };
 
         let end_date = match record.get(Field::EndDate) {

@@ -171,6 +171,7 @@ impl Engine {
             rejected: None,
         };
         for src in sources {
+            tracing::debug!(source = %src.name, "reading");
             read.scope.extend(src.scope.iter().cloned());
             let bar = progress(show_progress, format!("reading {}", src.name), true);
             let (stats, error) = read_source(src, &self.config, today, &mut read.desired, &bar);
@@ -180,6 +181,7 @@ impl Engine {
                 read.rejected.get_or_insert_with(|| format!("source {}: {e}", src.name));
             } else {
                 tracing::info!(source = %src.name, rows = stats.run.rows, valid = stats.run.valid_rows, "source read");
+                tracing::debug!(source = %src.name, rss_mb = ?resident_mb(), "memory after reading");
             }
             read.stats.push(stats);
         }
@@ -260,9 +262,9 @@ impl Engine {
             ));
         }
         let desired = std::mem::take(&mut read.desired).finish();
-        tracing::debug!(people = desired.people().len(), "desired state sorted and merged");
+        tracing::debug!(people = desired.people().len(), rss_mb = ?resident_mb(), "desired state sorted and merged");
         let current = tx.current_attachments(&scope).await?;
-        tracing::debug!(attachments = current.len(), "current attachments read");
+        tracing::debug!(attachments = current.len(), rss_mb = ?resident_mb(), "current attachments read");
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
@@ -279,7 +281,12 @@ impl Engine {
             known_ids: &known_ids,
             grace_runs: self.config.guards.grace_runs,
         });
-        tracing::debug!(changes = plan.changes.len(), anomalies = plan.anomalies.len(), "plan computed");
+        tracing::debug!(
+            changes = plan.changes.len(),
+            anomalies = plan.anomalies.len(),
+            rss_mb = ?resident_mb(),
+            "plan computed"
+        );
         let trips = guards::evaluate(&plan, &self.config.guards);
         if !trips.is_empty() {
             let text = trips.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -544,7 +551,7 @@ impl Engine {
         let bar = progress(opts.progress && reported.len() > 10_000, "writing reports".to_string(), false);
         let files = report::write_run_reports(&dir, &report, self.config.reports.csv_delimiter);
         bar.finish_and_clear();
-        tracing::debug!(dir = %dir.display(), "reports written");
+        tracing::debug!(dir = %dir.display(), rss_mb = ?resident_mb(), "reports written");
         // Reports first, then the commit: a recorded run always has its
         // reports, and a run whose reports cannot be written is not recorded.
         let files = match files {
@@ -680,6 +687,14 @@ fn read_source(
             (stats, Some(why))
         }
     }
+}
+
+/// The process's resident memory in MB (Linux), for the phase lines of `-vv`:
+/// where a large run's memory goes, without a profiler.
+fn resident_mb() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096 / 1_000_000)
 }
 
 fn is_csv(path: &Path) -> bool {

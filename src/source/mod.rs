@@ -10,6 +10,7 @@ mod detect;
 pub mod ldap;
 mod limits;
 mod ole2;
+mod pipeline;
 mod sheet;
 
 use std::{fmt, fs::File, io::Read, path::Path};
@@ -160,6 +161,14 @@ impl SourceError {
 /// to `sink` in file order. An error from the sink stops the read and is
 /// returned as is.
 pub fn read_table(
+    spec: &TableSpec<'_>,
+    sink: &mut dyn FnMut(Record) -> Result<(), SourceError>,
+) -> Result<TableInfo, SourceError> {
+    pipeline::pipelined(|records| read_table_here(spec, records), sink)
+}
+
+/// [`read_table`] on the calling thread.
+fn read_table_here(
     spec: &TableSpec<'_>,
     sink: &mut dyn FnMut(Record) -> Result<(), SourceError>,
 ) -> Result<TableInfo, SourceError> {

@@ -13,7 +13,7 @@
 
 mod entry;
 
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use ldap3::{
@@ -76,40 +76,21 @@ pub fn read_directory(
     if let Some(field) = spec.required.iter().find(|f| !spec.attributes.contains(**f)) {
         return Err(SourceError::Unconfigured { path: origin, field: *field });
     }
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<Record>(1024);
-        let producer = scope.spawn(move || Reader::new(spec).read(&tx));
-        let mut sink_error = None;
-        let mut records = 0u64;
-        for record in rx.iter() {
-            records += 1;
-            if let Err(e) = sink(record) {
-                sink_error = Some(e);
-                break;
-            }
-        }
-        // Dropping the receiver makes the producer's next send fail: it stops.
-        drop(rx);
-        let produced = producer.join();
-        if let Some(e) = sink_error {
-            return Err(e);
-        }
-        match produced {
-            Ok(Ok((entries, pages))) => Ok(DirectoryInfo { origin, entries, records, pages }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(SourceError::Directory {
-                url: origin,
-                base: None,
-                message: "the directory reader stopped unexpectedly".into(),
-            }),
-        }
-    })
+    // ldap3's sync API runs its own runtime, which cannot nest in the
+    // engine's: the reader has its own thread, records come back in batches.
+    let mut records = 0u64;
+    let mut counted = |record: Record| {
+        records += 1;
+        sink(record)
+    };
+    let (entries, pages) = super::pipeline::pipelined(|out| Reader::new(spec).read(out), &mut counted)?;
+    Ok(DirectoryInfo { origin, entries, records, pages })
 }
 
 /// Why a paged search stopped early.
 enum Stop {
     Error(SourceError),
-    /// The consumer went away (the sink failed): nothing more to report.
+    /// The consumer went away (its sink failed): its error is reported.
     Closed,
 }
 
@@ -139,9 +120,9 @@ impl<'a> Reader<'a> {
 
     /// Connects, binds, reads group members, then pages through the people.
     /// Returns (entries, pages).
-    fn read(&self, tx: &mpsc::SyncSender<Record>) -> Result<(u64, u64), SourceError> {
+    fn read(&self, out: &mut dyn FnMut(Record) -> Result<(), SourceError>) -> Result<(u64, u64), SourceError> {
         let mut conn = self.connect()?;
-        let result = self.bind(&mut conn).and_then(|()| self.search_people(&mut conn, tx));
+        let result = self.bind(&mut conn).and_then(|()| self.search_people(&mut conn, out));
         // Best effort: the server drops the connection anyway.
         let _ = conn.unbind();
         match result {
@@ -219,7 +200,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn search_people(&self, conn: &mut LdapConn, tx: &mpsc::SyncSender<Record>) -> Result<(u64, u64), Stop> {
+    fn search_people(
+        &self,
+        conn: &mut LdapConn,
+        out: &mut dyn FnMut(Record) -> Result<(), SourceError>,
+    ) -> Result<(u64, u64), Stop> {
         let src = self.src();
         let groups = self.group_index(conn)?;
         let mut attrs: Vec<String> = self.spec.attributes.iter().map(|(_, a)| a.to_string()).collect();
@@ -234,7 +219,8 @@ impl<'a> Reader<'a> {
             entries += 1;
             let Some(entry) = e else { return Ok(()) };
             for record in entry.records(entries, self.spec, &groups) {
-                tx.send(record).map_err(|_| Stop::Closed)?;
+                // Fails only when the consumer stopped; its error is the one reported.
+                out(record).map_err(|_| Stop::Closed)?;
             }
             Ok(())
         })?;

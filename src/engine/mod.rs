@@ -317,8 +317,13 @@ impl Engine {
             .filter_map(|a| a.email.as_deref())
             .chain(desired.protected.iter().map(Email::as_str))
             .collect();
-        let identities: Vec<(&str, &Email)> =
-            desired.identities().filter(|(_, e)| !doubtful.contains(e.as_str())).collect();
+        // Only what the store does not hold already: rewriting a million
+        // unchanged ids every run was most of a large run's writes.
+        let identities: Vec<(&str, &Email)> = desired
+            .identities()
+            .filter(|(_, e)| !doubtful.contains(e.as_str()))
+            .filter(|(id, e)| known_ids.get(*id) != Some(*e))
+            .collect();
         if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
             tx.record_identities(&identities, self.clock.now).await?;
         }

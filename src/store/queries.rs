@@ -854,23 +854,57 @@ pub(crate) async fn last_accepted_source_run(
 
 // ---- identities --------------------------------------------------------------
 
+/// Employee ids per query of [`identities`].
+const IDS_PER_QUERY: usize = 50_000;
+
+/// The addresses the store knows for these employee ids.
+///
+/// The ids go in as ONE JSON array parameter and the answer comes back as
+/// one JSON row per query: a million ids took a thousand queries of a
+/// thousand placeholders, each answer row handed over on its own.
 pub(crate) async fn identities(
     conn: &mut AnyConnection,
     ids: &[&str],
 ) -> Result<std::collections::HashMap<Box<str>, Email>, StoreError> {
     const CTX: &str = "read identities";
+    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
     let mut out = std::collections::HashMap::new();
-    for chunk in ids.chunks(STRUCTURES_PER_QUERY) {
+    for chunk in ids.chunks(IDS_PER_QUERY) {
         let mut b = Binds::new(conn);
-        let sql = format!(
-            "SELECT employee_id, email FROM identities WHERE employee_id IN ({})",
-            b.list(chunk.iter().map(|s| s.to_string()))
+        let list = b.push(
+            serde_json::to_string(chunk)
+                .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
         );
-        for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
-            let c = Cols::new(&row, "identities");
-            let id = c.text("employee_id")?;
-            let c = c.keyed(id.clone());
-            out.insert(id.into_boxed_str(), c.email("email")?);
+        let sql = if sqlite {
+            format!(
+                "SELECT json_group_array(json_array(employee_id, email)) FROM identities \
+                 WHERE employee_id IN (SELECT value FROM json_each({list}))"
+            )
+        } else {
+            format!(
+                "SELECT json_agg(json_build_array(employee_id, email))::text FROM identities \
+                 WHERE employee_id IN (SELECT json_array_elements_text(CAST({list} AS json)))"
+            )
+        };
+        let json: Option<String> =
+            query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?.try_get(0).map_err(db(CTX))?;
+        let rows: Vec<(Cow<'_, str>, Cow<'_, str>)> = match json.as_deref() {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+                table: "identities",
+                row: "?".into(),
+                column: "*",
+                message: format!("the answer did not read back: {e}"),
+            })?,
+        };
+        for (id, email) in rows {
+            let email = Email::parse(&email).map_err(|e| StoreError::Corrupt {
+                table: "identities",
+                row: id.to_string(),
+                column: "email",
+                message: format!("{email:?}: {e}"),
+            })?;
+            out.insert(Box::from(id.as_ref()), email);
         }
     }
     Ok(out)

@@ -429,6 +429,29 @@ async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store)
     assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap().len(), 10_000, "exactly one full page");
 }
 
+/// Ids go to the store as one JSON array per 50,000: a known id comes back
+/// with its address, an unknown one not at all, spelling kept exactly.
+async fn identities_round_trip_in_json_batches(store: Store) {
+    let emails: Vec<Email> = (0..60_000).map(|i| email(&format!("p{i}@acme.fr"))).collect();
+    let ids: Vec<String> =
+        (0..60_000).map(|i| if i % 1_000 == 7 { format!("E\"{i}\\é") } else { format!("E{i}") }).collect();
+    // Every other id is known.
+    let known: Vec<(&str, &Email)> = ids.iter().zip(&emails).step_by(2).map(|(i, e)| (i.as_str(), e)).collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.record_identities(&known, at("2026-03-01T05:00:00Z")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let asked: Vec<&str> = ids.iter().map(String::as_str).chain(["nobody"]).collect();
+    let mut tx = store.begin().await.unwrap();
+    let found = tx.identities(&asked).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(found.len(), 30_000);
+    for (id, e) in &known {
+        assert_eq!(found.get(*id), Some(*e), "{id}");
+    }
+    assert!(!found.contains_key("E1") && !found.contains_key("nobody"));
+}
+
 async fn absences_are_replaced_per_structure(store: Store) {
     let streak = |s: &str, who: &str, n: u32| AbsenceStreak { structure: sid(s), email: email(who), missed_runs: n };
     let mut tx = store.begin().await.unwrap();
@@ -795,6 +818,7 @@ crate::both_backends!(
     rollback_leaves_nothing,
     replace_current_touches_only_listed_structures,
     current_attachments_read_in_pages_lose_and_repeat_nothing,
+    identities_round_trip_in_json_batches,
     absences_are_replaced_per_structure,
     last_accepted_source_run_ignores_held_and_rejected,
     runs_round_trip,

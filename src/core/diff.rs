@@ -245,7 +245,8 @@ pub struct DiffInput<'a> {
     pub refused: &'a [RefusedChange],
     /// Streaks recorded by earlier complete runs.
     pub absences: &'a [AbsenceStreak],
-    /// Employee id → address seen by earlier runs.
+    /// Employee id → the address earlier runs saw, for the ids whose address
+    /// differs now (the store answers only those).
     pub known_ids: &'a HashMap<Box<str>, Email>,
     pub grace_runs: u32,
 }

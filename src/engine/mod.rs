@@ -273,8 +273,8 @@ impl Engine {
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
-        let ids: Vec<&str> = desired.identities().map(|(id, _)| id).collect();
-        let known_ids = tx.identities(&ids).await?;
+        let pairs: Vec<(&str, &Email)> = desired.identities().collect();
+        let ids = tx.identity_changes(&pairs).await?;
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
             scope: &read.scope,
@@ -283,7 +283,7 @@ impl Engine {
             open: &open,
             refused: &refused,
             absences: &absences,
-            known_ids: &known_ids,
+            known_ids: &ids.changed,
             grace_runs: self.config.guards.grace_runs,
         });
         tracing::debug!(
@@ -327,7 +327,7 @@ impl Engine {
         let identities: Vec<(&str, &Email)> = desired
             .identities()
             .filter(|(_, e)| !doubtful.contains(e.as_str()))
-            .filter(|(id, e)| known_ids.get(*id) != Some(*e))
+            .filter(|(id, _)| ids.unknown.contains(*id) || ids.changed.contains_key(*id))
             .collect();
         if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
             tx.record_identities(&identities, self.clock.now).await?;

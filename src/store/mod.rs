@@ -26,7 +26,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Any, AnyConnection, AnyPool, any::AnyPoolOptions};
@@ -113,6 +113,7 @@ pub struct RequestFilter {
 
 pub use accounts::{OidcFlow, WebSession};
 pub use page::{AttachmentQuery, RequestQuery, RequestSort};
+pub use queries::IdentityChanges;
 pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 
@@ -421,9 +422,10 @@ impl StoreTx {
         queries::replace_absences(self.conn(), structures, streaks).await
     }
 
-    /// The address each of these employee ids was last seen with.
-    pub async fn identities(&mut self, ids: &[&str]) -> Result<HashMap<Box<str>, Email>, StoreError> {
-        queries::identities(self.conn(), ids).await
+    /// Which of these (employee id, address) pairs the store does not hold:
+    /// ids it knows under another address, and ids it has never seen.
+    pub async fn identity_changes(&mut self, pairs: &[(&str, &Email)]) -> Result<IdentityChanges, StoreError> {
+        queries::identity_changes(self.conn(), pairs).await
     }
 
     /// Remembers employee id → address pairs (upsert).

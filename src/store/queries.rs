@@ -854,41 +854,57 @@ pub(crate) async fn last_accepted_source_run(
 
 // ---- identities --------------------------------------------------------------
 
-/// Employee ids per query of [`identities`].
+/// Employee ids per query of [`identity_changes`].
 const IDS_PER_QUERY: usize = 50_000;
 
-/// The addresses the store knows for these employee ids.
+/// What the store says about a run's employee ids: only those it does not
+/// hold with the same address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityChanges {
+    /// Ids the store knows under another address: id → that (older) address.
+    pub changed: std::collections::HashMap<Box<str>, Email>,
+    /// Ids the store has never seen.
+    pub unknown: std::collections::HashSet<Box<str>>,
+}
+
+/// Compares `pairs` (employee id, address) with the store's.
 ///
-/// The ids go in as ONE JSON array parameter and the answer comes back as
-/// one JSON row per query: a million ids took a thousand queries of a
-/// thousand placeholders, each answer row handed over on its own.
-pub(crate) async fn identities(
+/// The pairs go in as ONE JSON array parameter per 50,000 and the answer, only
+/// the ids that are new or changed, comes back as one JSON row: a million ids
+/// took a thousand queries of a thousand placeholders, and the million known
+/// addresses they returned were held in a map for the whole run.
+pub(crate) async fn identity_changes(
     conn: &mut AnyConnection,
-    ids: &[&str],
-) -> Result<std::collections::HashMap<Box<str>, Email>, StoreError> {
+    pairs: &[(&str, &Email)],
+) -> Result<IdentityChanges, StoreError> {
     const CTX: &str = "read identities";
     let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
-    let mut out = std::collections::HashMap::new();
-    for chunk in ids.chunks(IDS_PER_QUERY) {
+    let mut out = IdentityChanges::default();
+    for chunk in pairs.chunks(IDS_PER_QUERY) {
         let mut b = Binds::new(conn);
+        let json: Vec<(&str, &str)> = chunk.iter().map(|(id, e)| (*id, e.as_str())).collect();
         let list = b.push(
-            serde_json::to_string(chunk)
+            serde_json::to_string(&json)
                 .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
         );
         let sql = if sqlite {
             format!(
-                "SELECT json_group_array(json_array(employee_id, email)) FROM identities \
-                 WHERE employee_id IN (SELECT value FROM json_each({list}))"
+                "SELECT json_group_array(json_array(json_extract(j.value, '$[0]'), i.email)) \
+                 FROM json_each({list}) AS j \
+                 LEFT JOIN identities AS i ON i.employee_id = json_extract(j.value, '$[0]') \
+                 WHERE i.email IS NULL OR i.email <> json_extract(j.value, '$[1]')"
             )
         } else {
             format!(
-                "SELECT json_agg(json_build_array(employee_id, email))::text FROM identities \
-                 WHERE employee_id IN (SELECT json_array_elements_text(CAST({list} AS json)))"
+                "SELECT json_agg(json_build_array(j.pair ->> 0, i.email))::text \
+                 FROM json_array_elements(CAST({list} AS json)) AS j(pair) \
+                 LEFT JOIN identities AS i ON i.employee_id = j.pair ->> 0 \
+                 WHERE i.email IS NULL OR i.email <> j.pair ->> 1"
             )
         };
-        let json: Option<String> =
+        let answer: Option<String> =
             query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?.try_get(0).map_err(db(CTX))?;
-        let rows: Vec<(Cow<'_, str>, Cow<'_, str>)> = match json.as_deref() {
+        let rows: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = match answer.as_deref() {
             None => Vec::new(),
             Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
                 table: "identities",
@@ -897,14 +913,21 @@ pub(crate) async fn identities(
                 message: format!("the answer did not read back: {e}"),
             })?,
         };
-        for (id, email) in rows {
-            let email = Email::parse(&email).map_err(|e| StoreError::Corrupt {
-                table: "identities",
-                row: id.to_string(),
-                column: "email",
-                message: format!("{email:?}: {e}"),
-            })?;
-            out.insert(Box::from(id.as_ref()), email);
+        for (id, old) in rows {
+            match old {
+                None => {
+                    out.unknown.insert(Box::from(id.as_ref()));
+                }
+                Some(old) => {
+                    let old = Email::parse(&old).map_err(|e| StoreError::Corrupt {
+                        table: "identities",
+                        row: id.to_string(),
+                        column: "email",
+                        message: format!("{old:?}: {e}"),
+                    })?;
+                    out.changed.insert(Box::from(id.as_ref()), old);
+                }
+            }
         }
     }
     Ok(out)

@@ -429,9 +429,9 @@ async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store)
     assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap().len(), 10_000, "exactly one full page");
 }
 
-/// Ids go to the store as one JSON array per 50,000: a known id comes back
-/// with its address, an unknown one not at all, spelling kept exactly.
-async fn identities_round_trip_in_json_batches(store: Store) {
+/// Pairs go to the store as one JSON array per 50,000; only the ids it does
+/// not hold with the same address come back (spelling kept exactly).
+async fn identity_changes_answer_only_new_and_changed_ids(store: Store) {
     let emails: Vec<Email> = (0..60_000).map(|i| email(&format!("p{i}@acme.fr"))).collect();
     let ids: Vec<String> =
         (0..60_000).map(|i| if i % 1_000 == 7 { format!("E\"{i}\\é") } else { format!("E{i}") }).collect();
@@ -441,15 +441,20 @@ async fn identities_round_trip_in_json_batches(store: Store) {
     tx.record_identities(&known, at("2026-03-01T05:00:00Z")).await.unwrap();
     tx.commit().await.unwrap();
 
-    let asked: Vec<&str> = ids.iter().map(String::as_str).chain(["nobody"]).collect();
+    // Asked: all 60,000 with their addresses, but E0 now with another address.
+    let moved = email("p0.new@acme.fr");
+    let mut asked: Vec<(&str, &Email)> = ids.iter().zip(&emails).map(|(i, e)| (i.as_str(), e)).collect();
+    asked[0].1 = &moved;
     let mut tx = store.begin().await.unwrap();
-    let found = tx.identities(&asked).await.unwrap();
+    let answer = tx.identity_changes(&asked).await.unwrap();
     tx.rollback().await.unwrap();
-    assert_eq!(found.len(), 30_000);
-    for (id, e) in &known {
-        assert_eq!(found.get(*id), Some(*e), "{id}");
+    let changed: Vec<(&str, &str)> = answer.changed.iter().map(|(i, e)| (&**i, e.as_str())).collect();
+    assert_eq!(changed, [("E0", "p0@acme.fr")], "the id whose address changed, with the old address");
+    assert_eq!(answer.unknown.len(), 30_000);
+    for (id, _) in asked.iter().skip(1).step_by(2) {
+        assert!(answer.unknown.contains(*id), "{id}");
     }
-    assert!(!found.contains_key("E1") && !found.contains_key("nobody"));
+    assert!(answer.unknown.contains("E\"1007\\é"), "spelling kept");
 }
 
 async fn absences_are_replaced_per_structure(store: Store) {
@@ -818,7 +823,7 @@ crate::both_backends!(
     rollback_leaves_nothing,
     replace_current_touches_only_listed_structures,
     current_attachments_read_in_pages_lose_and_repeat_nothing,
-    identities_round_trip_in_json_batches,
+    identity_changes_answer_only_new_and_changed_ids,
     absences_are_replaced_per_structure,
     last_accepted_source_run_ignores_held_and_rejected,
     runs_round_trip,

@@ -25,8 +25,18 @@ async fn logged<T>(f: impl Future<Output = T>) -> (T, String) {
     }
     let captured = Captured::default();
     let writer = captured.clone();
+    // tracing caches, per callsite, whether anyone listens, and a global
+    // maximum level. With ONE scoped subscriber alive and no global one, it
+    // computes them from the thread's current default — not this subscriber
+    // until the future runs — so the WARN lines were dropped whenever the
+    // test ran alone (flaky in CI). Rebuild the cache with this subscriber as
+    // the default, and take captures one at a time so two do not interleave.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
     let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-    let out = f.with_subscriber(subscriber).await;
+    let dispatch = tracing::Dispatch::new(subscriber);
+    tracing::dispatcher::with_default(&dispatch, tracing::callsite::rebuild_interest_cache);
+    let out = f.with_subscriber(dispatch).await;
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     (out, text)
 }

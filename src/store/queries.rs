@@ -488,10 +488,16 @@ pub(crate) async fn current_attachments(
                 })?,
             };
             let full = rows.len() == CURRENT_PAGE;
-            // The page's last key in the database's order: SQLite's json_group_array
-            // keeps its input's order, PostgreSQL's json_agg is told it.
-            if full && let Some(last) = rows.last() {
-                after = Some((last.email.to_string(), last.service.as_deref().unwrap_or_default().to_string()));
+            // The page's last key in the database's order. PostgreSQL's json_agg is
+            // told the order (its collation may differ from byte order); SQLite does
+            // not promise an aggregate's input order, but its binary collation is
+            // Rust's byte order, so the largest key is taken, wherever it sits.
+            fn key<'r>(r: &'r CurrentJson<'_>) -> (&'r str, &'r str) {
+                (&r.email, r.service.as_deref().unwrap_or_default())
+            }
+            let last = if sqlite { rows.iter().max_by(|a, b| key(a).cmp(&key(b))) } else { rows.last() };
+            if full && let Some((email, service)) = last.map(key) {
+                after = Some((email.to_string(), service.to_string()));
             }
             for r in rows {
                 out.push(current_from_json(r, &mut interner)?);

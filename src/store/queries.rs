@@ -7,11 +7,11 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sqlx::{AnyConnection, Row, any::AnyRow};
+use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
     CurrentAttachment, RequestFilter, SourceRunRecord, StoreError,
-    sql::{Binds, Cols, Interner, MAX_BINDS, db, query, to_i64},
+    sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, json_answer, json_rows, query, to_i64},
 };
 use crate::{
     core::{
@@ -448,7 +448,7 @@ pub(crate) async fn current_attachments(
     structures: &[StructureId],
 ) -> Result<Vec<CurrentAttachment>, StoreError> {
     const CTX: &str = "read current attachments";
-    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let sqlite = is_sqlite(conn);
     let mut out = Vec::new();
     // Seeded with the caller's ids (the catalog's): equal ids then share one
     // allocation, which the diff's comparisons check first.
@@ -476,17 +476,8 @@ pub(crate) async fn current_attachments(
                      FROM ({page}) AS page"
                 )
             };
-            let json: Option<String> =
-                query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?.try_get(0).map_err(db(CTX))?;
-            let rows: Vec<CurrentJson<'_>> = match json.as_deref() {
-                None => Vec::new(),
-                Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-                    table: "current_attachments",
-                    row: "?".into(),
-                    column: "*",
-                    message: format!("a page of rows did not read back: {e}"),
-                })?,
-            };
+            let answer = json_answer(conn, sql, b, CTX).await?;
+            let rows: Vec<CurrentJson<'_>> = json_rows(answer.as_deref(), "current_attachments")?;
             let full = rows.len() == CURRENT_PAGE;
             // The page's last key in the database's order. PostgreSQL's json_agg is
             // told the order (its collation may differ from byte order); SQLite does
@@ -884,7 +875,7 @@ pub(crate) async fn identity_changes(
     pairs: &[(&str, &Email)],
 ) -> Result<IdentityChanges, StoreError> {
     const CTX: &str = "read identities";
-    let sqlite = conn.backend_name().eq_ignore_ascii_case("sqlite");
+    let sqlite = is_sqlite(conn);
     let mut out = IdentityChanges::default();
     for chunk in pairs.chunks(IDS_PER_QUERY) {
         let mut b = Binds::new(conn);
@@ -908,17 +899,8 @@ pub(crate) async fn identity_changes(
                  WHERE i.email IS NULL OR i.email <> j.pair ->> 1"
             )
         };
-        let answer: Option<String> =
-            query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?.try_get(0).map_err(db(CTX))?;
-        let rows: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = match answer.as_deref() {
-            None => Vec::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-                table: "identities",
-                row: "?".into(),
-                column: "*",
-                message: format!("the answer did not read back: {e}"),
-            })?,
-        };
+        let answer = json_answer(conn, sql, b, CTX).await?;
+        let rows: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = json_rows(answer.as_deref(), "identities")?;
         for (id, old) in rows {
             match old {
                 None => {

@@ -32,7 +32,7 @@ pub(crate) struct Binds {
 
 impl Binds {
     pub(crate) fn new(conn: &AnyConnection) -> Binds {
-        Binds { positional: conn.backend_name().eq_ignore_ascii_case("sqlite"), ..Binds::default() }
+        Binds { positional: is_sqlite(conn), ..Binds::default() }
     }
 
     /// Is the statement for SQLite (else PostgreSQL)?
@@ -75,6 +75,36 @@ pub(crate) fn query(
     context: &'static str,
 ) -> Result<sqlx::query::Query<'static, Any, AnyArguments>, StoreError> {
     Ok(sqlx::query_with(AssertSqlSafe(sql), binds.finish(context)?))
+}
+
+/// SQLite or PostgreSQL: where their SQL differs (placeholders, JSON functions).
+pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("sqlite")
+}
+
+/// Runs a query whose answer is ONE row holding a JSON array built by the
+/// database (NULL when it aggregated nothing): a bulk read in one hand-off.
+pub(crate) async fn json_answer(
+    conn: &mut AnyConnection,
+    sql: String,
+    binds: Binds,
+    context: &'static str,
+) -> Result<Option<String>, StoreError> {
+    query(sql, binds, context)?.fetch_one(&mut *conn).await.map_err(db(context))?.try_get(0).map_err(db(context))
+}
+
+/// The rows of a [`json_answer`], borrowing its text.
+pub(crate) fn json_rows<'a, T: serde::Deserialize<'a>>(
+    answer: Option<&'a str>,
+    table: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let Some(text) = answer else { return Ok(Vec::new()) };
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        row: "?".into(),
+        column: "*",
+        message: format!("the answer did not read back: {e}"),
+    })
 }
 
 pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

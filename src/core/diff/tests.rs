@@ -421,22 +421,26 @@ fn a_refused_change_is_not_raised_again_on_the_same_facts() {
     );
 }
 
-#[test]
-fn conflicting_employee_ids_protect_everyone_involved() {
-    let mut d = DesiredBuilder::default();
-    for (row, e, id) in [(2, "a@x.fr", "100"), (3, "b@x.fr", "100")] {
-        d.add(Mapped::Row(SourceRow {
+/// Rows (row number, e-mail, employee id), each in COMPTA of ACME, in that order.
+fn with_ids(rows: &[(u64, &str, &str)]) -> Desired {
+    Desired::from_rows(rows.iter().map(|(row, e, id)| {
+        Mapped::Row(SourceRow {
             email: email(e),
             name: PersonName::default(),
-            employee_id: Some(id.into()),
+            employee_id: Some((*id).into()),
             structure: sid(ACME),
             placement: place("COMPTA"),
             left: None,
-            location: loc(row),
-        }));
-    }
+            location: loc(*row),
+        })
+    }))
+}
+
+#[test]
+fn conflicting_employee_ids_protect_everyone_involved() {
+    let d = with_ids(&[(2, "a@x.fr", "100"), (3, "b@x.fr", "100")]);
     let cur = current(&[("a@x.fr", "ACHATS"), ("b@x.fr", "ACHATS")]);
-    let plan = plan_of(&d.finish(), &cur, &[], &HashMap::new());
+    let plan = plan_of(&d, &cur, &[], &HashMap::new());
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["conflicting_rows b@x.fr"]);
 }
@@ -445,20 +449,8 @@ fn conflicting_employee_ids_protect_everyone_involved() {
 /// address (rows arrive in file order; the check runs once all are in).
 #[test]
 fn identity_conflicts_name_the_first_row_of_the_id_and_of_the_address() {
-    let mut d = DesiredBuilder::default();
     // row 2: a=100; row 3: b=100 (id taken by a); row 4: a=200 (a already 100); row 5: a=100 again (fine).
-    for (row, e, id) in [(2, "a@x.fr", "100"), (3, "b@x.fr", "100"), (4, "a@x.fr", "200"), (5, "a@x.fr", "100")] {
-        d.add(Mapped::Row(SourceRow {
-            email: email(e),
-            name: PersonName::default(),
-            employee_id: Some(id.into()),
-            structure: sid(ACME),
-            placement: place("COMPTA"),
-            left: None,
-            location: loc(row),
-        }));
-    }
-    let d = d.finish();
+    let d = with_ids(&[(2, "a@x.fr", "100"), (3, "b@x.fr", "100"), (4, "a@x.fr", "200"), (5, "a@x.fr", "100")]);
     let messages: Vec<(Option<u64>, &str)> =
         d.anomalies.iter().map(|a| (a.location.as_ref().and_then(|l| l.row), a.message.as_str())).collect();
     assert_eq!(
@@ -476,19 +468,10 @@ fn identity_conflicts_name_the_first_row_of_the_id_and_of_the_address() {
 
 #[test]
 fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
-    let mut d = DesiredBuilder::default();
-    d.add(Mapped::Row(SourceRow {
-        email: email("marie.martin@x.fr"),
-        name: PersonName::default(),
-        employee_id: Some("E42".into()),
-        structure: sid(ACME),
-        placement: place("COMPTA"),
-        left: None,
-        location: loc(2),
-    }));
+    let d = with_ids(&[(2, "marie.martin@x.fr", "E42")]);
     let cur = current(&[("marie.dupont@x.fr", "COMPTA")]);
     let known: HashMap<Box<str>, Email> = [("E42".into(), email("marie.dupont@x.fr"))].into_iter().collect();
-    let plan = plan_of(&d.finish(), &cur, &[], &known);
+    let plan = plan_of(&d, &cur, &[], &known);
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["email_changed marie.martin@x.fr"]);
 }

@@ -190,6 +190,14 @@ impl DesiredBuilder {
     /// Sorts the rows by (structure, e-mail) and merges each person's rows,
     /// in place: the first row of a person keeps its place and absorbs the
     /// later ones, so the result is the same as adding them one by one.
+    /// The anomalies alone (mapping and employee-id conflicts), for a run
+    /// whose source was rejected: nothing is diffed, so the rows are not sorted.
+    pub fn into_anomalies(self) -> Vec<Anomaly> {
+        let DesiredBuilder { rows: _, mut protected, mut anomalies, mut ids } = self;
+        DesiredBuilder::check_identities(&mut ids, &mut protected, &mut anomalies);
+        anomalies
+    }
+
     pub fn finish(self) -> Desired {
         let DesiredBuilder { mut rows, mut protected, mut anomalies, mut ids } = self;
         DesiredBuilder::check_identities(&mut ids, &mut protected, &mut anomalies);

@@ -236,7 +236,7 @@ impl Engine {
             // Nothing is diffed on a rejected source: no detach can come of it.
             run.outcome = RunOutcome::Rejected;
             run.message = Some(why.clone());
-            let mut anomalies = std::mem::take(&mut read.desired).finish().anomalies;
+            let mut anomalies = std::mem::take(&mut read.desired).into_anomalies();
             anomalies.sort();
             let plan = Plan { anomalies, ..Default::default() };
             let notes = read.notes.iter().map(|n| ("note".to_string(), n.clone())).collect();

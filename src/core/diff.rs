@@ -10,235 +10,18 @@ use super::{
     anomaly::{Anomaly, AnomalyCode, Location},
     approval::RequestState,
     catalog::Catalog,
-    change::{Change, ChangeKey, LeftWhy, Reason},
-    mapping::{Mapped, SourceRow},
+    change::{Change, ChangeKey, Reason},
     plan::{AbsenceStreak, Disposition, OpenRequest, Plan, PlannedChange, RefusedChange, StructureCounts},
 };
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
-/// A person in a structure.
-pub type Key = (StructureId, Email);
+pub use super::desired::{Desired, DesiredBuilder, DesiredPerson, Key};
 
 /// One attachment in the portal today, with the name the export gave.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CurrentAttachment {
     pub attachment: Attachment,
     pub name: PersonName,
-}
-
-/// What the sources say about one person in one structure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DesiredPerson {
-    pub name: PersonName,
-    /// Service (or structure level) → rights (the union of the rows) and the first row saying so.
-    /// A sorted vector, not a BTreeMap: people have one or two placements, and a BTreeMap's
-    /// first node holds room for eleven (1.4 KB a person, 1.4 GB for a million-row file).
-    pub placements: LiteMap<Option<ServiceCode>, (Rights, Location)>,
-    /// Set when a row says the person has left. Boxed: few rows say so, and
-    /// inline it made every person 80 bytes larger.
-    pub left: Option<Box<(LeftWhy, Location)>>,
-}
-
-impl DesiredPerson {
-    /// Folds a later row's person into this one: the first name, the first
-    /// leaver row and each service's first row win; rights are the union.
-    fn absorb(&mut self, later: DesiredPerson) {
-        if self.name.is_empty() {
-            self.name = later.name;
-        }
-        if self.left.is_none() {
-            self.left = later.left;
-        }
-        for (service, (rights, location)) in later.placements {
-            match self.placements.get_mut(&service) {
-                Some(entry) => entry.0 = entry.0.union(&rights),
-                None => {
-                    self.placements.insert(service, (rights, location));
-                }
-            }
-        }
-    }
-}
-
-/// Where the row that carried an employee id was: enough to name it in a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    row: Option<u64>,
-    entry: Option<std::sync::Arc<str>>,
-}
-
-impl Seen {
-    fn of(location: &Location) -> Seen {
-        Seen { row: location.row, entry: location.entry.clone() }
-    }
-}
-
-impl std::fmt::Display for Seen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.entry, self.row) {
-            (Some(entry), _) => write!(f, "entry {entry}"),
-            (None, Some(row)) => write!(f, "row {row}"),
-            (None, None) => f.write_str("an earlier row"),
-        }
-    }
-}
-
-/// The desired state of a run as its sources are read: rows go in one by
-/// one, in source order; [`DesiredBuilder::finish`] sorts and merges them.
-///
-/// Rows are kept in a vector and sorted once rather than inserted in a
-/// BTreeMap: a million inserts cost twenty string comparisons each, node
-/// allocations and pointer chasing (`memcmp` was 12% of a plan; BENCHMARKS.md).
-#[derive(Debug, Clone, Default)]
-pub struct DesiredBuilder {
-    /// One entry per valid row, with its arrival order for a stable result.
-    rows: Vec<(Key, u32, DesiredPerson)>,
-    protected: BTreeSet<Email>,
-    anomalies: Vec<Anomaly>,
-    /// Every row that carried an employee id; checked once all are in.
-    ids: Vec<IdRow>,
-}
-
-/// A row's employee id, with what a conflict's anomaly names.
-#[derive(Debug, Clone)]
-struct IdRow {
-    id: Box<str>,
-    email: Email,
-    structure: StructureId,
-    seq: u32,
-    location: Location,
-}
-
-/// The desired state of a run: what all its sources say, one entry per
-/// person and structure, sorted by (structure, e-mail).
-#[derive(Debug, Clone, Default)]
-pub struct Desired {
-    people: Vec<(Key, DesiredPerson)>,
-    /// People a rejected or contradictory row names: nothing may detach them.
-    pub protected: BTreeSet<Email>,
-    pub anomalies: Vec<Anomaly>,
-    /// Employee id → the address that carried it first, sorted by id.
-    ids: Vec<(Box<str>, Email)>,
-}
-
-impl DesiredBuilder {
-    pub fn add(&mut self, mapped: Mapped) {
-        match mapped {
-            Mapped::Rejected { email, anomalies } => {
-                self.protected.extend(email);
-                self.anomalies.extend(anomalies);
-            }
-            Mapped::Row(row) => self.add_row(row),
-        }
-    }
-
-    fn add_row(&mut self, row: SourceRow) {
-        // u32 is enough: the row limits stop a source long before 4 billion rows.
-        let seq = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
-        if let Some(id) = row.employee_id {
-            self.ids.push(IdRow {
-                id,
-                email: row.email.clone(),
-                structure: row.structure.clone(),
-                seq,
-                location: row.location.clone(),
-            });
-        }
-        let mut person = DesiredPerson { name: row.name, ..DesiredPerson::default() };
-        match row.left {
-            Some(why) => person.left = Some(Box::new((why, row.location))),
-            None => {
-                person.placements.insert(row.placement.service, (row.placement.rights, row.location));
-            }
-        }
-        self.rows.push(((row.structure, row.email), seq, person));
-    }
-
-    /// One person, one employee id: rows that disagree protect everyone
-    /// involved. Each row is compared with the first row of its id and the
-    /// first row of its address (sorted vectors: two hash maps of a million
-    /// entries took 300 MB).
-    fn check_identities(ids: &mut [IdRow], protected: &mut BTreeSet<Email>, anomalies: &mut Vec<Anomaly>) {
-        let mut conflict = |row: &IdRow, other: &Email, first: &IdRow, what: String| {
-            protected.insert(other.clone());
-            protected.insert(row.email.clone());
-            let seen = Seen::of(&first.location);
-            anomalies.push(Anomaly {
-                structure: Some(row.structure.clone()),
-                location: Some(row.location.clone()),
-                email: Some(row.email.to_string()),
-                code: AnomalyCode::ConflictingRows,
-                message: format!("{what} ({seen})"),
-            });
-        };
-        ids.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.seq.cmp(&b.seq)));
-        for group in ids.chunk_by(|a, b| a.id == b.id) {
-            let first = &group[0];
-            for row in group[1..].iter().filter(|r| r.email != first.email) {
-                conflict(row, &first.email, first, format!("employee id {:?} also belongs to {}", row.id, first.email));
-            }
-        }
-        ids.sort_unstable_by(|a, b| a.email.cmp(&b.email).then(a.seq.cmp(&b.seq)));
-        for group in ids.chunk_by(|a, b| a.email == b.email) {
-            let first = &group[0];
-            for row in group[1..].iter().filter(|r| r.id != first.id) {
-                conflict(row, &row.email, first, format!("{} also has employee id {:?}", row.email, first.id));
-            }
-        }
-    }
-
-    /// Sorts the rows by (structure, e-mail) and merges each person's rows,
-    /// in place: the first row of a person keeps its place and absorbs the
-    /// later ones, so the result is the same as adding them one by one.
-    /// The anomalies alone (mapping and employee-id conflicts), for a run
-    /// whose source was rejected: nothing is diffed, so the rows are not sorted.
-    pub fn into_anomalies(self) -> Vec<Anomaly> {
-        let DesiredBuilder { rows: _, mut protected, mut anomalies, mut ids } = self;
-        DesiredBuilder::check_identities(&mut ids, &mut protected, &mut anomalies);
-        anomalies
-    }
-
-    pub fn finish(self) -> Desired {
-        let DesiredBuilder { mut rows, mut protected, mut anomalies, mut ids } = self;
-        DesiredBuilder::check_identities(&mut ids, &mut protected, &mut anomalies);
-        // The first address of each id, for the next run's changed-address check.
-        ids.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.seq.cmp(&b.seq)));
-        ids.dedup_by(|later, first| later.id == first.id);
-        let ids = ids.into_iter().map(|r| (r.id, r.email)).collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        rows.dedup_by(|later, first| {
-            if later.0 != first.0 {
-                return false;
-            }
-            first.2.absorb(std::mem::take(&mut later.2));
-            true
-        });
-        let people = rows.into_iter().map(|(key, _, person)| (key, person)).collect();
-        Desired { people, protected, anomalies, ids }
-    }
-}
-
-impl Desired {
-    /// The desired state of these rows, added in order: for tests and callers
-    /// that have all their rows at hand.
-    pub fn from_rows(rows: impl IntoIterator<Item = Mapped>) -> Desired {
-        let mut builder = DesiredBuilder::default();
-        for row in rows {
-            builder.add(row);
-        }
-        builder.finish()
-    }
-
-    /// Everyone the sources name, sorted by (structure, e-mail).
-    pub fn people(&self) -> &[(Key, DesiredPerson)] {
-        &self.people
-    }
-
-    /// Employee ids seen with their addresses, for the next run's
-    /// changed-address check.
-    pub fn identities(&self) -> impl Iterator<Item = (&str, &Email)> {
-        self.ids.iter().map(|(id, email)| (&**id, email))
-    }
 }
 
 /// Everything the diff reads; the store and the sources fill it.
@@ -283,17 +66,19 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         current.sort_by(|a, b| person_of(a).cmp(&person_of(b)));
     }
     let mut current = current.chunk_by(|a, b| person_of(a) == person_of(b)).peekable();
-    let mut wanted = desired.people.iter().filter(|((s, _), _)| input.scope.contains(s)).peekable();
+    // The desired side is made one person at a time (see `Desired`).
+    let mut wanted = desired.people().filter(|((s, _), _)| input.scope.contains(s)).peekable();
     loop {
-        let next_want = wanted.peek().copied().map(|(k, _)| (&k.0, &k.1));
+        let next_want = wanted.peek().map(|(k, _)| (k.0.clone(), k.1.clone()));
         let next_have = current.peek().map(|g| person_of(g[0]));
-        let (structure, email) = match (next_want, next_have) {
+        let (structure, email) = match (next_want.as_ref().map(|(s, e)| (s, e)), next_have) {
             (None, None) => break,
             (Some(w), None) => w,
             (None, Some(h)) => h,
             (Some(w), Some(h)) => w.min(h),
         };
-        let want = wanted.next_if(|(k, _)| (&k.0, &k.1) == (structure, email)).map_or(&empty, |(_, p)| p);
+        let wanted_now = wanted.next_if(|(k, _)| (&k.0, &k.1) == (structure, email));
+        let want = wanted_now.as_ref().map_or(&empty, |(_, p)| p);
         let group = current.next_if(|g| person_of(g[0]) == (structure, email));
         let (have, current_name) = match group {
             Some(group) => {
@@ -452,21 +237,23 @@ fn changed_addresses(input: &DiffInput<'_>, protected: &mut BTreeSet<Email>, ano
         return;
     }
     let attached: BTreeSet<&Email> = input.current.iter().map(|c| &c.attachment.email).collect();
-    let mut seen: BTreeSet<(&str, &Email)> = BTreeSet::new();
+    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut found: Vec<(&str, &str, &Email)> = Vec::new();
     for (id, email) in input.desired.identities() {
         let Some(old) = input.known_ids.get(id) else { continue };
-        if old == email || !attached.contains(old) || !seen.insert((id, email)) {
+        if old.as_str() == email || !attached.contains(old) || !seen.insert((id, email)) {
             continue;
         }
-        let (structure, location) = input
-            .desired
-            .people
-            .iter()
-            .find(|((_, e), _)| e == email)
-            .map(|((s, _), p)| (Some(s.clone()), p.placements.values().next().map(|(_, l)| l.clone())))
-            .unwrap_or((None, None));
+        found.push((id, email, old));
+    }
+    if found.is_empty() {
+        return;
+    }
+    let places = input.desired.first_places(found.iter().map(|(_, email, _)| *email).collect());
+    for (id, email, old) in found {
+        let (structure, location) = places.get(email).cloned().map_or((None, None), |(s, l)| (Some(s), l));
         protected.insert(old.clone());
-        protected.insert(email.clone());
+        protected.insert(Email::from_normalized(email));
         anomalies.push(Anomaly {
             structure,
             location,

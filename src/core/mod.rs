@@ -6,6 +6,7 @@ pub mod approval;
 pub mod catalog;
 pub mod change;
 pub mod describe;
+pub mod desired;
 pub mod diff;
 pub mod guards;
 pub mod mapping;

@@ -69,6 +69,13 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An address that was an `Email` already, kept as text (the desired
+    /// state's compact rows): parsed once, not twice.
+    pub(crate) fn from_normalized(s: &str) -> Email {
+        debug_assert_eq!(Email::parse(s).as_ref().map(Email::as_str), Ok(s), "not a parsed address");
+        Email(Arc::from(s))
+    }
 }
 
 fn valid_local(local: &str) -> bool {

@@ -269,11 +269,11 @@ impl Engine {
         tracing::debug!(attachments = current.len(), rss_mb = ?resident_mb(), "current attachments read");
         // A panic there is a bug, carried on as if it had happened here.
         let desired = sorting.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        tracing::debug!(people = desired.people().len(), rss_mb = ?resident_mb(), "desired state sorted and merged");
+        tracing::debug!(people = desired.len(), rss_mb = ?resident_mb(), "desired state sorted and merged");
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
-        let pairs: Vec<(&str, &Email)> = desired.identities().collect();
+        let pairs: Vec<(&str, &str)> = desired.identities().collect();
         let ids = tx.identity_changes(&pairs).await?;
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
@@ -324,9 +324,9 @@ impl Engine {
             .collect();
         // Only what the store does not hold already: rewriting a million
         // unchanged ids every run was most of a large run's writes.
-        let identities: Vec<(&str, &Email)> = desired
+        let identities: Vec<(&str, &str)> = desired
             .identities()
-            .filter(|(_, e)| !doubtful.contains(e.as_str()))
+            .filter(|(_, e)| !doubtful.contains(e))
             .filter(|(id, _)| ids.unknown.contains(*id) || ids.changed.contains_key(*id))
             .collect();
         if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {

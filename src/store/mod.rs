@@ -38,7 +38,7 @@ use crate::{
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
         run::{RunRecord, SourceRun},
     },
-    domain::{Email, StructureId},
+    domain::StructureId,
     secret::{Secret, mask_url},
 };
 
@@ -422,14 +422,15 @@ impl StoreTx {
         queries::replace_absences(self.conn(), structures, streaks).await
     }
 
-    /// Which of these (employee id, address) pairs the store does not hold:
+    /// Which of these (employee id, address) pairs the store does not hold
+    /// (addresses as `Email` spells them):
     /// ids it knows under another address, and ids it has never seen.
-    pub async fn identity_changes(&mut self, pairs: &[(&str, &Email)]) -> Result<IdentityChanges, StoreError> {
+    pub async fn identity_changes(&mut self, pairs: &[(&str, &str)]) -> Result<IdentityChanges, StoreError> {
         queries::identity_changes(self.conn(), pairs).await
     }
 
     /// Remembers employee id → address pairs (upsert).
-    pub async fn record_identities(&mut self, pairs: &[(&str, &Email)], at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn record_identities(&mut self, pairs: &[(&str, &str)], at: DateTime<Utc>) -> Result<(), StoreError> {
         queries::record_identities(self.conn(), pairs, at).await
     }
 

@@ -872,16 +872,15 @@ pub struct IdentityChanges {
 /// addresses they returned were held in a map for the whole run.
 pub(crate) async fn identity_changes(
     conn: &mut AnyConnection,
-    pairs: &[(&str, &Email)],
+    pairs: &[(&str, &str)],
 ) -> Result<IdentityChanges, StoreError> {
     const CTX: &str = "read identities";
     let sqlite = is_sqlite(conn);
     let mut out = IdentityChanges::default();
     for chunk in pairs.chunks(IDS_PER_QUERY) {
         let mut b = Binds::new(conn);
-        let json: Vec<(&str, &str)> = chunk.iter().map(|(id, e)| (*id, e.as_str())).collect();
         let list = b.push(
-            serde_json::to_string(&json)
+            serde_json::to_string(chunk)
                 .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
         );
         let sql = if sqlite {
@@ -923,7 +922,7 @@ pub(crate) async fn identity_changes(
 
 pub(crate) async fn record_identities(
     conn: &mut AnyConnection,
-    pairs: &[(&str, &Email)],
+    pairs: &[(&str, &str)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const CTX: &str = "record identities";
@@ -933,7 +932,7 @@ pub(crate) async fn record_identities(
         let tuples: Vec<String> = chunk
             .iter()
             .map(|(id, email)| {
-                format!("({},{},{})", b.push(id.to_string()), b.push(email.as_str().to_string()), b.push(at.clone()))
+                format!("({},{},{})", b.push(id.to_string()), b.push(email.to_string()), b.push(at.clone()))
             })
             .collect();
         let sql = format!(

@@ -5,6 +5,10 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::core::anomaly::SourceFile;
+use crate::core::{
+    change::LeftWhy,
+    mapping::{Mapped, SourceRow},
+};
 use crate::{
     core::{approval::RequestId, catalog::tests::sample},
     domain::IdentifierType,
@@ -456,13 +460,13 @@ fn identity_conflicts_name_the_first_row_of_the_id_and_of_the_address() {
     assert_eq!(
         messages,
         vec![
-            (Some(3), "employee id \"100\" also belongs to a@x.fr (row 2)"),
             (Some(4), "a@x.fr also has employee id \"100\" (row 2)"),
+            (Some(3), "employee id \"100\" also belongs to a@x.fr (row 2)"),
         ]
     );
     let protected: Vec<&str> = d.protected.iter().map(Email::as_str).collect();
     assert_eq!(protected, ["a@x.fr", "b@x.fr"]);
-    let ids: Vec<(&str, &str)> = d.identities().map(|(id, e)| (id, e.as_str())).collect();
+    let ids: Vec<(&str, &str)> = d.identities().collect();
     assert_eq!(ids, [("100", "a@x.fr"), ("200", "a@x.fr")], "the first address of each id");
 }
 

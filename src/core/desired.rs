@@ -1,0 +1,641 @@
+//! The desired state of a run: what its sources say, one entry per person
+//! and structure, built row by row as the sources are read and sorted once.
+//!
+//! Compact on purpose (issue 7): a million-row source is a million rows held
+//! until the diff. Each row is a fixed record; its strings (e-mail, names,
+//! employee id, directory entry) sit one after another in one text buffer,
+//! and its structure, service, rights, file and leaving reason are indexes
+//! into small tables of shared values. Domain values (`Email`,
+//! [`DesiredPerson`]) are made one person at a time as the diff walks the
+//! state, and dropped behind it.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::Hash,
+    sync::Arc,
+};
+
+use litemap::LiteMap;
+
+use super::{
+    anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
+    change::LeftWhy,
+    mapping::{Mapped, SourceRow},
+};
+use crate::domain::{Email, PersonName, Rights, ServiceCode, StructureId};
+
+/// A person in a structure.
+pub type Key = (StructureId, Email);
+
+/// What the sources say about one person in one structure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredPerson {
+    pub name: PersonName,
+    /// Service (or structure level) → rights (the union of the rows) and the first row saying so.
+    pub placements: LiteMap<Option<ServiceCode>, (Rights, Location)>,
+    /// Set when a row says the person has left: the first such row.
+    pub left: Option<Box<(LeftWhy, Location)>>,
+}
+
+/// "No value" in a row's optional fields (lengths and row numbers).
+const NONE: u32 = u32::MAX;
+
+/// One valid source row. Its strings are `text[text..]`, in field order.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// Where this row's strings start in the builder's text.
+    text: usize,
+    email: u16,
+    /// Lengths, or [`NONE`].
+    last_name: u32,
+    first_name: u32,
+    employee_id: u32,
+    entry: u32,
+    /// 1-based row in the file, or [`NONE`] for a directory entry.
+    row: u32,
+    structure: u32,
+    service: u32,
+    rights: u32,
+    file: u32,
+    /// Index + 1 into the leaving reasons, or 0 when the row does not say the person left.
+    left: u32,
+}
+
+/// Values many rows share, each stored once and named by its index.
+#[derive(Debug, Clone)]
+struct Table<T> {
+    values: Vec<T>,
+    index: HashMap<T, u32, foldhash::fast::RandomState>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { values: Vec::new(), index: HashMap::default() }
+    }
+}
+
+impl<T: Clone + Eq + Hash> Table<T> {
+    fn intern(&mut self, value: T) -> u32 {
+        if let Some(&i) = self.index.get(&value) {
+            return i;
+        }
+        let i = u32::try_from(self.values.len()).expect("fewer than 4 billion distinct values");
+        self.values.push(value.clone());
+        self.index.insert(value, i);
+        i
+    }
+}
+
+/// The shared values of a desired state.
+#[derive(Debug, Clone, Default)]
+struct Values {
+    structures: Table<StructureId>,
+    services: Table<Option<ServiceCode>>,
+    rights: Table<Rights>,
+    left: Table<LeftWhy>,
+    /// Few and compared by pointer: the last one is checked first.
+    files: Vec<Arc<SourceFile>>,
+}
+
+impl Values {
+    fn file(&mut self, file: &Arc<SourceFile>) -> u32 {
+        let i = match self.files.iter().rposition(|f| Arc::ptr_eq(f, file) || f == file) {
+            Some(i) => i,
+            None => {
+                self.files.push(file.clone());
+                self.files.len() - 1
+            }
+        };
+        u32::try_from(i).expect("fewer than 4 billion files")
+    }
+}
+
+/// Rows and their text: what both the builder and the finished state hold.
+#[derive(Debug, Clone, Default)]
+struct Rows {
+    text: String,
+    rows: Vec<Row>,
+    values: Values,
+}
+
+/// The bytes a field with this length takes in a row's text.
+fn present(len: u32) -> usize {
+    if len == NONE { 0 } else { len as usize }
+}
+
+fn length(s: Option<&str>) -> u32 {
+    s.map_or(NONE, |s| u32::try_from(s.len()).expect("a cell shorter than 4 GB"))
+}
+
+impl Rows {
+    fn push(&mut self, row: SourceRow) {
+        let SourceRow { email, name, employee_id, structure, placement, left, location } = row;
+        let start = self.text.len();
+        let fields = [
+            Some(email.as_str()),
+            name.last_name.as_deref(),
+            name.first_name.as_deref(),
+            employee_id.as_deref(),
+            location.entry.as_deref(),
+        ];
+        for s in fields.into_iter().flatten() {
+            self.text.push_str(s);
+        }
+        let values = &mut self.values;
+        let record = Row {
+            text: start,
+            // An address is at most 254 characters (Email::parse).
+            email: u16::try_from(email.as_str().len()).expect("an e-mail address of at most 254 characters"),
+            last_name: length(name.last_name.as_deref()),
+            first_name: length(name.first_name.as_deref()),
+            employee_id: length(employee_id.as_deref()),
+            entry: length(location.entry.as_deref()),
+            row: location.row.and_then(|r| u32::try_from(r).ok()).unwrap_or(NONE),
+            structure: values.structures.intern(structure),
+            service: values.services.intern(placement.service),
+            rights: values.rights.intern(placement.rights),
+            file: values.file(&location.file),
+            left: left.map_or(0, |why| values.left.intern(why) + 1),
+        };
+        self.rows.push(record);
+    }
+
+    /// The row's field that starts `skip` bytes into its text and is `len` long.
+    fn field(&self, r: &Row, skip: usize, len: u32) -> Option<&str> {
+        let at = r.text + skip;
+        (len != NONE).then(|| &self.text[at..at + len as usize])
+    }
+
+    fn email(&self, r: &Row) -> &str {
+        &self.text[r.text..r.text + usize::from(r.email)]
+    }
+
+    fn last_name(&self, r: &Row) -> Option<&str> {
+        self.field(r, usize::from(r.email), r.last_name)
+    }
+
+    fn first_name(&self, r: &Row) -> Option<&str> {
+        self.field(r, usize::from(r.email) + present(r.last_name), r.first_name)
+    }
+
+    fn employee_id(&self, r: &Row) -> Option<&str> {
+        self.field(r, usize::from(r.email) + present(r.last_name) + present(r.first_name), r.employee_id)
+    }
+
+    fn entry(&self, r: &Row) -> Option<&str> {
+        let skip = usize::from(r.email) + present(r.last_name) + present(r.first_name) + present(r.employee_id);
+        self.field(r, skip, r.entry)
+    }
+
+    fn structure(&self, r: &Row) -> &StructureId {
+        &self.values.structures.values[r.structure as usize]
+    }
+
+    fn name(&self, r: &Row) -> PersonName {
+        PersonName { last_name: self.last_name(r).map(Into::into), first_name: self.first_name(r).map(Into::into) }
+    }
+
+    fn location(&self, r: &Row) -> Location {
+        Location {
+            file: self.values.files[r.file as usize].clone(),
+            row: (r.row != NONE).then_some(u64::from(r.row)),
+            column: None,
+            entry: self.entry(r).map(Arc::from),
+        }
+    }
+
+    /// The person a group of rows (one key, in arrival order) describes:
+    /// the first name given, the first leaver row, each service's first row;
+    /// rights are the union of the rows.
+    fn person(&self, group: &[Row]) -> DesiredPerson {
+        let mut person = DesiredPerson::default();
+        for r in group {
+            if person.name.is_empty() {
+                person.name = self.name(r);
+            }
+            if r.left != 0 {
+                if person.left.is_none() {
+                    let why = self.values.left.values[r.left as usize - 1].clone();
+                    person.left = Some(Box::new((why, self.location(r))));
+                }
+                continue;
+            }
+            let rights = &self.values.rights.values[r.rights as usize];
+            let service = &self.values.services.values[r.service as usize];
+            match person.placements.get_mut(service) {
+                Some(entry) => entry.0 = entry.0.union(rights),
+                None => {
+                    person.placements.insert(service.clone(), (rights.clone(), self.location(r)));
+                }
+            }
+        }
+        person
+    }
+
+    fn key(&self, r: &Row) -> Key {
+        (self.structure(r).clone(), Email::from_normalized(self.email(r)))
+    }
+}
+
+/// The desired state of a run as its sources are read: rows go in one by
+/// one, in source order; [`DesiredBuilder::finish`] sorts them by person.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredBuilder {
+    rows: Rows,
+    protected: BTreeSet<Email>,
+    anomalies: Vec<Anomaly>,
+}
+
+/// The desired state of a run: what all its sources say, one entry per
+/// person and structure, in (structure, e-mail) order.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// Sorted by (structure, e-mail, arrival).
+    rows: Rows,
+    /// Where each person's rows start in `rows.rows`, then the end.
+    people: Vec<u32>,
+    /// People a rejected or contradictory row names: nothing may detach them.
+    pub protected: BTreeSet<Email>,
+    pub anomalies: Vec<Anomaly>,
+    /// For each employee id, its first row (an index into `rows.rows`), sorted by id.
+    ids: Vec<u32>,
+}
+
+impl DesiredBuilder {
+    pub fn add(&mut self, mapped: Mapped) {
+        match mapped {
+            Mapped::Rejected { email, anomalies } => {
+                self.protected.extend(email);
+                self.anomalies.extend(anomalies);
+            }
+            Mapped::Row(row) => self.rows.push(row),
+        }
+    }
+
+    /// The anomalies alone (mapping and employee-id conflicts), for a run
+    /// whose source was rejected: nothing is diffed, so the rows are not sorted.
+    pub fn into_anomalies(self) -> Vec<Anomaly> {
+        let DesiredBuilder { rows, mut protected, mut anomalies } = self;
+        check_identities(&rows, &mut protected, &mut anomalies);
+        anomalies
+    }
+
+    /// Sorts the rows by (structure, e-mail, arrival) and checks that each
+    /// employee id belongs to one address and each address to one id.
+    pub fn finish(self) -> Desired {
+        let DesiredBuilder { mut rows, mut protected, mut anomalies } = self;
+        // Checked while the rows are in arrival order (a row's index is its arrival).
+        let ids = check_identities(&rows, &mut protected, &mut anomalies);
+        let ids = first_row_of_each_id(&rows, ids);
+
+        // Structures by rank, so that rows compare by integer first.
+        let structures = &rows.values.structures.values;
+        let mut by_name: Vec<u32> = (0..structures.len() as u32).collect();
+        by_name.sort_unstable_by(|a, b| structures[*a as usize].cmp(&structures[*b as usize]));
+        let mut rank = vec![0u32; by_name.len()];
+        for (position, i) in by_name.iter().enumerate() {
+            rank[*i as usize] = position as u32;
+        }
+        // The rank and the address's first bytes in one integer: most
+        // comparisons never read the text (a random read each, a million
+        // rows sorted). Up to 65,536 structures the rank takes 16 bits.
+        let wide = rank.len() > 1 << 16;
+        let mut order: Vec<(u64, u32)> = rows
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rank = u64::from(rank[r.structure as usize]);
+                let key = if wide {
+                    rank << 32 | prefix(rows.email(r)) >> 32
+                } else {
+                    rank << 48 | prefix(rows.email(r)) >> 16
+                };
+                (key, i as u32)
+            })
+            .collect();
+        order.sort_unstable_by(|(ka, a), (kb, b)| {
+            let (ra, rb) = (&rows.rows[*a as usize], &rows.rows[*b as usize]);
+            ka.cmp(kb)
+                .then_with(|| rank[ra.structure as usize].cmp(&rank[rb.structure as usize]))
+                .then_with(|| rows.email(ra).cmp(rows.email(rb)))
+                .then(a.cmp(b))
+        });
+        let mut order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+        // Row indexes change: the ids follow them.
+        let mut moved_to = vec![0u32; rows.rows.len()];
+        for (to, from) in order.iter().enumerate() {
+            moved_to[*from as usize] = to as u32;
+        }
+        let ids = ids.into_iter().map(|i| moved_to[i as usize]).collect();
+        drop(moved_to);
+        permute(&mut rows.rows, &mut order);
+
+        let mut people: Vec<u32> = Vec::new();
+        for (i, r) in rows.rows.iter().enumerate() {
+            let same = i > 0 && {
+                let p = &rows.rows[i - 1];
+                p.structure == r.structure && rows.email(p) == rows.email(r)
+            };
+            if !same {
+                people.push(i as u32);
+            }
+        }
+        people.push(rows.rows.len() as u32);
+        Desired { rows, people, protected, anomalies, ids }
+    }
+}
+
+/// The first 8 bytes of a string as a big-endian integer, zero-padded: if
+/// two prefixes differ, they order as the strings do.
+fn prefix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = s.len().min(8);
+    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Puts `rows[order[i]]` at `i` for every `i`, in place (following each
+/// cycle of the permutation): no second copy of a million rows.
+fn permute(rows: &mut [Row], order: &mut [u32]) {
+    const DONE: u32 = u32::MAX;
+    for start in 0..rows.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        let first = rows[start];
+        let mut at = start;
+        loop {
+            let from = order[at] as usize;
+            order[at] = DONE;
+            if from == start {
+                rows[at] = first;
+                break;
+            }
+            rows[at] = rows[from];
+            at = from;
+        }
+    }
+}
+
+/// Sorts row indexes by one of the row's strings, then by arrival (rows in
+/// arrival order: the index is the arrival), comparing the string's first
+/// bytes held beside the index before the text itself.
+fn sort_by_text<'r>(rows: &'r Rows, indexes: &mut [(u64, u32)], text: impl Fn(&'r Row) -> &'r str) {
+    for (key, i) in indexes.iter_mut() {
+        *key = prefix(text(&rows.rows[*i as usize]));
+    }
+    indexes.sort_unstable_by(|(ka, a), (kb, b)| {
+        ka.cmp(kb).then_with(|| text(&rows.rows[*a as usize]).cmp(text(&rows.rows[*b as usize]))).then(a.cmp(b))
+    });
+}
+
+/// One person, one employee id: rows that disagree protect everyone
+/// involved. Each row is compared with the first row of its address and the
+/// first row of its id. Rows must be in arrival order. Answers the rows that
+/// carry an id, sorted by (id, arrival).
+fn check_identities(rows: &Rows, protected: &mut BTreeSet<Email>, anomalies: &mut Vec<Anomaly>) -> Vec<u32> {
+    let row = |i: u32| &rows.rows[i as usize];
+    let mut conflict = |r: &Row, other: &str, first: &Row, what: String| {
+        protected.insert(Email::from_normalized(other));
+        protected.insert(Email::from_normalized(rows.email(r)));
+        let seen = match (rows.entry(first), first.row) {
+            (Some(entry), _) => format!("entry {entry}"),
+            (None, NONE) => "an earlier row".to_string(),
+            (None, n) => format!("row {n}"),
+        };
+        anomalies.push(Anomaly {
+            structure: Some(rows.structure(r).clone()),
+            location: Some(rows.location(r)),
+            email: Some(rows.email(r).to_string()),
+            code: AnomalyCode::ConflictingRows,
+            message: format!("{what} ({seen})"),
+        });
+    };
+    let id_of = |r: &Row| rows.employee_id(r).unwrap_or_default();
+    let mut ids: Vec<(u64, u32)> =
+        (0..rows.rows.len() as u32).filter(|i| row(*i).employee_id != NONE).map(|i| (0, i)).collect();
+    sort_by_text(rows, &mut ids, |r| rows.email(r));
+    for group in ids.chunk_by(|(_, a), (_, b)| rows.email(row(*a)) == rows.email(row(*b))) {
+        let first = row(group[0].1);
+        for r in group[1..].iter().map(|(_, i)| row(*i)).filter(|r| id_of(r) != id_of(first)) {
+            let what = format!("{} also has employee id {:?}", rows.email(r), id_of(first));
+            conflict(r, rows.email(r), first, what);
+        }
+    }
+    sort_by_text(rows, &mut ids, id_of);
+    for group in ids.chunk_by(|(_, a), (_, b)| id_of(row(*a)) == id_of(row(*b))) {
+        let first = row(group[0].1);
+        for r in group[1..].iter().map(|(_, i)| row(*i)).filter(|r| rows.email(r) != rows.email(first)) {
+            let what = format!("employee id {:?} also belongs to {}", id_of(r), rows.email(first));
+            conflict(r, rows.email(first), first, what);
+        }
+    }
+    ids.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The first row of each id, from rows sorted by (id, arrival).
+fn first_row_of_each_id(rows: &Rows, mut ids: Vec<u32>) -> Vec<u32> {
+    ids.dedup_by(|later, first| {
+        rows.employee_id(&rows.rows[*later as usize]) == rows.employee_id(&rows.rows[*first as usize])
+    });
+    ids
+}
+
+impl Desired {
+    /// The desired state of these rows, added in order: for tests and callers
+    /// that have all their rows at hand.
+    pub fn from_rows(rows: impl IntoIterator<Item = Mapped>) -> Desired {
+        let mut builder = DesiredBuilder::default();
+        for row in rows {
+            builder.add(row);
+        }
+        builder.finish()
+    }
+
+    /// How many people (person and structure) the sources name.
+    pub fn len(&self) -> usize {
+        self.people.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Everyone the sources name, in (structure, e-mail) order, made one by one.
+    pub fn people(&self) -> impl Iterator<Item = (Key, DesiredPerson)> + '_ {
+        self.groups().map(|group| (self.rows.key(&group[0]), self.rows.person(group)))
+    }
+
+    /// Each person's rows, in (structure, e-mail) order.
+    fn groups(&self) -> impl Iterator<Item = &[Row]> + '_ {
+        self.people.windows(2).map(|w| &self.rows.rows[w[0] as usize..w[1] as usize])
+    }
+
+    /// For each of these addresses, the structure of the first person with
+    /// it and the location of their first placement: where an anomaly about
+    /// the address points. One pass, however many addresses.
+    pub fn first_places<'a>(&self, mut emails: BTreeSet<&'a str>) -> HashMap<&'a str, (StructureId, Option<Location>)> {
+        let mut places = HashMap::new();
+        for group in self.groups() {
+            if emails.is_empty() {
+                break;
+            }
+            let Some(email) = emails.take(self.rows.email(&group[0])) else { continue };
+            let first = self.rows.person(group).placements.values().next().map(|(_, l)| l.clone());
+            places.insert(email, (self.rows.structure(&group[0]).clone(), first));
+        }
+        places
+    }
+
+    /// Employee ids seen with the address of their first row, sorted by id,
+    /// for the next run's changed-address check.
+    pub fn identities(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.ids.iter().map(|i| {
+            let r = &self.rows.rows[*i as usize];
+            (self.rows.employee_id(r).unwrap_or_default(), self.rows.email(r))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{IdentifierType, Placement};
+
+    fn sid(s: &str) -> StructureId {
+        StructureId::parse(IdentifierType::Siret, s).unwrap()
+    }
+
+    /// What the compact state must answer: each row folded into its person
+    /// in arrival order (first name, first leaver row and each service's
+    /// first row win; rights are the union), people in key order.
+    fn model(rows: &[SourceRow]) -> Vec<(Key, DesiredPerson)> {
+        let mut people: BTreeMap<Key, DesiredPerson> = BTreeMap::new();
+        for r in rows {
+            let p = people.entry((r.structure.clone(), r.email.clone())).or_default();
+            if p.name.is_empty() {
+                p.name = r.name.clone();
+            }
+            match &r.left {
+                Some(why) => {
+                    if p.left.is_none() {
+                        p.left = Some(Box::new((why.clone(), r.location.clone())));
+                    }
+                }
+                None => match p.placements.get_mut(&r.placement.service) {
+                    Some(e) => e.0 = e.0.union(&r.placement.rights),
+                    None => {
+                        p.placements
+                            .insert(r.placement.service.clone(), (r.placement.rights.clone(), r.location.clone()));
+                    }
+                },
+            }
+        }
+        people.into_iter().collect()
+    }
+
+    /// Rows from small alphabets, so that people repeat, addresses share
+    /// their first 8 bytes and structures interleave.
+    fn rows() -> impl Strategy<Value = Vec<SourceRow>> {
+        let structures = ["73282932000074", "12345678200010", "31840258547688"];
+        let row = (
+            0..3usize,
+            0..6usize,
+            prop::option::of(0..3usize),
+            0..3usize,
+            prop::option::of(0..2usize),
+            prop::option::of(0..2usize),
+            prop::option::of("[a-c]{0,2}"),
+            any::<bool>(),
+        );
+        prop::collection::vec(row, 0..40).prop_map(move |rows| {
+            let file = SourceFile::new("hr", "hr.csv", None);
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (s, e, service, rights, left, id, last, dn))| {
+                    let rights =
+                        ["", "factures:consultation", "factures:modification,engagements:consultation"][rights];
+                    SourceRow {
+                        email: Email::parse(&format!("marie.martin{e}@x.fr")).unwrap(),
+                        name: PersonName { last_name: last.map(Into::into), first_name: None },
+                        employee_id: id.map(|i| format!("E{i}").into()),
+                        structure: sid(structures[s]),
+                        placement: Placement {
+                            service: service.map(|v| ServiceCode::parse(["COMPTA", "ACHATS", "RH"][v]).unwrap()),
+                            rights: Rights::parse(rights).unwrap(),
+                        },
+                        left: left.map(|l| if l == 0 { LeftWhy::Disabled } else { LeftWhy::Status("Sorti".into()) }),
+                        location: Location {
+                            file: file.clone(),
+                            row: (!dn).then_some(i as u64 + 2),
+                            column: None,
+                            entry: dn.then(|| Arc::from(format!("uid=p{i},dc=x").as_str())),
+                        },
+                    }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn people_are_the_rows_folded_in_arrival_order(rows in rows()) {
+            let desired = Desired::from_rows(rows.iter().cloned().map(Mapped::Row));
+            let people: Vec<(Key, DesiredPerson)> = desired.people().collect();
+            prop_assert_eq!(desired.len(), people.len());
+            prop_assert_eq!(people, model(&rows));
+            // Each id once, with the address of its first row, sorted by id.
+            let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+            for r in &rows {
+                if let Some(id) = &r.employee_id {
+                    first.entry(&**id).or_insert(r.email.as_str());
+                }
+            }
+            let ids: Vec<(&str, &str)> = desired.identities().collect();
+            prop_assert_eq!(ids, first.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn prefixes_order_as_their_strings() {
+        let words = ["", "a", "a\0", "ab", "abcdefgh", "abcdefghi", "abcdefgi", "b", "é", "z"];
+        for a in words {
+            for b in words {
+                if prefix(a) != prefix(b) {
+                    assert_eq!(prefix(a).cmp(&prefix(b)), a.cmp(b), "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn permute_follows_every_cycle() {
+        let rows: Vec<Row> = (0..7)
+            .map(|i| Row {
+                text: i,
+                email: 0,
+                last_name: NONE,
+                first_name: NONE,
+                employee_id: NONE,
+                entry: NONE,
+                row: NONE,
+                structure: 0,
+                service: 0,
+                rights: 0,
+                file: 0,
+                left: 0,
+            })
+            .collect();
+        // Two cycles (0 3 5) (1 6) and a fixed point 2, 4.
+        let order = [3u32, 6, 2, 5, 4, 0, 1];
+        let mut permuted = rows.clone();
+        permute(&mut permuted, &mut order.clone());
+        let got: Vec<usize> = permuted.iter().map(|r| r.text).collect();
+        assert_eq!(got, order.iter().map(|i| *i as usize).collect::<Vec<_>>());
+    }
+}

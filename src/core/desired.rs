@@ -11,7 +11,6 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    hash::Hash,
     sync::Arc,
 };
 
@@ -20,6 +19,7 @@ use litemap::LiteMap;
 use super::{
     anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
     change::LeftWhy,
+    compact::{NONE, Table, length, permute, prefix, present, rank_key, ranks},
     mapping::{Mapped, SourceRow},
 };
 use crate::domain::{Email, PersonName, Rights, ServiceCode, StructureId};
@@ -36,9 +36,6 @@ pub struct DesiredPerson {
     /// Set when a row says the person has left: the first such row.
     pub left: Option<Box<(LeftWhy, Location)>>,
 }
-
-/// "No value" in a row's optional fields (lengths and row numbers).
-const NONE: u32 = u32::MAX;
 
 /// One valid source row. Its strings are `text[text..]`, in field order.
 #[derive(Debug, Clone, Copy)]
@@ -59,31 +56,6 @@ struct Row {
     file: u32,
     /// Index + 1 into the leaving reasons, or 0 when the row does not say the person left.
     left: u32,
-}
-
-/// Values many rows share, each stored once and named by its index.
-#[derive(Debug, Clone)]
-struct Table<T> {
-    values: Vec<T>,
-    index: HashMap<T, u32, foldhash::fast::RandomState>,
-}
-
-impl<T> Default for Table<T> {
-    fn default() -> Self {
-        Table { values: Vec::new(), index: HashMap::default() }
-    }
-}
-
-impl<T: Clone + Eq + Hash> Table<T> {
-    fn intern(&mut self, value: T) -> u32 {
-        if let Some(&i) = self.index.get(&value) {
-            return i;
-        }
-        let i = u32::try_from(self.values.len()).expect("fewer than 4 billion distinct values");
-        self.values.push(value.clone());
-        self.index.insert(value, i);
-        i
-    }
 }
 
 /// The shared values of a desired state.
@@ -118,15 +90,6 @@ struct Rows {
     values: Values,
 }
 
-/// The bytes a field with this length takes in a row's text.
-fn present(len: u32) -> usize {
-    if len == NONE { 0 } else { len as usize }
-}
-
-fn length(s: Option<&str>) -> u32 {
-    s.map_or(NONE, |s| u32::try_from(s.len()).expect("a cell shorter than 4 GB"))
-}
-
 impl Rows {
     fn push(&mut self, row: SourceRow) {
         let SourceRow { email, name, employee_id, structure, placement, left, location } = row;
@@ -151,9 +114,9 @@ impl Rows {
             employee_id: length(employee_id.as_deref()),
             entry: length(location.entry.as_deref()),
             row: location.row.and_then(|r| u32::try_from(r).ok()).unwrap_or(NONE),
-            structure: values.structures.intern(structure),
-            service: values.services.intern(placement.service),
-            rights: values.rights.intern(placement.rights),
+            structure: values.structures.intern_ref(&structure),
+            service: values.services.intern_ref(&placement.service),
+            rights: values.rights.intern_ref(&placement.rights),
             file: values.file(&location.file),
             left: left.map_or(0, |why| values.left.intern(why) + 1),
         };
@@ -288,31 +251,12 @@ impl DesiredBuilder {
         let ids = check_identities(&rows, &mut protected, &mut anomalies);
         let ids = first_row_of_each_id(&rows, ids);
 
-        // Structures by rank, so that rows compare by integer first.
-        let structures = &rows.values.structures.values;
-        let mut by_name: Vec<u32> = (0..structures.len() as u32).collect();
-        by_name.sort_unstable_by(|a, b| structures[*a as usize].cmp(&structures[*b as usize]));
-        let mut rank = vec![0u32; by_name.len()];
-        for (position, i) in by_name.iter().enumerate() {
-            rank[*i as usize] = position as u32;
-        }
-        // The rank and the address's first bytes in one integer: most
-        // comparisons never read the text (a random read each, a million
-        // rows sorted). Up to 65,536 structures the rank takes 16 bits.
-        let wide = rank.len() > 1 << 16;
+        let rank = ranks(&rows.values.structures.values);
         let mut order: Vec<(u64, u32)> = rows
             .rows
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                let rank = u64::from(rank[r.structure as usize]);
-                let key = if wide {
-                    rank << 32 | prefix(rows.email(r)) >> 32
-                } else {
-                    rank << 48 | prefix(rows.email(r)) >> 16
-                };
-                (key, i as u32)
-            })
+            .map(|(i, r)| (rank_key(rank[r.structure as usize], rank.len(), rows.email(r)), i as u32))
             .collect();
         order.sort_unstable_by(|(ka, a), (kb, b)| {
             let (ra, rb) = (&rows.rows[*a as usize], &rows.rows[*b as usize]);
@@ -343,38 +287,6 @@ impl DesiredBuilder {
         }
         people.push(rows.rows.len() as u32);
         Desired { rows, people, protected, anomalies, ids }
-    }
-}
-
-/// The first 8 bytes of a string as a big-endian integer, zero-padded: if
-/// two prefixes differ, they order as the strings do.
-fn prefix(s: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = s.len().min(8);
-    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
-}
-
-/// Puts `rows[order[i]]` at `i` for every `i`, in place (following each
-/// cycle of the permutation): no second copy of a million rows.
-fn permute(rows: &mut [Row], order: &mut [u32]) {
-    const DONE: u32 = u32::MAX;
-    for start in 0..rows.len() {
-        if order[start] == DONE {
-            continue;
-        }
-        let first = rows[start];
-        let mut at = start;
-        loop {
-            let from = order[at] as usize;
-            order[at] = DONE;
-            if from == start {
-                rows[at] = first;
-                break;
-            }
-            rows[at] = rows[from];
-            at = from;
-        }
     }
 }
 
@@ -599,43 +511,5 @@ mod tests {
             let ids: Vec<(&str, &str)> = desired.identities().collect();
             prop_assert_eq!(ids, first.into_iter().collect::<Vec<_>>());
         }
-    }
-
-    #[test]
-    fn prefixes_order_as_their_strings() {
-        let words = ["", "a", "a\0", "ab", "abcdefgh", "abcdefghi", "abcdefgi", "b", "é", "z"];
-        for a in words {
-            for b in words {
-                if prefix(a) != prefix(b) {
-                    assert_eq!(prefix(a).cmp(&prefix(b)), a.cmp(b), "{a:?} {b:?}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn permute_follows_every_cycle() {
-        let rows: Vec<Row> = (0..7)
-            .map(|i| Row {
-                text: i,
-                email: 0,
-                last_name: NONE,
-                first_name: NONE,
-                employee_id: NONE,
-                entry: NONE,
-                row: NONE,
-                structure: 0,
-                service: 0,
-                rights: 0,
-                file: 0,
-                left: 0,
-            })
-            .collect();
-        // Two cycles (0 3 5) (1 6) and a fixed point 2, 4.
-        let order = [3u32, 6, 2, 5, 4, 0, 1];
-        let mut permuted = rows.clone();
-        permute(&mut permuted, &mut order.clone());
-        let got: Vec<usize> = permuted.iter().map(|r| r.text).collect();
-        assert_eq!(got, order.iter().map(|i| *i as usize).collect::<Vec<_>>());
     }
 }

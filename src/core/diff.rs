@@ -15,14 +15,10 @@ use super::{
 };
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
-pub use super::desired::{Desired, DesiredBuilder, DesiredPerson, Key};
-
-/// One attachment in the portal today, with the name the export gave.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CurrentAttachment {
-    pub attachment: Attachment,
-    pub name: PersonName,
-}
+pub use super::{
+    current::{CurrentAttachment, CurrentState},
+    desired::{Desired, DesiredBuilder, DesiredPerson, Key},
+};
 
 /// Everything the diff reads; the store and the sources fill it.
 pub struct DiffInput<'a> {
@@ -30,7 +26,7 @@ pub struct DiffInput<'a> {
     /// Structures the run's sources govern; nothing outside changes.
     pub scope: &'a BTreeSet<StructureId>,
     pub desired: &'a Desired,
-    pub current: &'a [CurrentAttachment],
+    pub current: &'a CurrentState,
     /// Pending and approved requests of the scope.
     pub open: &'a [OpenRequest],
     pub refused: &'a [RefusedChange],
@@ -58,36 +54,32 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
     let empty = DesiredPerson::default();
 
     // A merge of two sorted sequences, person by person: the desired state
-    // (sorted by its builder) and the current attachments (sorted by the
-    // store; sorted here when a caller did not).
-    let mut current: Vec<&CurrentAttachment> =
-        input.current.iter().filter(|c| input.scope.contains(&c.attachment.structure)).collect();
-    if !current.is_sorted_by(|a, b| person_of(a) <= person_of(b)) {
-        current.sort_by(|a, b| person_of(a).cmp(&person_of(b)));
-    }
-    let mut current = current.chunk_by(|a, b| person_of(a) == person_of(b)).peekable();
+    // and the current attachments, both in (structure, e-mail) order.
+    let mut current = input.current.people().filter(|p| input.scope.contains(p.structure())).peekable();
     // The desired side is made one person at a time (see `Desired`).
     let mut wanted = desired.people().filter(|((s, _), _)| input.scope.contains(s)).peekable();
     loop {
         let next_want = wanted.peek().map(|(k, _)| (k.0.clone(), k.1.clone()));
-        let next_have = current.peek().map(|g| person_of(g[0]));
-        let (structure, email) = match (next_want.as_ref().map(|(s, e)| (s, e)), next_have) {
-            (None, None) => break,
-            (Some(w), None) => w,
-            (None, Some(h)) => h,
-            (Some(w), Some(h)) => w.min(h),
-        };
-        let wanted_now = wanted.next_if(|(k, _)| (&k.0, &k.1) == (structure, email));
+        let next_have = current.peek().map(|p| (p.structure(), p.email()));
+        let (structure, email): (&StructureId, &str) =
+            match (next_want.as_ref().map(|(s, e)| (s, e.as_str())), next_have) {
+                (None, None) => break,
+                (Some(w), None) => w,
+                (None, Some(h)) => h,
+                (Some(w), Some(h)) => w.min(h),
+            };
+        let wanted_now = wanted.next_if(|(k, _)| (&k.0, k.1.as_str()) == (structure, email));
         let want = wanted_now.as_ref().map_or(&empty, |(_, p)| p);
-        let group = current.next_if(|g| person_of(g[0]) == (structure, email));
+        let group = current.next_if(|p| (p.structure(), p.email()) == (structure, email));
+        // The person's address as a value: the desired side's, or made from the portal's.
+        let email: Email = match (&wanted_now, &next_want) {
+            (Some(((_, e), _)), _) => e.clone(),
+            _ => Email::from_normalized(email),
+        };
+        let email = &email;
+        let structure = &structure.clone();
         let (have, current_name) = match group {
-            Some(group) => {
-                let mut have = LiteMap::new();
-                for c in group {
-                    have.insert(c.attachment.placement.service.clone(), c.attachment.placement.rights.clone());
-                }
-                (Some(have), Some(&group[0].name))
-            }
+            Some(person) => (Some(person.placements()), Some(person.name())),
             None => (None, None),
         };
         let have_count = have.as_ref().map_or(0, LiteMap::len) as u64;
@@ -101,7 +93,7 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
             }
             continue;
         }
-        let name = if want.name.is_empty() { current_name.cloned().unwrap_or_default() } else { want.name.clone() };
+        let name = if want.name.is_empty() { current_name.unwrap_or_default() } else { want.name.clone() };
         let is_main_manager = input.catalog.get(structure).is_some_and(|s| s.main_manager == *email);
         let mut person = PersonChanges { structure, email, name: &name, out: Vec::new() };
         let have: LiteMap<Option<ServiceCode>, Rights> = have.unwrap_or_default();
@@ -208,10 +200,6 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
     Plan { changes, anomalies, supersede, absences, counts }
 }
 
-fn person_of(c: &CurrentAttachment) -> (&StructureId, &Email) {
-    (&c.attachment.structure, &c.attachment.email)
-}
-
 fn placement(service: &Option<ServiceCode>, rights: &Rights) -> Placement {
     Placement { service: service.clone(), rights: rights.clone() }
 }
@@ -236,12 +224,12 @@ fn changed_addresses(input: &DiffInput<'_>, protected: &mut BTreeSet<Email>, ano
     if input.known_ids.is_empty() {
         return;
     }
-    let attached: BTreeSet<&Email> = input.current.iter().map(|c| &c.attachment.email).collect();
+    let attached: BTreeSet<&str> = input.current.emails().collect();
     let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut found: Vec<(&str, &str, &Email)> = Vec::new();
     for (id, email) in input.desired.identities() {
         let Some(old) = input.known_ids.get(id) else { continue };
-        if old.as_str() == email || !attached.contains(old) || !seen.insert((id, email)) {
+        if old.as_str() == email || !attached.contains(old.as_str()) || !seen.insert((id, email)) {
             continue;
         }
         found.push((id, email, old));

@@ -5,6 +5,8 @@ pub mod anomaly;
 pub mod approval;
 pub mod catalog;
 pub mod change;
+pub mod compact;
+pub mod current;
 pub mod describe;
 pub mod desired;
 pub mod diff;

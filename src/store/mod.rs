@@ -118,7 +118,7 @@ pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 
 /// An attachment as the last current-state import showed it (the core's type).
-pub use crate::core::diff::CurrentAttachment;
+pub use crate::core::diff::{CurrentAttachment, CurrentState};
 
 /// A source's contribution to a run, with the digest of the file read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,7 +353,7 @@ impl Store {
 
     /// Current attachments of the listed structures (none for an empty
     /// list), sorted by structure, e-mail, placement.
-    pub async fn current_attachments(&self, structures: &[StructureId]) -> Result<Vec<CurrentAttachment>, StoreError> {
+    pub async fn current_attachments(&self, structures: &[StructureId]) -> Result<CurrentState, StoreError> {
         queries::current_attachments(&mut *self.conn().await?, structures).await
     }
 }
@@ -376,10 +376,7 @@ impl StoreTx {
         &mut self.tx
     }
 
-    pub async fn current_attachments(
-        &mut self,
-        structures: &[StructureId],
-    ) -> Result<Vec<CurrentAttachment>, StoreError> {
+    pub async fn current_attachments(&mut self, structures: &[StructureId]) -> Result<CurrentState, StoreError> {
         queries::current_attachments(self.conn(), structures).await
     }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
-    CurrentAttachment, RequestFilter, SourceRunRecord, StoreError,
+    CurrentAttachment, CurrentState, RequestFilter, SourceRunRecord, StoreError,
     sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, json_answer, json_rows, query, to_i64},
 };
 use crate::{
@@ -446,10 +446,10 @@ struct CurrentJson<'a> {
 pub(crate) async fn current_attachments(
     conn: &mut AnyConnection,
     structures: &[StructureId],
-) -> Result<Vec<CurrentAttachment>, StoreError> {
+) -> Result<CurrentState, StoreError> {
     const CTX: &str = "read current attachments";
     let sqlite = is_sqlite(conn);
-    let mut out = Vec::new();
+    let mut out = CurrentState::default();
     // Seeded with the caller's ids (the catalog's): equal ids then share one
     // allocation, which the diff's comparisons check first.
     let mut interner = Interner::with_structures(structures);
@@ -491,7 +491,7 @@ pub(crate) async fn current_attachments(
                 after = Some((email.to_string(), service.to_string()));
             }
             for r in rows {
-                out.push(current_from_json(r, &mut interner)?);
+                current_from_json(r, &mut interner, &mut out)?;
             }
             if after.is_none() {
                 break;
@@ -499,14 +499,11 @@ pub(crate) async fn current_attachments(
         }
     }
     // SQLite's binary collation gives the diff's order already; a PostgreSQL
-    // collation may not (it may ignore punctuation, say), so check.
-    if !out.is_sorted_by(|a, b| a.attachment <= b.attachment) {
-        out.sort_by(|a, b| a.attachment.cmp(&b.attachment));
-    }
-    Ok(out)
+    // collation may not (it may ignore punctuation, say): `finish` checks.
+    Ok(out.finish())
 }
 
-fn current_from_json(r: CurrentJson<'_>, interner: &mut Interner) -> Result<CurrentAttachment, StoreError> {
+fn current_from_json(r: CurrentJson<'_>, interner: &mut Interner, out: &mut CurrentState) -> Result<(), StoreError> {
     let CurrentJson { structure, email, service, rights, last_name, first_name } = r;
     let corrupt = |column: &'static str, message: String| StoreError::Corrupt {
         table: "current_attachments",
@@ -514,18 +511,17 @@ fn current_from_json(r: CurrentJson<'_>, interner: &mut Interner) -> Result<Curr
         column,
         message,
     };
-    let name = |part: Option<Cow<'_, str>>| part.map(|p| Box::<str>::from(p.as_ref()));
-    Ok(CurrentAttachment {
-        attachment: Attachment {
-            structure: interner.structure(&structure).map_err(|m| corrupt("structure", m))?,
-            email: interner.email(&email).map_err(|m| corrupt("email", m))?,
-            placement: Placement {
-                service: interner.service(service.as_deref().unwrap_or_default()).map_err(|m| corrupt("service", m))?,
-                rights: interner.rights(rights.as_deref().unwrap_or_default()).map_err(|m| corrupt("rights", m))?,
-            },
-        },
-        name: PersonName { last_name: name(last_name), first_name: name(first_name) },
-    })
+    let placement = (
+        &interner.service(service.as_deref().unwrap_or_default()).map_err(|m| corrupt("service", m))?,
+        &interner.rights(rights.as_deref().unwrap_or_default()).map_err(|m| corrupt("rights", m))?,
+    );
+    out.push(
+        &interner.structure(&structure).map_err(|m| corrupt("structure", m))?,
+        &interner.email(&email).map_err(|m| corrupt("email", m))?,
+        placement,
+        (last_name.as_deref(), first_name.as_deref()),
+    );
+    Ok(())
 }
 
 fn check_scope<'a>(

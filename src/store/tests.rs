@@ -374,7 +374,11 @@ async fn replace_current_touches_only_listed_structures(store: Store) {
     let mut tx = store.begin().await.unwrap();
     tx.replace_current(&[sid(ACME)], &acme_v1, t).await.unwrap();
     tx.replace_current(&[sid(OTHER)], &other, t).await.unwrap();
-    assert_eq!(tx.current_attachments(&[sid(ACME)]).await.unwrap(), acme_v1, "read in the same transaction");
+    assert_eq!(
+        tx.current_attachments(&[sid(ACME)]).await.unwrap().attachments().collect::<Vec<_>>(),
+        acme_v1,
+        "read in the same transaction"
+    );
     tx.commit().await.unwrap();
 
     let acme_v2 = vec![current(ACME, "d@acme.fr", None, "engagements:consultation", Some("Durand"))];
@@ -385,13 +389,21 @@ async fn replace_current_touches_only_listed_structures(store: Store) {
     assert!(matches!(err, StoreError::OutsideStructures { .. }), "{err}");
     tx.commit().await.unwrap();
 
-    assert_eq!(store.current_attachments(&[sid(ACME)]).await.unwrap(), acme_v2);
-    assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap(), other);
+    assert_eq!(store.current_attachments(&[sid(ACME)]).await.unwrap().attachments().collect::<Vec<_>>(), acme_v2);
+    assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap().attachments().collect::<Vec<_>>(), other);
     let mut all = acme_v2.clone();
     all.extend(other.clone());
     all.sort_by(|a, b| a.attachment.cmp(&b.attachment));
-    assert_eq!(store.current_attachments(&[sid(OTHER), sid(ACME), sid(NOUMEA)]).await.unwrap(), all);
-    assert!(store.current_attachments(&[]).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .current_attachments(&[sid(OTHER), sid(ACME), sid(NOUMEA)])
+            .await
+            .unwrap()
+            .attachments()
+            .collect::<Vec<_>>(),
+        all
+    );
+    assert!(store.current_attachments(&[]).await.unwrap().attachments().collect::<Vec<_>>().is_empty());
 }
 
 /// Current attachments are read in pages of 10,000 rows, walked by key: a
@@ -423,10 +435,14 @@ async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store)
 
     let mut all: Vec<CurrentAttachment> = acme.iter().chain(&other).cloned().collect();
     all.sort_by(|a, b| a.attachment.cmp(&b.attachment));
-    let read = store.current_attachments(&[sid(OTHER), sid(ACME)]).await.unwrap();
+    let read = store.current_attachments(&[sid(OTHER), sid(ACME)]).await.unwrap().attachments().collect::<Vec<_>>();
     assert_eq!(read.len(), all.len());
     assert!(read == all, "the paged read differs from what was written");
-    assert_eq!(store.current_attachments(&[sid(OTHER)]).await.unwrap().len(), 10_000, "exactly one full page");
+    assert_eq!(
+        store.current_attachments(&[sid(OTHER)]).await.unwrap().attachments().collect::<Vec<_>>().len(),
+        10_000,
+        "exactly one full page"
+    );
 }
 
 /// Pairs go to the store as one JSON array per 50,000; only the ids it does

@@ -106,6 +106,7 @@ fn run(case: &Case) -> Plan {
         .map(|(e, n)| AbsenceStreak { structure: sid(ACME), email: email(e), missed_runs: *n })
         .collect();
     let known = HashMap::new();
+    let cur: CurrentState = cur.into_iter().collect();
     diff(&DiffInput {
         catalog: &catalog,
         scope: &scope,
@@ -128,11 +129,12 @@ fn plan_of(
 ) -> Plan {
     let catalog = sample();
     let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let current: CurrentState = current.iter().cloned().collect();
     diff(&DiffInput {
         catalog: &catalog,
         scope: &scope,
         desired,
-        current,
+        current: &current,
         open,
         refused: &[],
         absences: &[],

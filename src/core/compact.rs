@@ -1,0 +1,145 @@
+//! What the compact states (the desired state, the current state) share:
+//! rows as fixed records whose strings live in one text buffer and whose
+//! repeated values (structures, services, rights…) are indexes into tables.
+//! A million rows then cost tens of bytes each, not hundreds.
+
+use std::{collections::HashMap, hash::Hash};
+
+/// "No value" in a row's optional fields (lengths and row numbers).
+pub(super) const NONE: u32 = u32::MAX;
+
+/// Values many rows share, each stored once and named by its index.
+#[derive(Debug, Clone)]
+pub(super) struct Table<T> {
+    pub(super) values: Vec<T>,
+    index: HashMap<T, u32, foldhash::fast::RandomState>,
+    /// The index answered last.
+    last: u32,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { values: Vec::new(), index: HashMap::default(), last: NONE }
+    }
+}
+
+impl<T: Clone + Eq + Hash> Table<T> {
+    /// The index of a value equal to `value`, stored first if new. Rows
+    /// often repeat the value of the row before: it is compared before any hashing.
+    pub(super) fn intern_ref(&mut self, value: &T) -> u32 {
+        if let Some(last) = self.values.get(self.last as usize)
+            && last == value
+        {
+            return self.last;
+        }
+        self.last = match self.index.get(value) {
+            Some(&i) => i,
+            None => self.intern(value.clone()),
+        };
+        self.last
+    }
+
+    pub(super) fn intern(&mut self, value: T) -> u32 {
+        if let Some(&i) = self.index.get(&value) {
+            return i;
+        }
+        let i = u32::try_from(self.values.len()).expect("fewer than 4 billion distinct values");
+        self.values.push(value.clone());
+        self.index.insert(value, i);
+        i
+    }
+}
+
+/// The bytes a field with this length takes in a row's text.
+pub(super) fn present(len: u32) -> usize {
+    if len == NONE { 0 } else { len as usize }
+}
+
+pub(super) fn length(s: Option<&str>) -> u32 {
+    s.map_or(NONE, |s| u32::try_from(s.len()).expect("a cell shorter than 4 GB"))
+}
+
+/// Each value's rank in sorted order, by its index in `values`: rows then
+/// compare by integer first.
+pub(super) fn ranks<T: Ord>(values: &[T]) -> Vec<u32> {
+    let mut by_value: Vec<u32> = (0..values.len() as u32).collect();
+    by_value.sort_unstable_by(|a, b| values[*a as usize].cmp(&values[*b as usize]));
+    let mut rank = vec![0u32; by_value.len()];
+    for (position, i) in by_value.iter().enumerate() {
+        rank[*i as usize] = position as u32;
+    }
+    rank
+}
+
+/// A sort key for (structure rank, text): the rank and the text's first
+/// bytes in one integer, so that most comparisons never read the text (a
+/// random read each, over a million rows). Up to 65,536 structures the rank
+/// takes 16 bits and the text 6 bytes; beyond, 32 bits and 4 bytes. Equal
+/// keys still need the full comparison.
+pub(super) fn rank_key(rank: u32, structures: usize, text: &str) -> u64 {
+    if structures > 1 << 16 {
+        u64::from(rank) << 32 | prefix(text) >> 32
+    } else {
+        u64::from(rank) << 48 | prefix(text) >> 16
+    }
+}
+
+/// The first 8 bytes of a string as a big-endian integer, zero-padded: if
+/// two prefixes differ, they order as the strings do.
+pub(super) fn prefix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = s.len().min(8);
+    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Puts `rows[order[i]]` at `i` for every `i`, in place (following each
+/// cycle of the permutation): no second copy of a million rows.
+pub(super) fn permute<T: Copy>(rows: &mut [T], order: &mut [u32]) {
+    const DONE: u32 = u32::MAX;
+    for start in 0..rows.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        let first = rows[start];
+        let mut at = start;
+        loop {
+            let from = order[at] as usize;
+            order[at] = DONE;
+            if from == start {
+                rows[at] = first;
+                break;
+            }
+            rows[at] = rows[from];
+            at = from;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_order_as_their_strings() {
+        let words = ["", "a", "a\0", "ab", "abcdefgh", "abcdefghi", "abcdefgi", "b", "é", "z"];
+        for a in words {
+            for b in words {
+                if prefix(a) != prefix(b) {
+                    assert_eq!(prefix(a).cmp(&prefix(b)), a.cmp(b), "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn permute_follows_every_cycle() {
+        let rows: Vec<usize> = (0..7).collect();
+        // Two cycles (0 3 5) (1 6) and a fixed point 2, 4.
+        let order = [3u32, 6, 2, 5, 4, 0, 1];
+        let mut permuted = rows.clone();
+        permute(&mut permuted, &mut order.clone());
+        let got: Vec<usize> = permuted.clone();
+        assert_eq!(got, order.iter().map(|i| *i as usize).collect::<Vec<_>>());
+    }
+}

@@ -2,7 +2,10 @@
 //! state from the portal, open and refused requests from the store, in; a
 //! plan of changes and anomalies out. Pure and deterministic.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, BTreeSet, HashMap},
+};
 
 use litemap::LiteMap;
 
@@ -59,25 +62,22 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
     // The desired side is made one person at a time (see `Desired`).
     let mut wanted = desired.people().filter(|((s, _), _)| input.scope.contains(s)).peekable();
     loop {
-        let next_want = wanted.peek().map(|(k, _)| (k.0.clone(), k.1.clone()));
-        let next_have = current.peek().map(|p| (p.structure(), p.email()));
-        let (structure, email): (&StructureId, &str) =
-            match (next_want.as_ref().map(|(s, e)| (s, e.as_str())), next_have) {
-                (None, None) => break,
-                (Some(w), None) => w,
-                (None, Some(h)) => h,
-                (Some(w), Some(h)) => w.min(h),
-            };
-        let wanted_now = wanted.next_if(|(k, _)| (&k.0, k.1.as_str()) == (structure, email));
-        let want = wanted_now.as_ref().map_or(&empty, |(_, p)| p);
-        let group = current.next_if(|p| (p.structure(), p.email()) == (structure, email));
-        // The person's address as a value: the desired side's, or made from the portal's.
-        let email: Email = match (&wanted_now, &next_want) {
-            (Some(((_, e), _)), _) => e.clone(),
-            _ => Email::from_normalized(email),
+        let order = match (wanted.peek(), current.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(((s, e), _)), Some(p)) => (s, e.as_str()).cmp(&(p.structure(), p.email())),
         };
-        let email = &email;
-        let structure = &structure.clone();
+        let wanted_now = if order.is_le() { wanted.next() } else { None };
+        let group = if order.is_ge() { current.next() } else { None };
+        // The person: the desired side's key, or made from the portal's.
+        let (structure, email) = match (&wanted_now, &group) {
+            (Some(((s, e), _)), _) => (s.clone(), e.clone()),
+            (None, Some(p)) => (p.structure().clone(), Email::from_normalized(p.email())),
+            (None, None) => unreachable!("one side has the smaller person"),
+        };
+        let (structure, email) = (&structure, &email);
+        let want = wanted_now.as_ref().map_or(&empty, |(_, p)| p);
         let (have, current_name) = match group {
             Some(person) => (Some(person.placements()), Some(person.name())),
             None => (None, None),

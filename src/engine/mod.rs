@@ -275,6 +275,7 @@ impl Engine {
         let absences = tx.absences(&scope).await?;
         let pairs: Vec<(&str, &str)> = desired.identities().collect();
         let ids = tx.identity_changes(&pairs).await?;
+        drop(pairs);
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
             scope: &read.scope,
@@ -326,8 +327,9 @@ impl Engine {
         // unchanged ids every run was most of a large run's writes.
         let identities: Vec<(&str, &str)> = desired
             .identities()
-            .filter(|(_, e)| !doubtful.contains(e))
-            .filter(|(id, _)| ids.unknown.contains(*id) || ids.changed.contains_key(*id))
+            .zip(&ids.unknown)
+            .filter(|((id, e), unknown)| (**unknown || ids.changed.contains_key(*id)) && !doubtful.contains(e))
+            .map(|(pair, _)| pair)
             .collect();
         if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
             tx.record_identities(&identities, self.clock.now).await?;

@@ -856,8 +856,9 @@ const IDS_PER_QUERY: usize = 50_000;
 pub struct IdentityChanges {
     /// Ids the store knows under another address: id → that (older) address.
     pub changed: std::collections::HashMap<Box<str>, Email>,
-    /// Ids the store has never seen.
-    pub unknown: std::collections::HashSet<Box<str>>,
+    /// For each pair asked, in order: the store has never seen its id. A
+    /// flag per pair rather than a set of ids: a first run asks a million.
+    pub unknown: Vec<bool>,
 }
 
 /// Compares `pairs` (employee id, address) with the store's.
@@ -872,35 +873,42 @@ pub(crate) async fn identity_changes(
 ) -> Result<IdentityChanges, StoreError> {
     const CTX: &str = "read identities";
     let sqlite = is_sqlite(conn);
-    let mut out = IdentityChanges::default();
-    for chunk in pairs.chunks(IDS_PER_QUERY) {
+    let mut out = IdentityChanges { unknown: vec![false; pairs.len()], ..IdentityChanges::default() };
+    for (n, chunk) in pairs.chunks(IDS_PER_QUERY).enumerate() {
         let mut b = Binds::new(conn);
         let list = b.push(
             serde_json::to_string(chunk)
                 .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
         );
+        // Each answer names its pair by position in the chunk, not by id.
         let sql = if sqlite {
             format!(
-                "SELECT json_group_array(json_array(json_extract(j.value, '$[0]'), i.email)) \
+                "SELECT json_group_array(json_array(j.key, i.email)) \
                  FROM json_each({list}) AS j \
                  LEFT JOIN identities AS i ON i.employee_id = json_extract(j.value, '$[0]') \
                  WHERE i.email IS NULL OR i.email <> json_extract(j.value, '$[1]')"
             )
         } else {
             format!(
-                "SELECT json_agg(json_build_array(j.pair ->> 0, i.email))::text \
-                 FROM json_array_elements(CAST({list} AS json)) AS j(pair) \
+                "SELECT json_agg(json_build_array(j.n - 1, i.email))::text \
+                 FROM json_array_elements(CAST({list} AS json)) WITH ORDINALITY AS j(pair, n) \
                  LEFT JOIN identities AS i ON i.employee_id = j.pair ->> 0 \
                  WHERE i.email IS NULL OR i.email <> j.pair ->> 1"
             )
         };
         let answer = json_answer(conn, sql, b, CTX).await?;
-        let rows: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = json_rows(answer.as_deref(), "identities")?;
-        for (id, old) in rows {
+        let rows: Vec<(usize, Option<Cow<'_, str>>)> = json_rows(answer.as_deref(), "identities")?;
+        for (i, old) in rows {
+            let Some((id, _)) = chunk.get(i) else {
+                return Err(StoreError::Corrupt {
+                    table: "identities",
+                    row: format!("answer {i}"),
+                    column: "employee_id",
+                    message: format!("no pair {i} was asked ({} were)", chunk.len()),
+                });
+            };
             match old {
-                None => {
-                    out.unknown.insert(Box::from(id.as_ref()));
-                }
+                None => out.unknown[n * IDS_PER_QUERY + i] = true,
                 Some(old) => {
                     let old = Email::parse(&old).map_err(|e| StoreError::Corrupt {
                         table: "identities",
@@ -908,7 +916,7 @@ pub(crate) async fn identity_changes(
                         column: "email",
                         message: format!("{old:?}: {e}"),
                     })?;
-                    out.changed.insert(Box::from(id.as_ref()), old);
+                    out.changed.insert(Box::from(*id), old);
                 }
             }
         }

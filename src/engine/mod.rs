@@ -1,14 +1,18 @@
 //! The engine: the thin async shell that runs the pure core between the
 //! sources, the store and the reports.
 //!
-//! A run reads every source first, outside any transaction; then, in ONE
-//! store transaction, it loads the current state, diffs, applies the guards,
+//! A run reads every source first, outside any transaction, while the store
+//! reads the current state of the sources' structures beside it (a read
+//! snapshot); then, in ONE store transaction, it checks that the snapshot is
+//! still the current state (else reads it again), diffs, applies the guards,
 //! raises and supersedes requests, writes the reports and records the run.
 //! Any error before the commit rolls everything back: there is never half a run.
 
 mod current;
 mod decide;
 mod notify;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -40,7 +44,7 @@ use crate::{
     report::{self, ReportError, ReportedChange, RunReport},
     secret::mask_url,
     source::{self, DirectorySpec, TableSpec},
-    store::{RequestFilter, SourceRunRecord, Store, StoreError, StoreTx},
+    store::{CurrentSnapshot, CurrentState, RequestFilter, SourceRunRecord, Store, StoreError, StoreTx},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +145,6 @@ pub struct RunSummary {
 struct SourcesRead {
     desired: DesiredBuilder,
     stats: Vec<SourceRunRecord>,
-    scope: BTreeSet<StructureId>,
     /// Things worth telling that are not errors.
     notes: Vec<String>,
     /// The first source that could not be read, and why.
@@ -163,16 +166,10 @@ impl Engine {
 
     fn read_sources(&self, sources: &[&SourceConfig], show_progress: bool) -> SourcesRead {
         let today = self.clock.today(self.config.timezone);
-        let mut read = SourcesRead {
-            desired: DesiredBuilder::default(),
-            stats: Vec::new(),
-            scope: BTreeSet::new(),
-            notes: Vec::new(),
-            rejected: None,
-        };
+        let mut read =
+            SourcesRead { desired: DesiredBuilder::default(), stats: Vec::new(), notes: Vec::new(), rejected: None };
         for src in sources {
             tracing::debug!(source = %src.name, "reading");
-            read.scope.extend(src.scope.iter().cloned());
             let bar = progress(show_progress, format!("reading {}", src.name), true);
             let (stats, error) = read_source(src, &self.config, today, &mut read.desired, &bar);
             bar.finish_and_clear();
@@ -188,11 +185,29 @@ impl Engine {
         read
     }
 
+    /// [`Engine::read_sources`] while the runtime's other tasks go on (the
+    /// store's read of the current state): the sources are read by blocking
+    /// code, so on a multi-thread runtime this worker first hands its queue
+    /// to another thread. On a current-thread runtime those tasks wait until
+    /// the run next awaits: the reads are then one after the other.
+    fn read_sources_beside(&self, sources: &[&SourceConfig], show_progress: bool) -> SourcesRead {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.read_sources(sources, show_progress)),
+            _ => self.read_sources(sources, show_progress),
+        }
+    }
+
     /// `plan` and `run`.
     pub async fn run(&self, opts: &RunOptions) -> Result<RunSummary, EngineError> {
         let sources = self.select_sources(&opts.sources)?;
         let started_at = self.clock.now;
-        let mut read = self.read_sources(&sources, opts.progress);
+        // The structures the sources govern are known before any is read, and
+        // their current state does not depend on them: read it meanwhile.
+        let scope_set: BTreeSet<StructureId> = sources.iter().flat_map(|s| s.scope.iter().cloned()).collect();
+        let scope: Vec<StructureId> = scope_set.iter().cloned().collect();
+        let snapshot = SnapshotRead::start(&self.store, scope.clone());
+        let mut read = self.read_sources_beside(&sources, opts.progress);
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
 
         let mut tx = self.store.begin().await?;
@@ -219,7 +234,6 @@ impl Engine {
                 }
             }
         }
-        let scope: Vec<StructureId> = read.scope.iter().cloned().collect();
         let mut run = RunRecord {
             id: 0,
             started_at,
@@ -233,7 +247,9 @@ impl Engine {
         };
 
         if let Some(why) = read.rejected.clone() {
-            // Nothing is diffed on a rejected source: no detach can come of it.
+            // Nothing is diffed on a rejected source: no detach can come of it,
+            // and the current state is not needed.
+            drop(snapshot);
             run.outcome = RunOutcome::Rejected;
             run.message = Some(why.clone());
             let mut anomalies = std::mem::take(&mut read.desired).into_anomalies();
@@ -261,24 +277,23 @@ impl Engine {
                 earlier.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", ")
             ));
         }
-        // The desired state is sorted on another thread while the store reads
-        // the current one: both take seconds at a million rows, on two cores.
+        // The desired state is sorted on another thread (seconds at a million
+        // rows) while this one checks the current state and reads the requests.
         let builder = std::mem::take(&mut read.desired);
         let sorting = tokio::task::spawn_blocking(move || builder.finish());
-        let current = tx.current_attachments(&scope).await?;
-        tracing::debug!(attachments = current.len(), rss_mb = ?resident_mb(), "current attachments read");
-        // A panic there is a bug, carried on as if it had happened here.
-        let desired = sorting.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        tracing::debug!(people = desired.len(), rss_mb = ?resident_mb(), "desired state sorted and merged");
+        let current = snapshot.current_in(&mut tx, &scope).await?;
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
+        // A panic there is a bug, carried on as if it had happened here.
+        let desired = sorting.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        tracing::debug!(people = desired.len(), rss_mb = ?resident_mb(), "desired state sorted and merged");
         let pairs: Vec<(&str, &str)> = desired.identities().collect();
         let ids = tx.identity_changes(&pairs).await?;
         drop(pairs);
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
-            scope: &read.scope,
+            scope: &scope_set,
             desired: &desired,
             current: &current,
             open: &open,
@@ -607,6 +622,60 @@ impl Engine {
             raised_ids,
             notes: Vec::new(),
         })
+    }
+}
+
+/// The store's read of the current state of a run's structures, on its own
+/// task beside the source read. Dropped unfinished (a rejected source, an
+/// error), it is aborted.
+struct SnapshotRead(tokio::task::JoinHandle<Result<CurrentSnapshot, StoreError>>);
+
+impl SnapshotRead {
+    fn start(store: &Store, scope: Vec<StructureId>) -> SnapshotRead {
+        let store = store.clone();
+        SnapshotRead(tokio::spawn(async move {
+            let snapshot = store.current_snapshot(&scope).await?;
+            let attachments = snapshot.attachments.len();
+            tracing::debug!(attachments, rss_mb = ?resident_mb(), "current attachments read (snapshot)");
+            Ok(snapshot)
+        }))
+    }
+
+    /// The current state as of the write transaction `tx`: the snapshot when
+    /// no structure of `scope` was replaced since it was taken (the same
+    /// generations), else read again in `tx`. Writers are serialised, so
+    /// nothing replaces it between this check and the commit.
+    async fn current_in(mut self, tx: &mut StoreTx, scope: &[StructureId]) -> Result<CurrentState, EngineError> {
+        let now = tx.current_generations(scope).await?;
+        let snapshot = match (&mut self.0).await {
+            Ok(read) => read?,
+            // A panic there is a bug, carried on as if it had happened here.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                tracing::debug!("current attachments: the snapshot read stopped ({e}); read in the transaction");
+                return Ok(tx.current_attachments(scope).await?);
+            }
+        };
+        if snapshot.generations == now {
+            tracing::debug!("current attachments: the snapshot is current (no structure replaced since)");
+            return Ok(snapshot.attachments);
+        }
+        let replaced: Vec<&str> =
+            scope.iter().filter(|s| snapshot.generations.get(*s) != now.get(*s)).map(StructureId::as_str).collect();
+        tracing::debug!(
+            ?replaced,
+            "current attachments replaced since the snapshot (import-current): read again in the transaction"
+        );
+        drop(snapshot);
+        let current = tx.current_attachments(scope).await?;
+        tracing::debug!(attachments = current.len(), rss_mb = ?resident_mb(), "current attachments read");
+        Ok(current)
+    }
+}
+
+impl Drop for SnapshotRead {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -120,6 +120,19 @@ pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 /// An attachment as the last current-state import showed it (the core's type).
 pub use crate::core::diff::{CurrentAttachment, CurrentState};
 
+/// How many times the current attachments of each structure were replaced
+/// (`replace_current`); a structure never replaced is at 0.
+pub type Generations = std::collections::BTreeMap<StructureId, i64>;
+
+/// The current attachments of some structures and their generations, read
+/// in one snapshot ([`Store::current_snapshot`]).
+#[derive(Debug, Clone, Default)]
+pub struct CurrentSnapshot {
+    /// Sorted as [`Store::current_attachments`] sorts them.
+    pub attachments: CurrentState,
+    pub generations: Generations,
+}
+
 /// A source's contribution to a run, with the digest of the file read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceRunRecord {
@@ -356,6 +369,25 @@ impl Store {
     pub async fn current_attachments(&self, structures: &[StructureId]) -> Result<CurrentState, StoreError> {
         queries::current_attachments(&mut *self.conn().await?, structures).await
     }
+
+    /// The current attachments of `structures` and their generations, in one
+    /// read snapshot that does not wait for writers nor block them (SQLite: a
+    /// deferred transaction in WAL mode; PostgreSQL: repeatable read, read
+    /// only). A write transaction that finds other generations
+    /// ([`StoreTx::current_generations`]) knows a replacement committed since.
+    pub async fn current_snapshot(&self, structures: &[StructureId]) -> Result<CurrentSnapshot, StoreError> {
+        const CTX: &str = "begin read transaction";
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        let mut tx = self.pool.begin_with(begin).await.map_err(sql::db(CTX))?;
+        // The first read fixes the snapshot; both come from it.
+        let generations = queries::current_generations(&mut tx, structures).await?;
+        let attachments = queries::current_attachments(&mut tx, structures).await?;
+        tx.rollback().await.map_err(sql::db("end read transaction"))?;
+        Ok(CurrentSnapshot { attachments, generations })
+    }
 }
 
 /// A write transaction (see [`Store::begin`]). Dropped without `commit`, it
@@ -380,8 +412,14 @@ impl StoreTx {
         queries::current_attachments(self.conn(), structures).await
     }
 
-    /// Replaces the current attachments of `structures` by `rows`; other
-    /// structures are untouched. Every row must belong to a listed structure.
+    /// The generation of each of `structures` as this transaction sees it.
+    pub async fn current_generations(&mut self, structures: &[StructureId]) -> Result<Generations, StoreError> {
+        queries::current_generations(self.conn(), structures).await
+    }
+
+    /// Replaces the current attachments of `structures` by `rows`, and counts
+    /// one more generation for each; other structures are untouched. Every
+    /// row must belong to a listed structure.
     pub async fn replace_current(
         &mut self,
         structures: &[StructureId],

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
-    CurrentAttachment, CurrentState, RequestFilter, SourceRunRecord, StoreError,
+    CurrentAttachment, CurrentState, Generations, RequestFilter, SourceRunRecord, StoreError,
     sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, json_answer, json_rows, query, to_i64},
 };
 use crate::{
@@ -564,6 +564,7 @@ pub(crate) async fn replace_current(
     const CTX: &str = "replace current attachments";
     check_scope("current_attachments", structures, rows.iter().map(|r| &r.attachment.structure))?;
     delete_structures(conn, "current_attachments", structures, CTX).await?;
+    bump_generations(conn, structures).await?;
     let at = rfc3339(&at);
     for chunk in rows.chunks(MAX_BINDS / 7) {
         let mut b = Binds::new(conn);
@@ -592,6 +593,47 @@ pub(crate) async fn replace_current(
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
     Ok(())
+}
+
+/// One more generation for each of `structures` (listed twice: once).
+async fn bump_generations(conn: &mut AnyConnection, structures: &[StructureId]) -> Result<(), StoreError> {
+    const CTX: &str = "count current generations";
+    // PostgreSQL refuses to update one row twice in a statement.
+    let unique: Vec<&StructureId> = structures.iter().collect::<BTreeSet<_>>().into_iter().collect();
+    for chunk in unique.chunks(STRUCTURES_PER_QUERY) {
+        let mut b = Binds::new(conn);
+        let tuples: Vec<String> = chunk.iter().map(|s| format!("({},1)", b.push(s.as_str().to_string()))).collect();
+        let sql = format!(
+            "INSERT INTO current_generations (structure, generation) VALUES {} \
+             ON CONFLICT (structure) DO UPDATE SET generation = current_generations.generation + 1",
+            tuples.join(",")
+        );
+        query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
+    }
+    Ok(())
+}
+
+/// The generation of each of `structures` (0 for one never replaced).
+pub(crate) async fn current_generations(
+    conn: &mut AnyConnection,
+    structures: &[StructureId],
+) -> Result<Generations, StoreError> {
+    const CTX: &str = "read current generations";
+    let mut out: Generations = structures.iter().map(|s| (s.clone(), 0)).collect();
+    for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
+        let mut b = Binds::new(conn);
+        let sql = format!(
+            "SELECT structure, generation FROM current_generations WHERE structure IN ({})",
+            b.list(chunk.iter().map(|s| s.as_str().to_string()))
+        );
+        for row in query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))? {
+            let c = Cols::new(&row, "current_generations");
+            let structure = c.structure("structure")?;
+            let c = c.keyed(structure.to_string());
+            out.insert(structure, c.get("generation")?);
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) async fn absences(

@@ -406,6 +406,82 @@ async fn replace_current_touches_only_listed_structures(store: Store) {
     assert!(store.current_attachments(&[]).await.unwrap().attachments().collect::<Vec<_>>().is_empty());
 }
 
+/// `replace_current` counts a generation for each structure it lists (an
+/// empty one too, once however often listed), and for no other.
+async fn generations_count_replacements_per_structure(store: Store) {
+    let t = at("2026-03-01T05:00:00Z");
+    let scope = [sid(ACME), sid(OTHER), sid(NOUMEA)];
+    let generations =
+        |acme, other, noumea| Generations::from([(sid(ACME), acme), (sid(OTHER), other), (sid(NOUMEA), noumea)]);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.current_generations(&scope).await.unwrap(), generations(0, 0, 0), "never replaced: 0");
+    let acme = vec![current(ACME, "a@acme.fr", None, "", Some("Martin"))];
+    tx.replace_current(&[sid(ACME)], &acme, t).await.unwrap();
+    assert_eq!(tx.current_generations(&scope).await.unwrap(), generations(1, 0, 0));
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_current(&[sid(ACME), sid(NOUMEA), sid(ACME)], &acme, t).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.current_generations(&scope).await.unwrap(), generations(2, 0, 1));
+    assert_eq!(tx.current_generations(&[sid(OTHER)]).await.unwrap(), Generations::from([(sid(OTHER), 0)]));
+    assert!(tx.current_generations(&[]).await.unwrap().is_empty());
+    // A replacement that rolls back counts nothing.
+    tx.replace_current(&[sid(OTHER)], &[], t).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.current_snapshot(&scope).await.unwrap().generations, generations(2, 0, 1));
+}
+
+/// A run reads the current state in a snapshot beside its sources, then
+/// checks it inside its write transaction: an `import-current` committed in
+/// between shows there as another generation, and the transaction reads its
+/// rows. A writer still open neither blocks the snapshot nor shows in it.
+async fn a_replacement_after_the_snapshot_shows_in_the_write_transaction(store: Store) {
+    let t = at("2026-03-01T05:00:00Z");
+    let scope = [sid(ACME), sid(OTHER)];
+    let v1 = vec![
+        current(ACME, "a@acme.fr", Some("COMPTA"), "factures:modification", Some("Martin")),
+        current(OTHER, "c@other.fr", None, "", None),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_current(&scope, &v1, t).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let v2 = vec![current(ACME, "b@acme.fr", None, "factures:consultation", Some("Bernard"))];
+    let mut writer = store.begin().await.unwrap();
+    writer.replace_current(&[sid(ACME)], &v2, t).await.unwrap();
+    let snapshot = tokio::time::timeout(Duration::from_secs(3), store.current_snapshot(&scope))
+        .await
+        .expect("the snapshot does not wait for a writer")
+        .unwrap();
+    assert_eq!(snapshot.attachments.attachments().collect::<Vec<_>>(), v1, "nothing uncommitted in the snapshot");
+    assert_eq!(snapshot.generations, Generations::from([(sid(ACME), 1), (sid(OTHER), 1)]));
+    writer.rollback().await.unwrap();
+
+    // Nothing replaced since: the write transaction sees the same generations.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.current_generations(&scope).await.unwrap(), snapshot.generations);
+    tx.rollback().await.unwrap();
+
+    // import-current commits between the snapshot and the run's transaction.
+    let mut import = store.begin().await.unwrap();
+    import.replace_current(&[sid(ACME)], &v2, t).await.unwrap();
+    import.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let now = tx.current_generations(&scope).await.unwrap();
+    assert_ne!(now, snapshot.generations, "the run must see that the snapshot is stale");
+    assert_eq!(now, Generations::from([(sid(ACME), 2), (sid(OTHER), 1)]));
+    let mut expected = v2.clone();
+    expected.push(v1[1].clone());
+    assert_eq!(
+        tx.current_attachments(&scope).await.unwrap().attachments().collect::<Vec<_>>(),
+        expected,
+        "read again: the new rows"
+    );
+    tx.rollback().await.unwrap();
+}
+
 /// Current attachments are read in pages of 10,000 rows, walked by key: a
 /// person whose services straddle a page boundary, a structure of exactly
 /// one page and names JSON must escape all come back once, in order.
@@ -840,6 +916,8 @@ crate::both_backends!(
     rollback_leaves_nothing,
     replace_current_touches_only_listed_structures,
     current_attachments_read_in_pages_lose_and_repeat_nothing,
+    generations_count_replacements_per_structure,
+    a_replacement_after_the_snapshot_shows_in_the_write_transaction,
     identity_changes_answer_only_new_and_changed_ids,
     absences_are_replaced_per_structure,
     last_accepted_source_run_ignores_held_and_rejected,

@@ -247,25 +247,18 @@ impl DesiredBuilder {
     /// employee id belongs to one address and each address to one id.
     pub fn finish(self) -> Desired {
         let DesiredBuilder { mut rows, mut protected, mut anomalies } = self;
-        // Checked while the rows are in arrival order (a row's index is its arrival).
-        let ids = check_identities(&rows, &mut protected, &mut anomalies);
-        let ids = first_row_of_each_id(&rows, ids);
-
-        let rank = ranks(&rows.values.structures.values);
-        let mut order: Vec<(u64, u32)> = rows
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rank_key(rank[r.structure as usize], rank.len(), rows.email(r)), i as u32))
-            .collect();
-        order.sort_unstable_by(|(ka, a), (kb, b)| {
-            let (ra, rb) = (&rows.rows[*a as usize], &rows.rows[*b as usize]);
-            ka.cmp(kb)
-                .then_with(|| rank[ra.structure as usize].cmp(&rank[rb.structure as usize]))
-                .then_with(|| rows.email(ra).cmp(rows.email(rb)))
-                .then(a.cmp(b))
+        // The identity checks and the sort only read the rows, in arrival
+        // order (a row's index is its arrival): they run side by side, on two
+        // cores a million rows take half the time.
+        let (ids, mut order) = std::thread::scope(|scope| {
+            let checking = scope.spawn(|| {
+                let ids = check_identities(&rows, &mut protected, &mut anomalies);
+                first_row_of_each_id(&rows, ids)
+            });
+            let order = person_order(&rows);
+            // A panic there is a bug, carried on as if it had happened here.
+            (checking.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), order)
         });
-        let mut order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
         // Row indexes change: the ids follow them.
         let mut moved_to = vec![0u32; rows.rows.len()];
         for (to, from) in order.iter().enumerate() {
@@ -288,6 +281,25 @@ impl DesiredBuilder {
         people.push(rows.rows.len() as u32);
         Desired { rows, people, protected, anomalies, ids }
     }
+}
+
+/// The rows' indexes in (structure, e-mail, arrival) order.
+fn person_order(rows: &Rows) -> Vec<u32> {
+    let rank = ranks(&rows.values.structures.values);
+    let mut order: Vec<(u64, u32)> = rows
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (rank_key(rank[r.structure as usize], rank.len(), rows.email(r)), i as u32))
+        .collect();
+    order.sort_unstable_by(|(ka, a), (kb, b)| {
+        let (ra, rb) = (&rows.rows[*a as usize], &rows.rows[*b as usize]);
+        ka.cmp(kb)
+            .then_with(|| rank[ra.structure as usize].cmp(&rank[rb.structure as usize]))
+            .then_with(|| rows.email(ra).cmp(rows.email(rb)))
+            .then(a.cmp(b))
+    });
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Sorts row indexes by one of the row's strings, then by arrival (rows in

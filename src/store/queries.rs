@@ -972,19 +972,31 @@ pub(crate) async fn record_identities(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const CTX: &str = "record identities";
+    let sqlite = is_sqlite(conn);
     let at = rfc3339(&at);
-    for chunk in pairs.chunks(MAX_BINDS / 3) {
+    // One JSON array parameter per 50,000 pairs, as `identity_changes` asks:
+    // a first run records every id of the source (100,000 rows of VALUES
+    // with three placeholders each were most of a PostgreSQL run's writes).
+    for chunk in pairs.chunks(IDS_PER_QUERY) {
         let mut b = Binds::new(conn);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|(id, email)| {
-                format!("({},{},{})", b.push(id.to_string()), b.push(email.to_string()), b.push(at.clone()))
-            })
-            .collect();
+        // Pushed in the order the SQL names them (SQLite's `?` are positional).
+        let at = b.push(at.clone());
+        let list = b.push(
+            serde_json::to_string(chunk)
+                .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
+        );
+        // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+        let rows = if sqlite {
+            format!(
+                "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), {at} \
+                 FROM json_each({list}) AS j WHERE true"
+            )
+        } else {
+            format!("SELECT j.pair ->> 0, j.pair ->> 1, {at} FROM json_array_elements(CAST({list} AS json)) AS j(pair)")
+        };
         let sql = format!(
-            "INSERT INTO identities (employee_id, email, seen_at) VALUES {} \
-             ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, seen_at = excluded.seen_at",
-            tuples.join(",")
+            "INSERT INTO identities (employee_id, email, seen_at) {rows} \
+             ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, seen_at = excluded.seen_at"
         );
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }

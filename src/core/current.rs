@@ -1,6 +1,6 @@
 //! The current state: the attachments the portal holds today, as the store
 //! last imported them. Compact like the desired state (see `compact`): a
-//! million attachments are a million 40-byte records and their text, and a
+//! million attachments are a million 32-byte records and their text, and a
 //! person's placements are made only when the diff reaches them.
 
 use litemap::LiteMap;

@@ -7,38 +7,43 @@ use super::{
     provider::{Alg, CLIENT_SECRET, Provider, SECRET_ENV},
 };
 use crate::support::Backend;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-/// What the console logs while `f` runs (handlers run in the test's task).
+/// What the test binary logs while `f` runs (the console's lines among them).
+///
+/// tracing caches, per callsite, whether any subscriber listens. With only
+/// scoped subscribers (one per capture, as before), that cache raced the
+/// other tests' threads and a capture came back empty now and then (CI, twice,
+/// even after rebuilding the cache under the scoped subscriber). So the test
+/// binary gets ONE global subscriber, installed on first use, that always
+/// listens and writes into a sink only while a capture is on; captures take
+/// turns. Lines of tests running meanwhile may land in a capture too: the
+/// assertions look for this test's lines, and for what must never be logged.
 async fn logged<T>(f: impl Future<Output = T>) -> (T, String) {
-    use tracing::instrument::WithSubscriber;
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
+    static SINK: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+    struct Sink;
+    impl std::io::Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
+            if let Some(buf) = SINK.lock().unwrap().as_mut() {
+                buf.extend_from_slice(b);
+            }
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    // tracing caches, per callsite, whether anyone listens, and a global
-    // maximum level. With ONE scoped subscriber alive and no global one, it
-    // computes them from the thread's current default — not this subscriber
-    // until the future runs — so the WARN lines were dropped whenever the
-    // test ran alone (flaky in CI). Rebuild the cache with this subscriber as
-    // the default, and take captures one at a time so two do not interleave.
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(|| Sink).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the test binary");
+    });
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one = ONE_AT_A_TIME.lock().await;
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-    let dispatch = tracing::Dispatch::new(subscriber);
-    tracing::dispatcher::with_default(&dispatch, tracing::callsite::rebuild_interest_cache);
-    let out = f.with_subscriber(dispatch).await;
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    (out, text)
+    *SINK.lock().unwrap() = Some(Vec::new());
+    let out = f.await;
+    let text = SINK.lock().unwrap().take().unwrap_or_default();
+    (out, String::from_utf8(text).unwrap())
 }
 
 /// The console's public URL in these tests (http is accepted to localhost).

@@ -132,6 +132,24 @@ mod tests {
         }
     }
 
+    /// Where two keys differ they order as (rank, text) do, with few
+    /// structures (rank in 16 bits) and with more than 65,536 (32 bits).
+    #[test]
+    fn rank_keys_order_as_rank_then_text() {
+        let texts = ["", "a", "ab", "abcdef", "abcdefg", "abcdeg", "b", "zz"];
+        for structures in [8, 1 << 16, (1 << 16) + 1, 1 << 20] {
+            let ranks = [0u32, 1, 2, structures as u32 - 1];
+            for (ra, ta) in ranks.iter().flat_map(|r| texts.iter().map(move |t| (*r, *t))) {
+                for (rb, tb) in ranks.iter().flat_map(|r| texts.iter().map(move |t| (*r, *t))) {
+                    let (ka, kb) = (rank_key(ra, structures, ta), rank_key(rb, structures, tb));
+                    if ka != kb {
+                        assert_eq!(ka.cmp(&kb), (ra, ta).cmp(&(rb, tb)), "{structures}: {ra} {ta:?} / {rb} {tb:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn permute_follows_every_cycle() {
         let rows: Vec<usize> = (0..7).collect();

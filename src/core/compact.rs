@@ -5,6 +5,8 @@
 
 use std::{collections::HashMap, hash::Hash};
 
+use crate::domain::Email;
+
 /// "No value" in a row's optional fields (lengths and row numbers).
 pub(super) const NONE: u32 = u32::MAX;
 
@@ -57,6 +59,25 @@ pub(super) fn present(len: u32) -> usize {
 
 pub(super) fn length(s: Option<&str>) -> u32 {
     s.map_or(NONE, |s| u32::try_from(s.len()).expect("a cell shorter than 4 GB"))
+}
+
+/// Appends a row's present strings one after the other; answers where they start.
+pub(super) fn push_strings<'s>(text: &mut String, strings: impl IntoIterator<Item = Option<&'s str>>) -> usize {
+    let start = text.len();
+    for s in strings.into_iter().flatten() {
+        text.push_str(s);
+    }
+    start
+}
+
+/// The field of `text` that starts at `at` and is `len` bytes long, or `None` for [`NONE`].
+pub(super) fn field(text: &str, at: usize, len: u32) -> Option<&str> {
+    (len != NONE).then(|| &text[at..at + len as usize])
+}
+
+/// An address's length in a row: at most 254 characters (`Email::parse`).
+pub(super) fn email_length(email: &Email) -> u16 {
+    u16::try_from(email.as_str().len()).expect("an e-mail address of at most 254 characters")
 }
 
 /// Each value's rank in sorted order, by its index in `values`: rows then

@@ -5,7 +5,7 @@
 
 use litemap::LiteMap;
 
-use super::compact::{NONE, Table, length, permute, present, rank_key, ranks};
+use super::compact::{Table, email_length, field, length, permute, present, push_strings, rank_key, ranks};
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
 /// One attachment in the portal today, with the name the export gave.
@@ -20,7 +20,7 @@ pub struct CurrentAttachment {
 struct Row {
     text: usize,
     email: u16,
-    /// Lengths, or [`NONE`].
+    /// Lengths, or [`NONE`](super::compact::NONE).
     last_name: u32,
     first_name: u32,
     structure: u32,
@@ -80,15 +80,9 @@ impl CurrentState {
         (service, rights): (&Option<ServiceCode>, &Rights),
         (last_name, first_name): (Option<&str>, Option<&str>),
     ) {
-        let start = self.text.len();
-        self.text.push_str(email.as_str());
-        for part in [last_name, first_name].into_iter().flatten() {
-            self.text.push_str(part);
-        }
         self.rows.push(Row {
-            text: start,
-            // An address is at most 254 characters (Email::parse).
-            email: u16::try_from(email.as_str().len()).expect("an e-mail address of at most 254 characters"),
+            text: push_strings(&mut self.text, [Some(email.as_str()), last_name, first_name]),
+            email: email_length(email),
             last_name: length(last_name),
             first_name: length(first_name),
             structure: self.structures.intern_ref(structure),
@@ -164,11 +158,11 @@ impl CurrentState {
     }
 
     fn name(&self, r: &Row) -> PersonName {
-        let field = |skip: usize, len: u32| {
-            let at = r.text + usize::from(r.email) + skip;
-            (len != NONE).then(|| Box::from(&self.text[at..at + len as usize]))
-        };
-        PersonName { last_name: field(0, r.last_name), first_name: field(present(r.last_name), r.first_name) }
+        let at = r.text + usize::from(r.email);
+        PersonName {
+            last_name: field(&self.text, at, r.last_name).map(Into::into),
+            first_name: field(&self.text, at + present(r.last_name), r.first_name).map(Into::into),
+        }
     }
 
     fn structure(&self, r: &Row) -> &StructureId {

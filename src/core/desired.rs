@@ -19,7 +19,7 @@ use litemap::LiteMap;
 use super::{
     anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
     change::LeftWhy,
-    compact::{NONE, Table, length, permute, prefix, present, rank_key, ranks},
+    compact::{NONE, Table, email_length, field, length, permute, prefix, present, push_strings, rank_key, ranks},
     mapping::{Mapped, SourceRow},
 };
 use crate::domain::{Email, PersonName, Rights, ServiceCode, StructureId};
@@ -93,7 +93,6 @@ struct Rows {
 impl Rows {
     fn push(&mut self, row: SourceRow) {
         let SourceRow { email, name, employee_id, structure, placement, left, location } = row;
-        let start = self.text.len();
         let fields = [
             Some(email.as_str()),
             name.last_name.as_deref(),
@@ -101,14 +100,10 @@ impl Rows {
             employee_id.as_deref(),
             location.entry.as_deref(),
         ];
-        for s in fields.into_iter().flatten() {
-            self.text.push_str(s);
-        }
         let values = &mut self.values;
         let record = Row {
-            text: start,
-            // An address is at most 254 characters (Email::parse).
-            email: u16::try_from(email.as_str().len()).expect("an e-mail address of at most 254 characters"),
+            text: push_strings(&mut self.text, fields),
+            email: email_length(&email),
             last_name: length(name.last_name.as_deref()),
             first_name: length(name.first_name.as_deref()),
             employee_id: length(employee_id.as_deref()),
@@ -125,8 +120,7 @@ impl Rows {
 
     /// The row's field that starts `skip` bytes into its text and is `len` long.
     fn field(&self, r: &Row, skip: usize, len: u32) -> Option<&str> {
-        let at = r.text + skip;
-        (len != NONE).then(|| &self.text[at..at + len as usize])
+        field(&self.text, r.text + skip, len)
     }
 
     fn email(&self, r: &Row) -> &str {

@@ -54,7 +54,6 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         input.scope.iter().map(|s| (s.clone(), StructureCounts::default())).collect();
     let mut changes: Vec<Change> = Vec::new();
     let mut absences: Vec<AbsenceStreak> = Vec::new();
-    let empty = DesiredPerson::default();
 
     // A merge of two sorted sequences, person by person: the desired state
     // and the current attachments, both in (structure, e-mail) order.
@@ -70,14 +69,13 @@ pub fn diff(input: &DiffInput<'_>) -> Plan {
         };
         let wanted_now = if order.is_le() { wanted.next() } else { None };
         let group = if order.is_ge() { current.next() } else { None };
-        // The person: the desired side's key, or made from the portal's.
-        let (structure, email) = match (&wanted_now, &group) {
-            (Some(((s, e), _)), _) => (s.clone(), e.clone()),
-            (None, Some(p)) => (p.structure().clone(), Email::from_normalized(p.email())),
+        // The person: the desired side's, or made from the portal's key.
+        let ((structure, email), want) = match (wanted_now, &group) {
+            (Some(person), _) => person,
+            (None, Some(p)) => ((p.structure().clone(), Email::from_normalized(p.email())), DesiredPerson::default()),
             (None, None) => unreachable!("one side has the smaller person"),
         };
-        let (structure, email) = (&structure, &email);
-        let want = wanted_now.as_ref().map_or(&empty, |(_, p)| p);
+        let (structure, email, want) = (&structure, &email, &want);
         let (have, current_name) = match group {
             Some(person) => (Some(person.placements()), Some(person.name())),
             None => (None, None),

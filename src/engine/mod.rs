@@ -33,7 +33,7 @@ use crate::{
         approval::{ApprovalRequest, RequestId, RequestState, RunId},
         change::{Change, ChangeKey},
         describe::describe,
-        diff::{DesiredBuilder, DiffInput, diff},
+        diff::{Desired, DesiredBuilder, DiffInput, diff},
         guards,
         mapping::Mapper,
         plan::{Disposition, Plan, StructureCounts},
@@ -44,7 +44,9 @@ use crate::{
     report::{self, ReportError, ReportedChange, RunReport},
     secret::mask_url,
     source::{self, DirectorySpec, TableSpec},
-    store::{CurrentSnapshot, CurrentState, RequestFilter, SourceRunRecord, Store, StoreError, StoreTx},
+    store::{
+        CurrentSnapshot, CurrentState, IdentityChanges, RequestFilter, SourceRunRecord, Store, StoreError, StoreTx,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -288,9 +290,7 @@ impl Engine {
         // A panic there is a bug, carried on as if it had happened here.
         let desired = sorting.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         tracing::debug!(people = desired.len(), rss_mb = ?resident_mb(), "desired state sorted and merged");
-        let pairs: Vec<(&str, &str)> = desired.identities().collect();
-        let ids = tx.identity_changes(&pairs).await?;
-        drop(pairs);
+        let ids = tx.identity_changes(desired.identities()).await?;
         let plan = diff(&DiffInput {
             catalog: &self.config.catalog,
             scope: &scope_set,
@@ -302,6 +302,9 @@ impl Engine {
             known_ids: &ids.changed,
             grace_runs: self.config.guards.grace_runs,
         });
+        // The reports come from the plan alone: the current state goes before
+        // they are written, so its memory serves theirs (the peak of a plan).
+        drop(current);
         tracing::debug!(
             changes = plan.changes.len(),
             anomalies = plan.anomalies.len(),
@@ -329,26 +332,10 @@ impl Engine {
             })
             .await?;
         pending_before.retain(|r| !expired.contains(&r.id));
-        // Remember who is who for the next run, except people whose identity
-        // is in doubt this run (the anomaly stays until the portal is fixed).
-        let doubtful: BTreeSet<&str> = plan
-            .anomalies
-            .iter()
-            .filter(|a| a.code == AnomalyCode::EmailChanged)
-            .filter_map(|a| a.email.as_deref())
-            .chain(desired.protected.iter().map(Email::as_str))
-            .collect();
-        // Only what the store does not hold already: rewriting a million
-        // unchanged ids every run was most of a large run's writes.
-        let identities: Vec<(&str, &str)> = desired
-            .identities()
-            .zip(&ids.unknown)
-            .filter(|((id, e), unknown)| (**unknown || ids.changed.contains_key(*id)) && !doubtful.contains(e))
-            .map(|(pair, _)| pair)
-            .collect();
-        if !opts.dry_run && run.outcome == RunOutcome::Done && !identities.is_empty() {
-            tx.record_identities(&identities, self.clock.now).await?;
+        if !opts.dry_run && run.outcome == RunOutcome::Done {
+            self.remember_identities(&mut tx, &desired, &plan, &ids).await?;
         }
+        drop(desired);
         let approved: BTreeSet<_> = open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
         let lines = trips
             .iter()
@@ -366,6 +353,36 @@ impl Engine {
             summary.notes.extend(self.notify_run(id, &summary.raised_ids).await);
         }
         Ok(summary)
+    }
+
+    /// Remembers who is who for the next run, except people whose identity
+    /// is in doubt this run (the anomaly stays until the portal is fixed).
+    /// Only what the store does not hold already: rewriting a million
+    /// unchanged ids every run was most of a large run's writes.
+    async fn remember_identities(
+        &self,
+        tx: &mut StoreTx,
+        desired: &Desired,
+        plan: &Plan,
+        ids: &IdentityChanges,
+    ) -> Result<(), EngineError> {
+        let doubtful: BTreeSet<&str> = plan
+            .anomalies
+            .iter()
+            .filter(|a| a.code == AnomalyCode::EmailChanged)
+            .filter_map(|a| a.email.as_deref())
+            .chain(desired.protected.iter().map(Email::as_str))
+            .collect();
+        let identities: Vec<(&str, &str)> = desired
+            .identities()
+            .zip(&ids.unknown)
+            .filter(|((id, e), unknown)| (**unknown || ids.changed.contains_key(*id)) && !doubtful.contains(e))
+            .map(|(pair, _)| pair)
+            .collect();
+        if !identities.is_empty() {
+            tx.record_identities(&identities, self.clock.now).await?;
+        }
+        Ok(())
     }
 
     /// Expires the scope's requests pending longer than `expire_after_days`.

@@ -460,7 +460,10 @@ impl StoreTx {
     /// Which of these (employee id, address) pairs the store does not hold
     /// (addresses as `Email` spells them):
     /// ids it knows under another address, and ids it has never seen.
-    pub async fn identity_changes(&mut self, pairs: &[(&str, &str)]) -> Result<IdentityChanges, StoreError> {
+    pub async fn identity_changes<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<IdentityChanges, StoreError> {
         queries::identity_changes(self.conn(), pairs).await
     }
 

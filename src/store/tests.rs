@@ -538,7 +538,7 @@ async fn identity_changes_answer_only_new_and_changed_ids(store: Store) {
     let mut asked: Vec<(&str, &str)> = ids.iter().zip(&emails).map(|(i, e)| (i.as_str(), e.as_str())).collect();
     asked[0].1 = moved.as_str();
     let mut tx = store.begin().await.unwrap();
-    let answer = tx.identity_changes(&asked).await.unwrap();
+    let answer = tx.identity_changes(asked.iter().copied()).await.unwrap();
     tx.rollback().await.unwrap();
     let changed: Vec<(&str, &str)> = answer.changed.iter().map(|(i, e)| (&**i, e.as_str())).collect();
     assert_eq!(changed, [("E0", "p0@acme.fr")], "the id whose address changed, with the old address");

@@ -50,7 +50,7 @@ impl Engine {
         let origin = path.display().to_string();
         let read = source::read_table(&spec, &mut |record| {
             summary.rows += 1;
-            match self.map_current(&record) {
+            match self.map_current(record) {
                 Ok(Some(a)) => {
                     rows.insert(a);
                 }

@@ -732,13 +732,13 @@ fn read_source(
     let (mut rows, mut valid) = (0u64, 0u64);
     let mapped_fields: Vec<Field> = src.columns.iter().map(|(f, _)| f).collect();
     let mut filled = [0u64; Field::COUNT];
-    let mut sink = |record: crate::core::record::Record| {
+    let mut sink = |record: &crate::core::record::Record| {
         rows += 1;
         for f in &mapped_fields {
             filled[f.index()] += u64::from(!record.get(*f).is_blank());
         }
         bar.inc(1);
-        let mapped = mapper.map(&record);
+        let mapped = mapper.map(record);
         if matches!(mapped, crate::core::mapping::Mapped::Row(_)) {
             valid += 1;
         }

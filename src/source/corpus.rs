@@ -52,7 +52,7 @@ fn read(path: &Path, tweak: fn(&mut Tweak)) -> Result<Vec<Record>, SourceError> 
     };
     let mut records = Vec::new();
     read_table(&spec, &mut |r| {
-        records.push(r);
+        records.push(r.clone());
         Ok(())
     })?;
     Ok(records)

@@ -14,8 +14,8 @@ use super::{
     Format, HEADER_SCAN_ROWS, SourceError, TableInfo, TableSpec,
     assemble::{Assembler, Sink},
     hex,
+    pipeline::text_cell,
 };
-use crate::core::record::Cell;
 
 /// Encoding and delimiter are guessed from this much of the file.
 const SNIFF: usize = 64 * 1024;
@@ -271,7 +271,7 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
                     encoding.name()
                 ),
             })?;
-            asm.push(row, col, Cell::Text(text.to_string()), sink)?;
+            asm.push(row, col, text_cell(text), sink)?;
         }
     }
     let table = asm.finish(sink)?;

@@ -70,7 +70,7 @@ pub struct DirectoryInfo {
 /// read and is returned as is.
 pub fn read_directory(
     spec: &DirectorySpec<'_>,
-    sink: &mut dyn FnMut(Record) -> Result<(), SourceError>,
+    sink: &mut dyn FnMut(&Record) -> Result<(), SourceError>,
 ) -> Result<DirectoryInfo, SourceError> {
     let origin = mask_url(&spec.source.url);
     if let Some(field) = spec.required.iter().find(|f| !spec.attributes.contains(**f)) {
@@ -79,7 +79,7 @@ pub fn read_directory(
     // ldap3's sync API runs its own runtime, which cannot nest in the
     // engine's: the reader has its own thread, records come back in batches.
     let mut records = 0u64;
-    let mut counted = |record: Record| {
+    let mut counted = |record: &Record| {
         records += 1;
         sink(record)
     };

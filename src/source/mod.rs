@@ -162,7 +162,7 @@ impl SourceError {
 /// returned as is.
 pub fn read_table(
     spec: &TableSpec<'_>,
-    sink: &mut dyn FnMut(Record) -> Result<(), SourceError>,
+    sink: &mut dyn FnMut(&Record) -> Result<(), SourceError>,
 ) -> Result<TableInfo, SourceError> {
     pipeline::pipelined(|records| read_table_here(spec, records), sink)
 }

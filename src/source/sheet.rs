@@ -13,6 +13,7 @@ use super::{
     Format, SourceError, TableSpec,
     assemble::{Assembler, Sink, Table},
     limits,
+    pipeline::text_cell,
 };
 use crate::{core::record::Cell, domain::text::fold};
 
@@ -166,8 +167,8 @@ fn explain_xls(e: calamine::XlsError, spec: &TableSpec<'_>) -> String {
 fn from_ref(value: &DataRef<'_>) -> Cell {
     match value {
         DataRef::Empty => Cell::Empty,
-        DataRef::String(s) => Cell::Text(s.clone()),
-        DataRef::SharedString(s) => Cell::Text((*s).to_string()),
+        DataRef::String(s) => text_cell(s),
+        DataRef::SharedString(s) => text_cell(s),
         DataRef::Int(i) => Cell::Int(*i),
         DataRef::Float(f) => Cell::Float(*f),
         DataRef::Bool(b) => Cell::Bool(*b),
@@ -180,7 +181,7 @@ fn from_ref(value: &DataRef<'_>) -> Cell {
 fn from_data(value: &Data) -> Cell {
     match value {
         Data::Empty => Cell::Empty,
-        Data::String(s) => Cell::Text(s.clone()),
+        Data::String(s) => text_cell(s),
         Data::Int(i) => Cell::Int(*i),
         Data::Float(f) => Cell::Float(*f),
         Data::Bool(b) => Cell::Bool(*b),

@@ -33,7 +33,7 @@ fn read(path: &Path, sheet: Option<&str>, csv: CsvOptions) -> Result<(TableInfo,
     let spec = TableSpec { path, sheet, csv, columns: &columns, required: &REQUIRED, limits: LimitsConfig::default() };
     let mut records = Vec::new();
     let info = read_table(&spec, &mut |r| {
-        records.push(r);
+        records.push(r.clone());
         Ok(())
     })?;
     Ok((info, records))

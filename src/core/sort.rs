@@ -2,15 +2,8 @@
 //! multi-level key refinement. A million e-mail addresses share long
 //! prefixes (every `valerie.` ties on its first 8 bytes); a comparator that
 //! falls back to the text reads two random places in memory per comparison.
-//! Here each level reads each text of a run once, to make its next key.
-
-/// Text bytes in one level's key; the key's last byte says where the text ends.
-const WIDTH: usize = 7;
-
-/// A key's last byte when the text goes on past the key's bytes. Otherwise
-/// it is the number of bytes left (0 to [`WIDTH`]): a text that ends sorts
-/// before a longer one whose next bytes are 0x00, as the strings do.
-const GOES_ON: u8 = u8::MAX;
+//! Here each level reads each text of a run once, to make its next key, and
+//! sorts integers; nothing is allocated per element.
 
 /// The bytes a head of `0..values` takes: 2 up to 65,536 values (structure
 /// ranks), 4 beyond.
@@ -23,21 +16,24 @@ pub(super) fn head_bytes(values: usize) -> usize {
 /// members are ignored). The first members are scratch for the keys: on
 /// return they hold no head any more, only the order of the pairs matters.
 ///
-/// Every level sorts a run by `(key, index)` as integers, the key being the
-/// head (first level only), the next bytes of the text, and the end marker.
-/// Runs of equal keys whose texts go on are sorted again by their next
-/// bytes; equal keys that end their texts are equal (head, text): they stay
-/// in index order, i.e. arrival.
+/// Each level sorts a run by `(key, index)` as integers, the key being the
+/// next 8 bytes of the texts, zero-padded (after the head, at the first
+/// level); a run of equal keys is sorted again by the bytes after. A key
+/// that ends in 0x00 may hide texts that end there: that run is first sorted
+/// by length (a text that ends sorts before a longer one whose next bytes
+/// are 0x00; texts that end together are equal, in index order, i.e.
+/// arrival), and only the texts that go on are refined.
 pub(super) fn by_text<'t>(pairs: &mut [(u64, u32)], head_bytes: usize, text: impl Fn(u32) -> &'t [u8]) {
-    debug_assert!(head_bytes == 0 || head_bytes <= 4 && pairs.iter().all(|(head, _)| head >> (8 * head_bytes) == 0));
+    debug_assert!(head_bytes == 0 || (head_bytes <= 4 && pairs.iter().all(|(head, _)| head >> (8 * head_bytes) == 0)));
     for (key, i) in pairs.iter_mut() {
-        *key = level_key(&key.to_be_bytes()[8 - head_bytes..], text(*i), 0);
+        let head = if head_bytes == 0 { 0 } else { *key << (64 - 8 * head_bytes) };
+        *key = head | window(text(*i), 0) >> (8 * head_bytes);
     }
     pairs.sort_unstable();
     // A stack, one entry per level being refined (not per run): where that
-    // level's scan is, where its range ends, and the depth in the text of
-    // the bytes after its keys'.
-    let mut levels = vec![(0, pairs.len(), WIDTH - head_bytes)];
+    // level's scan is, where its range ends, and how many text bytes its
+    // keys have covered.
+    let mut levels = vec![(0, pairs.len(), 8 - head_bytes)];
     while let Some(level) = levels.last_mut() {
         let (start, end, depth) = *level;
         if start == end {
@@ -45,31 +41,38 @@ pub(super) fn by_text<'t>(pairs: &mut [(u64, u32)], head_bytes: usize, text: imp
             continue;
         }
         let key = pairs[start].0;
-        let run_end = start + pairs[start..end].iter().take_while(|(k, _)| *k == key).count();
-        level.0 = run_end;
-        if run_end - start > 1 && key as u8 == GOES_ON {
-            let run = &mut pairs[start..run_end];
-            for (key, i) in run.iter_mut() {
-                *key = level_key(&[], text(*i), depth);
+        let mut run = start..start + pairs[start..end].iter().take_while(|(k, _)| *k == key).count();
+        level.0 = run.end;
+        if run.len() > 1 && key as u8 == 0 {
+            let goes_on = depth as u64 + 1;
+            for (key, i) in &mut pairs[run.clone()] {
+                *key = (text(*i).len() as u64).min(goes_on);
             }
-            run.sort_unstable();
-            levels.push((start, run_end, depth + WIDTH));
+            pairs[run.clone()].sort_unstable();
+            run.start += pairs[run.clone()].partition_point(|(length, _)| *length < goes_on);
+        }
+        if run.len() > 1 {
+            for (key, i) in &mut pairs[run.clone()] {
+                *key = window(text(*i), depth);
+            }
+            pairs[run.clone()].sort_unstable();
+            levels.push((run.start, run.end, depth + 8));
         }
     }
 }
 
-/// `head`, then the text's bytes from `depth` on (zero-padded to
-/// `WIDTH - head.len()` bytes), then the end marker, as a big-endian
-/// integer. The text goes on at least to `depth` (its run's keys said so).
-fn level_key(head: &[u8], text: &[u8], depth: usize) -> u64 {
-    let width = WIDTH - head.len();
-    let rest = &text[depth..];
-    let n = rest.len().min(width);
-    let mut key = [0u8; 8];
-    key[..head.len()].copy_from_slice(head);
-    key[head.len()..head.len() + n].copy_from_slice(&rest[..n]);
-    key[WIDTH] = if rest.len() > width { GOES_ON } else { rest.len() as u8 };
-    u64::from_be_bytes(key)
+/// The 8 bytes of `text` from `at` (at most its length), zero-padded, as a
+/// big-endian integer: where two differ, they order as the texts do.
+fn window(text: &[u8], at: usize) -> u64 {
+    let rest = &text[at..];
+    match rest.first_chunk::<8>() {
+        Some(bytes) => u64::from_be_bytes(*bytes),
+        None => {
+            let mut bytes = [0u8; 8];
+            bytes[..rest.len()].copy_from_slice(rest);
+            u64::from_be_bytes(bytes)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,10 +116,11 @@ mod tests {
         check(0, &long, &[2, 0, 1, 3]);
         check(2, &long, &[2, 0, 1, 3]);
         // A difference at the first byte of the second and third levels, the last bytes deciding otherwise.
-        check(0, &[(0, "abcdefgb-"), (0, "abcdefga~")], &[1, 0]);
-        check(0, &[(0, "abcdefghijklmnb-"), (0, "abcdefghijklmna~")], &[1, 0]);
-        check(2, &[(0, "abcdeb-"), (0, "abcdea~")], &[1, 0]);
-        check(2, &[(0, "abcdefghijklb-"), (0, "abcdefghijkla~")], &[1, 0]);
+        check(0, &[(0, "abcdefghb-"), (0, "abcdefgha~")], &[1, 0]);
+        check(0, &[(0, "abcdefghijklmnopb-"), (0, "abcdefghijklmnopa~")], &[1, 0]);
+        check(2, &[(0, "abcdefb-"), (0, "abcdefa~")], &[1, 0]);
+        check(2, &[(0, "abcdefghijklmnb-"), (0, "abcdefghijklmna~")], &[1, 0]);
+        check(4, &[(0, "abcdb-"), (0, "abcda~")], &[1, 0]);
         // A text that is a prefix of another, at and around each level's end.
         let prefixes = [(0, "abcdefgh"), (0, "abcdefg"), (0, "abcdef"), (0, "abcdefghijklmno"), (0, "abcdefghijklmn")];
         check(0, &prefixes, &[2, 1, 0, 4, 3]);
@@ -127,11 +131,21 @@ mod tests {
         check(2, &[(0, "same.long.text@x.fr"), (0, "same.long.text@x.f"), (0, "same.long.text@x.fr")], &[1, 0, 2]);
         // Empty texts first, in arrival order.
         check(0, &[(0, "a"), (0, ""), (0, "\0"), (0, "")], &[1, 3, 2, 0]);
-        // 0x00 bytes are not the end of the text, at every level.
-        let zeros =
-            [(0, "a\0"), (0, "a"), (0, "a\0\0"), (0, "abcdefg\0"), (0, "abcdefg"), (0, "abcdefg\0\0\0\0\0\0\0\0")];
-        check(0, &zeros, &[1, 0, 2, 4, 3, 5]);
-        check(2, &zeros, &[1, 0, 2, 4, 3, 5]);
+        // 0x00 bytes are not the end of the text, within a level and at its end.
+        let zeros = [
+            (0, "a\0"),
+            (0, "a"),
+            (0, "a\0\0"),
+            (0, "abcdefgh\0"),
+            (0, "abcdefgh"),
+            (0, "abcdefgh\0\0\0\0\0\0\0\0\0"),
+            (0, "abcdefgh\0\0\0\0\0\0\0\0"),
+            (0, "abcdef"),
+            (0, "abcdef\0"),
+        ];
+        check(0, &zeros, &[1, 0, 2, 7, 8, 4, 3, 6, 5]);
+        check(2, &zeros, &[1, 0, 2, 7, 8, 4, 3, 6, 5]);
+        check(4, &zeros, &[1, 0, 2, 7, 8, 4, 3, 6, 5]);
         // Non-ASCII bytes sort above ASCII, as bytes.
         check(0, &[(0, "éa"), (0, "z"), (0, "ea"), (0, "é")], &[2, 1, 3, 0]);
         // The head first, then the text.

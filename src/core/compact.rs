@@ -92,28 +92,6 @@ pub(super) fn ranks<T: Ord>(values: &[T]) -> Vec<u32> {
     rank
 }
 
-/// A sort key for (structure rank, text): the rank and the text's first
-/// bytes in one integer, so that most comparisons never read the text (a
-/// random read each, over a million rows). Up to 65,536 structures the rank
-/// takes 16 bits and the text 6 bytes; beyond, 32 bits and 4 bytes. Equal
-/// keys still need the full comparison.
-pub(super) fn rank_key(rank: u32, structures: usize, text: &str) -> u64 {
-    if structures > 1 << 16 {
-        u64::from(rank) << 32 | prefix(text) >> 32
-    } else {
-        u64::from(rank) << 48 | prefix(text) >> 16
-    }
-}
-
-/// The first 8 bytes of a string as a big-endian integer, zero-padded: if
-/// two prefixes differ, they order as the strings do.
-pub(super) fn prefix(s: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = s.len().min(8);
-    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
-}
-
 /// Puts `rows[order[i]]` at `i` for every `i`, in place (following each
 /// cycle of the permutation): no second copy of a million rows.
 pub(super) fn permute<T: Copy>(rows: &mut [T], order: &mut [u32]) {
@@ -140,36 +118,6 @@ pub(super) fn permute<T: Copy>(rows: &mut [T], order: &mut [u32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_order_as_their_strings() {
-        let words = ["", "a", "a\0", "ab", "abcdefgh", "abcdefghi", "abcdefgi", "b", "é", "z"];
-        for a in words {
-            for b in words {
-                if prefix(a) != prefix(b) {
-                    assert_eq!(prefix(a).cmp(&prefix(b)), a.cmp(b), "{a:?} {b:?}");
-                }
-            }
-        }
-    }
-
-    /// Where two keys differ they order as (rank, text) do, with few
-    /// structures (rank in 16 bits) and with more than 65,536 (32 bits).
-    #[test]
-    fn rank_keys_order_as_rank_then_text() {
-        let texts = ["", "a", "ab", "abcdef", "abcdefg", "abcdeg", "b", "zz"];
-        for structures in [8, 1 << 16, (1 << 16) + 1, 1 << 20] {
-            let ranks = [0u32, 1, 2, structures as u32 - 1];
-            for (ra, ta) in ranks.iter().flat_map(|r| texts.iter().map(move |t| (*r, *t))) {
-                for (rb, tb) in ranks.iter().flat_map(|r| texts.iter().map(move |t| (*r, *t))) {
-                    let (ka, kb) = (rank_key(ra, structures, ta), rank_key(rb, structures, tb));
-                    if ka != kb {
-                        assert_eq!(ka.cmp(&kb), (ra, ta).cmp(&(rb, tb)), "{structures}: {ra} {ta:?} / {rb} {tb:?}");
-                    }
-                }
-            }
-        }
-    }
 
     #[test]
     fn permute_follows_every_cycle() {

@@ -5,7 +5,10 @@
 
 use litemap::LiteMap;
 
-use super::compact::{Table, email_length, field, length, permute, present, push_strings, rank_key, ranks};
+use super::{
+    compact::{Table, email_length, field, length, permute, present, push_strings, ranks},
+    sort,
+};
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
 /// One attachment in the portal today, with the name the export gave.
@@ -106,17 +109,17 @@ impl CurrentState {
         if self.rows.is_sorted_by(|a, b| order(a, b).is_le()) {
             return self;
         }
-        let mut keys: Vec<(u64, u32)> = self
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rank_key(rank[r.structure as usize], rank.len(), self.email(r)), i as u32))
-            .collect();
-        keys.sort_unstable_by(|(ka, a), (kb, b)| {
-            ka.cmp(kb).then_with(|| order(&self.rows[*a as usize], &self.rows[*b as usize]))
-        });
+        let mut keys: Vec<(u64, u32)> =
+            self.rows.iter().enumerate().map(|(i, r)| (u64::from(rank[r.structure as usize]), i as u32)).collect();
+        sort::by_text(&mut keys, sort::head_bytes(rank.len()), |i| self.email(&self.rows[i as usize]).as_bytes());
         let mut order: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
         permute(&mut self.rows, &mut order);
+        // Then each person's attachments by service (a few each).
+        let (text, rows) = (&self.text, &mut self.rows);
+        let email = |r: &Row| &text[r.text..r.text + usize::from(r.email)];
+        for person in rows.chunk_by_mut(|a, b| a.structure == b.structure && email(a) == email(b)) {
+            person.sort_unstable_by_key(|r| services[r.service as usize]);
+        }
         self
     }
 

@@ -19,8 +19,9 @@ use litemap::LiteMap;
 use super::{
     anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
     change::LeftWhy,
-    compact::{NONE, Table, email_length, field, length, permute, prefix, present, push_strings, rank_key, ranks},
+    compact::{NONE, Table, email_length, field, length, permute, present, push_strings, ranks},
     mapping::{Mapped, SourceRow},
+    sort,
 };
 use crate::domain::{Email, PersonName, Rights, ServiceCode, StructureId};
 
@@ -280,32 +281,10 @@ impl DesiredBuilder {
 /// The rows' indexes in (structure, e-mail, arrival) order.
 fn person_order(rows: &Rows) -> Vec<u32> {
     let rank = ranks(&rows.values.structures.values);
-    let mut order: Vec<(u64, u32)> = rows
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (rank_key(rank[r.structure as usize], rank.len(), rows.email(r)), i as u32))
-        .collect();
-    order.sort_unstable_by(|(ka, a), (kb, b)| {
-        let (ra, rb) = (&rows.rows[*a as usize], &rows.rows[*b as usize]);
-        ka.cmp(kb)
-            .then_with(|| rank[ra.structure as usize].cmp(&rank[rb.structure as usize]))
-            .then_with(|| rows.email(ra).cmp(rows.email(rb)))
-            .then(a.cmp(b))
-    });
+    let mut order: Vec<(u64, u32)> =
+        rows.rows.iter().enumerate().map(|(i, r)| (u64::from(rank[r.structure as usize]), i as u32)).collect();
+    sort::by_text(&mut order, sort::head_bytes(rank.len()), |i| rows.email(&rows.rows[i as usize]).as_bytes());
     order.into_iter().map(|(_, i)| i).collect()
-}
-
-/// Sorts row indexes by one of the row's strings, then by arrival (rows in
-/// arrival order: the index is the arrival), comparing the string's first
-/// bytes held beside the index before the text itself.
-fn sort_by_text<'r>(rows: &'r Rows, indexes: &mut [(u64, u32)], text: impl Fn(&'r Row) -> &'r str) {
-    for (key, i) in indexes.iter_mut() {
-        *key = prefix(text(&rows.rows[*i as usize]));
-    }
-    indexes.sort_unstable_by(|(ka, a), (kb, b)| {
-        ka.cmp(kb).then_with(|| text(&rows.rows[*a as usize]).cmp(text(&rows.rows[*b as usize]))).then(a.cmp(b))
-    });
 }
 
 /// One person, one employee id: rows that disagree protect everyone
@@ -333,7 +312,7 @@ fn check_identities(rows: &Rows, protected: &mut BTreeSet<Email>, anomalies: &mu
     let id_of = |r: &Row| rows.employee_id(r).unwrap_or_default();
     let mut ids: Vec<(u64, u32)> =
         (0..rows.rows.len() as u32).filter(|i| row(*i).employee_id != NONE).map(|i| (0, i)).collect();
-    sort_by_text(rows, &mut ids, |r| rows.email(r));
+    sort::by_text(&mut ids, 0, |i| rows.email(row(i)).as_bytes());
     for group in ids.chunk_by(|(_, a), (_, b)| rows.email(row(*a)) == rows.email(row(*b))) {
         let first = row(group[0].1);
         for r in group[1..].iter().map(|(_, i)| row(*i)).filter(|r| id_of(r) != id_of(first)) {
@@ -341,7 +320,7 @@ fn check_identities(rows: &Rows, protected: &mut BTreeSet<Email>, anomalies: &mu
             conflict(r, rows.email(r), first, what);
         }
     }
-    sort_by_text(rows, &mut ids, id_of);
+    sort::by_text(&mut ids, 0, |i| id_of(row(i)).as_bytes());
     for group in ids.chunk_by(|(_, a), (_, b)| id_of(row(*a)) == id_of(row(*b))) {
         let first = row(group[0].1);
         for r in group[1..].iter().map(|(_, i)| row(*i)).filter(|r| rows.email(r) != rows.email(first)) {

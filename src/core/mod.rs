@@ -15,3 +15,4 @@ pub mod mapping;
 pub mod plan;
 pub mod record;
 pub mod run;
+mod sort;

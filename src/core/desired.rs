@@ -416,6 +416,47 @@ impl Desired {
     }
 }
 
+/// One person's rows as the state holds them, in arrival order: the diff
+/// compares them with the current state before making anything of them
+/// (most people are unchanged, and then nothing needs to be made).
+#[derive(Clone, Copy)]
+pub struct DesiredRows<'a> {
+    rows: &'a Rows,
+    group: &'a [Row],
+}
+
+impl<'a> DesiredRows<'a> {
+    pub fn structure(&self) -> &'a StructureId {
+        self.rows.structure(&self.group[0])
+    }
+
+    pub fn email(&self) -> &'a str {
+        self.rows.email(&self.group[0])
+    }
+
+    /// Each row's (service, rights), or `None` for a row saying the person left.
+    pub fn placements(&self) -> impl Iterator<Item = Option<(&'a Option<ServiceCode>, &'a Rights)>> + 'a {
+        let rows = self.rows;
+        self.group.iter().map(move |r| {
+            (r.left == 0).then(|| {
+                (&rows.values.services.values[r.service as usize], &rows.values.rights.values[r.rights as usize])
+            })
+        })
+    }
+
+    /// The person these rows describe, as [`Desired::people`] makes it.
+    pub fn person(&self) -> (Key, DesiredPerson) {
+        (self.rows.key(&self.group[0]), self.rows.person(self.group))
+    }
+}
+
+impl Desired {
+    /// Everyone the sources name, in (structure, e-mail) order, as their rows.
+    pub fn people_rows(&self) -> impl Iterator<Item = DesiredRows<'_>> + '_ {
+        self.groups().map(|group| DesiredRows { rows: &self.rows, group })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

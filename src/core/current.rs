@@ -193,6 +193,14 @@ impl FromIterator<CurrentAttachment> for CurrentState {
     }
 }
 
+impl<'a> CurrentPerson<'a> {
+    /// Each attachment's (service, rights), in service order, as the state holds them.
+    pub fn placement_refs(&self) -> impl Iterator<Item = (&'a Option<ServiceCode>, &'a Rights)> + 'a {
+        let state = self.state;
+        self.rows.iter().map(move |r| (state.service(r), state.rights(r)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

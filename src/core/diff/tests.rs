@@ -107,7 +107,7 @@ fn run(case: &Case) -> Plan {
         .collect();
     let known = HashMap::new();
     let cur: CurrentState = cur.into_iter().collect();
-    diff(&DiffInput {
+    diff_checked(&DiffInput {
         catalog: &catalog,
         scope: &scope,
         desired: &d,
@@ -120,6 +120,13 @@ fn run(case: &Case) -> Plan {
     })
 }
 
+/// The plan, checked against the one the full comparison of every person makes.
+fn diff_checked(input: &DiffInput<'_>) -> Plan {
+    let plan = diff(input);
+    assert_eq!(plan, diff_with::<false>(input), "the fast path changed the plan");
+    plan
+}
+
 /// The diff over the ACME scope with no request history and `grace_runs = 0`.
 fn plan_of(
     desired: &Desired,
@@ -130,7 +137,7 @@ fn plan_of(
     let catalog = sample();
     let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
     let current: CurrentState = current.iter().cloned().collect();
-    diff(&DiffInput {
+    diff_checked(&DiffInput {
         catalog: &catalog,
         scope: &scope,
         desired,
@@ -592,5 +599,291 @@ proptest! {
         let a = show(&plan_for(&cur, &want));
         want.reverse();
         prop_assert_eq!(a, show(&plan_for(&cur, &want)));
+    }
+}
+
+// The fast path: people on both sides whose rows match the portal are only
+// counted. Which people it may settle, and that it never changes a plan.
+
+/// (e-mail, placement spec, left?), as `desired` takes them.
+type DesiredRow<'a> = (&'a str, &'a str, Option<LeftWhy>);
+
+/// What `unchanged` answers for the first person of these desired rows
+/// (`"-"` rows are structure level) and these attachments, in ACME.
+fn fast_path(want: &[DesiredRow], have: &[(&str, &str)]) -> Option<u64> {
+    let d = desired(want).finish();
+    let cur: CurrentState = current(have).into_iter().collect();
+    let (w, p) = (d.people_rows().next().unwrap(), cur.people().next().unwrap());
+    assert_eq!((w.structure(), w.email()), (p.structure(), p.email()), "one person on both sides");
+    unchanged(&w, &p)
+}
+
+#[test]
+fn only_rows_that_match_the_portal_skip_the_full_comparison() {
+    let check = |what: &str, want: &[DesiredRow], have: &[(&str, &str)], expect: Option<u64>| {
+        assert_eq!(fast_path(want, have), expect, "{what}");
+    };
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    let (read, write) = ("COMPTA factures:consultation", "COMPTA factures:modification");
+    check("same service and rights", &[("a@x.fr", write, None)], &[("a@x.fr", write)], Some(1));
+    check("structure level", &[("a@x.fr", "-", None)], &[("a@x.fr", "-")], Some(1));
+    check(
+        "two services, rows in another order",
+        &[("a@x.fr", "RH", None), ("a@x.fr", "- factures:consultation", None)],
+        &[("a@x.fr", "- factures:consultation"), ("a@x.fr", "RH")],
+        Some(2),
+    );
+    check("a placement repeated", &[("a@x.fr", write, None), ("a@x.fr", write, None)], &[("a@x.fr", write)], Some(1));
+    // Each of these needs the full comparison.
+    check("other rights", &[("a@x.fr", read, None)], &[("a@x.fr", write)], None);
+    check(
+        "rows whose union is the portal's rights",
+        &[("a@x.fr", read, None), ("a@x.fr", write, None)],
+        &[("a@x.fr", write)],
+        None,
+    );
+    check(
+        "a service only in the source",
+        &[("a@x.fr", "COMPTA", None), ("a@x.fr", "RH", None)],
+        &[("a@x.fr", "COMPTA")],
+        None,
+    );
+    check(
+        "a service only in the portal",
+        &[("a@x.fr", "COMPTA", None)],
+        &[("a@x.fr", "COMPTA"), ("a@x.fr", "RH")],
+        None,
+    );
+    check("another service", &[("a@x.fr", "RH", None)], &[("a@x.fr", "COMPTA")], None);
+    check(
+        "structure level in the source, a service in the portal",
+        &[("a@x.fr", "-", None)],
+        &[("a@x.fr", "COMPTA")],
+        None,
+    );
+    check(
+        "a leaver row beside a matching one",
+        &[("a@x.fr", "COMPTA", None), ("a@x.fr", "COMPTA", Some(LeftWhy::EndDate(d)))],
+        &[("a@x.fr", "COMPTA")],
+        None,
+    );
+    check("only a leaver row", &[("a@x.fr", "COMPTA", Some(LeftWhy::Disabled))], &[("a@x.fr", "COMPTA")], None);
+    check(
+        "a service attached twice in the portal",
+        &[("a@x.fr", read, None)],
+        &[("a@x.fr", read), ("a@x.fr", write)],
+        None,
+    );
+    // One bit per attachment: 64 at most.
+    let services: Vec<String> = (0..65).map(|i| format!("S{i:02}")).collect();
+    for (n, expect) in [(64, Some(64)), (65, None)] {
+        let want: Vec<DesiredRow> = services[..n].iter().map(|s| ("a@x.fr", s.as_str(), None)).collect();
+        let have: Vec<(&str, &str)> = services[..n].iter().map(|s| ("a@x.fr", s.as_str())).collect();
+        check(&format!("{n} attachments"), &want, &have, expect);
+    }
+}
+
+/// A protected person keeps their absence streak even when their rows match
+/// the portal (a present person's streak ends): the fast path must not take
+/// them, whatever protects them.
+#[test]
+fn protected_people_keep_their_streak_though_unchanged() {
+    let streak = |e: &str, n| AbsenceStreak { structure: sid(ACME), email: email(e), missed_runs: n };
+    // A rejected row.
+    let plan = run(&Case {
+        desired: vec![("a@x.fr", "COMPTA", None)],
+        rejected: vec!["a@x.fr"],
+        current: vec![("a@x.fr", "COMPTA")],
+        absences: vec![("a@x.fr", 2)],
+        grace: 2,
+        ..Default::default()
+    });
+    assert_eq!(plan.absences, vec![streak("a@x.fr", 2)]);
+    // Two addresses for one employee id.
+    let d = with_ids(&[(2, "a@x.fr", "100"), (3, "b@x.fr", "100")]);
+    let cur: CurrentState = current(&[("a@x.fr", "COMPTA"), ("b@x.fr", "COMPTA")]).into_iter().collect();
+    let scope: BTreeSet<StructureId> = [sid(ACME)].into_iter().collect();
+    let absences = [streak("a@x.fr", 1), streak("b@x.fr", 3)];
+    let (catalog, known) = (sample(), HashMap::new());
+    let input = |known| DiffInput {
+        catalog: &catalog,
+        scope: &scope,
+        desired: &d,
+        current: &cur,
+        open: &[],
+        refused: &[],
+        absences: &absences,
+        known_ids: known,
+        grace_runs: 5,
+    };
+    assert_eq!(diff_checked(&input(&known)).absences, absences.to_vec());
+    // An employee id the store knows under an address still attached: both addresses.
+    let d = with_ids(&[(2, "a@x.fr", "E42"), (3, "b@x.fr", "E43")]);
+    let known: HashMap<Box<str>, Email> = [("E42".into(), email("b@x.fr"))].into_iter().collect();
+    let plan = diff_checked(&DiffInput { desired: &d, ..input(&known) });
+    assert_eq!(plan.absences, absences.to_vec());
+    assert_eq!(codes(&plan), vec!["email_changed a@x.fr"]);
+}
+
+/// Random states where most people are unchanged and the rest differ in
+/// every way the diff knows: for each current attachment a fate (kept,
+/// dropped, other rights, other service, a repeated or leaver row beside it),
+/// extra rows, rejected rows, streaks, open and refused requests, changed
+/// addresses, two structures in scope and one outside, main managers.
+#[derive(Debug, Clone)]
+struct World {
+    current: Vec<Attached>,
+    extra: Vec<Extra>,
+    rejected: Vec<usize>,
+    absences: Vec<(usize, usize, u32)>,
+    requests: Vec<Request>,
+    known: Vec<(usize, usize)>,
+    ids: Vec<Option<usize>>,
+    acme_only: bool,
+    grace: u32,
+}
+
+/// Indexes into the tables below: (structure, person, service, rights, fate).
+type Attached = (usize, usize, Option<usize>, usize, u8);
+/// (structure, person, service, rights, leaver: by status or disabled).
+type Extra = (usize, usize, Option<usize>, usize, Option<bool>);
+/// (service, rights).
+type Place = (Option<usize>, usize);
+/// (structure, person, before, after, pending | approved | refused as absent | as new).
+type Request = (usize, usize, Option<Place>, Option<Place>, u8);
+
+const STRUCTURES: [&str; 3] = [ACME, "R-1234", "73282932000074"];
+const PEOPLE: [&str; 10] =
+    ["a@x.fr", "b@x.fr", "c@x.fr", "d@x.fr", "e@x.fr", "f@x.fr", "g@x.fr", "h@x.fr", "gp@acme.fr", "gp@acme.nc"];
+const SERVICES: [&str; 3] = ["COMPTA", "ACHATS", "RH"];
+const RIGHTS: [&str; 4] =
+    ["", "factures:consultation", "factures:modification", "factures:consultation,engagements:modification"];
+
+fn world() -> impl Strategy<Value = World> {
+    let s = || 0..STRUCTURES.len();
+    let p = || 0..PEOPLE.len();
+    let service = || prop::option::of(0..SERVICES.len());
+    let placement = move || prop::option::of((service(), 0..RIGHTS.len()));
+    (
+        prop::collection::vec((s(), p(), service(), 0..RIGHTS.len(), 0u8..14), 0..16),
+        prop::collection::vec((s(), p(), service(), 0..RIGHTS.len(), prop::option::of(any::<bool>())), 0..5),
+        prop::collection::vec(p(), 0..2),
+        prop::collection::vec((s(), p(), 1u32..4), 0..4),
+        prop::collection::vec((s(), p(), placement(), placement(), 0u8..4), 0..4),
+        prop::collection::vec((0..3usize, p()), 0..2),
+        // Few ids: people who share one are protected.
+        prop::collection::vec(prop::option::weighted(0.2, 0..3usize), PEOPLE.len()),
+        any::<bool>(),
+        0u32..3,
+    )
+        .prop_map(|(current, extra, rejected, absences, requests, known, ids, acme_only, grace)| World {
+            current,
+            extra,
+            rejected,
+            absences,
+            requests,
+            known,
+            ids,
+            acme_only,
+            grace,
+        })
+}
+
+/// The plans of a world with and without the fast path.
+fn both_plans(w: &World) -> (Plan, Plan) {
+    let structure = |s: usize| sid(STRUCTURES[s]);
+    let service = |v: Option<usize>| v.map(|v| ServiceCode::parse(SERVICES[v]).unwrap());
+    let rights = |r: usize| Rights::parse(RIGHTS[r]).unwrap();
+    let placement = |v: Option<usize>, r: usize| Placement { service: service(v), rights: rights(r) };
+    let name = |i: usize| PersonName { last_name: Some(["Martin", "Dupont"][i % 2].into()), first_name: None };
+    let mut rows: Vec<(usize, usize, Placement, Option<LeftWhy>)> = Vec::new();
+    let mut attached = Vec::new();
+    for (i, &(s, p, v, r, fate)) in w.current.iter().enumerate() {
+        attached.push(CurrentAttachment {
+            attachment: Attachment { structure: structure(s), email: email(PEOPLE[p]), placement: placement(v, r) },
+            name: name(i),
+        });
+        let (other_rights, other_service) =
+            ((r + 1) % RIGHTS.len(), v.map_or(Some(0), |v| (v + 1 < SERVICES.len()).then_some(v + 1)));
+        match fate {
+            // Most people are unchanged.
+            0..=8 => rows.push((s, p, placement(v, r), None)),
+            9 => {}
+            10 => rows.push((s, p, placement(v, other_rights), None)),
+            11 => rows.push((s, p, placement(other_service, r), None)),
+            12 => rows.extend([(s, p, placement(v, r), None), (s, p, placement(v, other_rights), None)]),
+            _ => rows.extend([(s, p, placement(v, r), None), (s, p, placement(v, r), Some(LeftWhy::Disabled))]),
+        }
+    }
+    for &(s, p, v, r, left) in &w.extra {
+        let why = left.map(|b| if b { LeftWhy::Status("Sorti".into()) } else { LeftWhy::Disabled });
+        rows.push((s, p, placement(v, r), why));
+    }
+    let mut builder = DesiredBuilder::default();
+    for (i, (s, p, placement, left)) in rows.into_iter().enumerate() {
+        builder.add(Mapped::Row(SourceRow {
+            email: email(PEOPLE[p]),
+            name: name(i + 1),
+            employee_id: w.ids[p].map(|id| format!("E{id}").into()),
+            structure: structure(s),
+            placement,
+            left,
+            location: loc(i as u64 + 2),
+        }));
+    }
+    for &p in &w.rejected {
+        builder.add(Mapped::Rejected { email: Some(email(PEOPLE[p])), anomalies: vec![] });
+    }
+    let desired = builder.finish();
+    let current: CurrentState = attached.into_iter().collect();
+    let scope: BTreeSet<StructureId> = STRUCTURES[..if w.acme_only { 1 } else { 2 }].iter().map(|s| sid(s)).collect();
+    let key = |s, p, before: Option<Place>, after: Option<Place>| ChangeKey {
+        structure: structure(s),
+        email: email(PEOPLE[p]),
+        before: before.map(|(v, r)| placement(v, r)),
+        after: after.map(|(v, r)| placement(v, r)),
+    };
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for (id, &(s, p, before, after, what)) in w.requests.iter().enumerate() {
+        let (id, key) = (id as RequestId + 1, key(s, p, before, after));
+        match what {
+            0 => open.push(OpenRequest { id, state: RequestState::Pending, key }),
+            1 => open.push(OpenRequest { id, state: RequestState::Approved, key }),
+            _ => refused.push(RefusedChange {
+                id,
+                key,
+                reason_category: ["absent", "new"][usize::from(what - 2)].into(),
+            }),
+        }
+    }
+    let absences: Vec<AbsenceStreak> = w
+        .absences
+        .iter()
+        .map(|&(s, p, n)| AbsenceStreak { structure: structure(s), email: email(PEOPLE[p]), missed_runs: n })
+        .collect();
+    let known: HashMap<Box<str>, Email> =
+        w.known.iter().map(|&(id, p)| (format!("E{id}").into(), email(PEOPLE[p]))).collect();
+    let input = DiffInput {
+        catalog: &sample(),
+        scope: &scope,
+        desired: &desired,
+        current: &current,
+        open: &open,
+        refused: &refused,
+        absences: &absences,
+        known_ids: &known,
+        grace_runs: w.grace,
+    };
+    (diff(&input), diff_with::<false>(&input))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn the_fast_path_never_changes_the_plan(w in world()) {
+        let (fast, full) = both_plans(&w);
+        prop_assert_eq!(fast, full);
     }
 }

@@ -5,7 +5,7 @@
 
 use litemap::LiteMap;
 
-use super::compact::{Table, email_length, field, length, permute, present, push_strings, rank_key, ranks};
+use super::compact::{Table, field, length, permute, present, push_strings, rank_key, ranks};
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
 /// One attachment in the portal today, with the name the export gave.
@@ -80,9 +80,24 @@ impl CurrentState {
         (service, rights): (&Option<ServiceCode>, &Rights),
         (last_name, first_name): (Option<&str>, Option<&str>),
     ) {
+        self.push_address(structure, email.as_str(), (service, rights), (last_name, first_name));
+    }
+
+    /// [`CurrentState::push`] of an address's text, which must be an
+    /// [`Email`]'s (`Email::is_normalized`): the store's reader checks it so
+    /// instead of making an `Email` per row.
+    pub(crate) fn push_address(
+        &mut self,
+        structure: &StructureId,
+        email: &str,
+        (service, rights): (&Option<ServiceCode>, &Rights),
+        (last_name, first_name): (Option<&str>, Option<&str>),
+    ) {
+        debug_assert!(Email::is_normalized(email), "not a parsed address: {email:?}");
         self.rows.push(Row {
-            text: push_strings(&mut self.text, [Some(email.as_str()), last_name, first_name]),
-            email: email_length(email),
+            text: push_strings(&mut self.text, [Some(email), last_name, first_name]),
+            // At most 254 characters (`Email::parse`).
+            email: u16::try_from(email.len()).expect("an e-mail address of at most 1,016 bytes"),
             last_name: length(last_name),
             first_name: length(first_name),
             structure: self.structures.intern_ref(structure),

@@ -281,7 +281,13 @@ impl Iterator for Rows<'_> {
 impl Rows<'_> {
     fn field(&mut self) -> Result<Span, String> {
         let rest = &self.answer[self.at..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // The length's digits, read as they go (a field costs a few bytes).
+        let mut n: Option<usize> = Some(0);
+        let mut digits = 0;
+        while let Some(&b) = rest.get(digits).filter(|b| b.is_ascii_digit()) {
+            n = n.and_then(|n| n.checked_mul(10)?.checked_add(usize::from(b - b'0')));
+            digits += 1;
+        }
         if rest.get(digits) != Some(&b':') {
             return Err("a length and ':' expected".into());
         }
@@ -290,10 +296,7 @@ impl Rows<'_> {
             self.at = start;
             return Ok(None);
         }
-        let n: usize = std::str::from_utf8(&rest[..digits])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("length {} too large", String::from_utf8_lossy(&rest[..digits])))?;
+        let n = n.ok_or_else(|| format!("length {} too large", String::from_utf8_lossy(&rest[..digits])))?;
         let after = &self.answer[start..];
         let end = match self.unit {
             Unit::Bytes => (n <= after.len()).then_some(n),

@@ -5,8 +5,6 @@
 
 use std::{collections::HashMap, hash::Hash};
 
-use crate::domain::Email;
-
 /// "No value" in a row's optional fields (lengths and row numbers).
 pub(super) const NONE: u32 = u32::MAX;
 
@@ -75,9 +73,10 @@ pub(super) fn field(text: &str, at: usize, len: u32) -> Option<&str> {
     (len != NONE).then(|| &text[at..at + len as usize])
 }
 
-/// An address's length in a row: at most 254 characters (`Email::parse`).
-pub(super) fn email_length(email: &Email) -> u16 {
-    u16::try_from(email.as_str().len()).expect("an e-mail address of at most 254 characters")
+/// An address's length in a row: at most 254 characters (`Email::parse`),
+/// so at most 1,016 bytes.
+pub(super) fn email_length(email: &str) -> u16 {
+    u16::try_from(email.len()).expect("an e-mail address of at most 254 characters")
 }
 
 /// Each value's rank in sorted order, by its index in `values`: rows then

@@ -83,8 +83,22 @@ impl CurrentState {
         (service, rights): (&Option<ServiceCode>, &Rights),
         (last_name, first_name): (Option<&str>, Option<&str>),
     ) {
+        self.push_address(structure, email.as_str(), (service, rights), (last_name, first_name));
+    }
+
+    /// [`CurrentState::push`] of an address's text, which must be an
+    /// [`Email`]'s (`Email::is_normalized`): the store's reader checks it so
+    /// instead of making an `Email` per row.
+    pub(crate) fn push_address(
+        &mut self,
+        structure: &StructureId,
+        email: &str,
+        (service, rights): (&Option<ServiceCode>, &Rights),
+        (last_name, first_name): (Option<&str>, Option<&str>),
+    ) {
+        debug_assert!(Email::is_normalized(email), "not a parsed address: {email:?}");
         self.rows.push(Row {
-            text: push_strings(&mut self.text, [Some(email.as_str()), last_name, first_name]),
+            text: push_strings(&mut self.text, [Some(email), last_name, first_name]),
             email: email_length(email),
             last_name: length(last_name),
             first_name: length(first_name),

@@ -104,7 +104,7 @@ impl Rows {
         let values = &mut self.values;
         let record = Row {
             text: push_strings(&mut self.text, fields),
-            email: email_length(&email),
+            email: email_length(email.as_str()),
             last_name: length(name.last_name.as_deref()),
             first_name: length(name.first_name.as_deref()),
             employee_id: length(employee_id.as_deref()),

@@ -16,6 +16,7 @@
 //! Writers are serialised ([`Store::begin`]); readers never wait for them.
 
 mod accounts;
+mod current;
 mod page;
 mod queries;
 mod reminders;
@@ -367,7 +368,7 @@ impl Store {
     /// Current attachments of the listed structures (none for an empty
     /// list), sorted by structure, e-mail, placement.
     pub async fn current_attachments(&self, structures: &[StructureId]) -> Result<CurrentState, StoreError> {
-        queries::current_attachments(&mut *self.conn().await?, structures).await
+        current::current_attachments(&mut *self.conn().await?, structures).await
     }
 
     /// The current attachments of `structures` and their generations, in one
@@ -384,7 +385,7 @@ impl Store {
         let mut tx = self.pool.begin_with(begin).await.map_err(sql::db(CTX))?;
         // The first read fixes the snapshot; both come from it.
         let generations = queries::current_generations(&mut tx, structures).await?;
-        let attachments = queries::current_attachments(&mut tx, structures).await?;
+        let attachments = current::current_attachments(&mut tx, structures).await?;
         tx.rollback().await.map_err(sql::db("end read transaction"))?;
         Ok(CurrentSnapshot { attachments, generations })
     }
@@ -409,7 +410,7 @@ impl StoreTx {
     }
 
     pub async fn current_attachments(&mut self, structures: &[StructureId]) -> Result<CurrentState, StoreError> {
-        queries::current_attachments(self.conn(), structures).await
+        current::current_attachments(self.conn(), structures).await
     }
 
     /// The generation of each of `structures` as this transaction sees it.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
-    CurrentAttachment, CurrentState, Generations, RequestFilter, SourceRunRecord, StoreError,
+    CurrentAttachment, Generations, RequestFilter, SourceRunRecord, StoreError,
     sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, json_answer, json_rows, query, to_i64},
 };
 use crate::{
@@ -413,115 +413,6 @@ pub(crate) fn current_from_row(row: &AnyRow, interner: &mut Interner) -> Result<
         },
         name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
     })
-}
-
-/// Rows per page of [`current_attachments`].
-const CURRENT_PAGE: usize = 10_000;
-
-/// One current attachment as a JSON array in a page (see [`current_attachments`]).
-#[derive(serde::Deserialize)]
-struct CurrentJson<'a> {
-    #[serde(borrow)]
-    structure: Cow<'a, str>,
-    #[serde(borrow)]
-    email: Cow<'a, str>,
-    #[serde(borrow)]
-    service: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    rights: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    last_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    first_name: Option<Cow<'a, str>>,
-}
-
-/// The current attachments of `structures`, sorted by (structure, e-mail,
-/// service): the order the diff merges in.
-///
-/// Read in pages of [`CURRENT_PAGE`] rows, each page ONE row holding a JSON
-/// array built by the database, walked by key (no OFFSET). Row by row, sqlx
-/// hands every row from its SQLite thread to the async task and copies each
-/// value twice: that hand-off was the largest single cost of a plan
-/// (BENCHMARKS.md). A page costs one hand-off and one parse.
-pub(crate) async fn current_attachments(
-    conn: &mut AnyConnection,
-    structures: &[StructureId],
-) -> Result<CurrentState, StoreError> {
-    const CTX: &str = "read current attachments";
-    let sqlite = is_sqlite(conn);
-    let mut out = CurrentState::default();
-    // Seeded with the caller's ids (the catalog's): equal ids then share one
-    // allocation, which the diff's comparisons check first.
-    let mut interner = Interner::with_structures(structures);
-    // One structure at a time: `structure = ? AND (email, service) > (?, ?)`
-    // is a range of the primary key, so each page starts where the last ended.
-    for structure in structures {
-        let mut after: Option<(String, String)> = None;
-        loop {
-            let mut b = Binds::new(conn);
-            let mut filter = format!("structure = {}", b.push(structure.as_str().to_string()));
-            if let Some((email, service)) = after.take() {
-                let (e, v) = (b.push(email), b.push(service));
-                filter.push_str(&format!(" AND (email, service) > ({e}, {v})"));
-            }
-            let page = format!(
-                "SELECT {CURRENT_COLS} FROM current_attachments WHERE {filter} \
-                 ORDER BY structure, email, service LIMIT {CURRENT_PAGE}"
-            );
-            let sql = if sqlite {
-                format!("SELECT json_group_array(json_array({CURRENT_COLS})) FROM ({page})")
-            } else {
-                format!(
-                    "SELECT json_agg(json_build_array({CURRENT_COLS}) ORDER BY structure, email, service)::text \
-                     FROM ({page}) AS page"
-                )
-            };
-            let answer = json_answer(conn, sql, b, CTX).await?;
-            let rows: Vec<CurrentJson<'_>> = json_rows(answer.as_deref(), "current_attachments")?;
-            let full = rows.len() == CURRENT_PAGE;
-            // The page's last key in the database's order. PostgreSQL's json_agg is
-            // told the order (its collation may differ from byte order); SQLite does
-            // not promise an aggregate's input order, but its binary collation is
-            // Rust's byte order, so the largest key is taken, wherever it sits.
-            fn key<'r>(r: &'r CurrentJson<'_>) -> (&'r str, &'r str) {
-                (&r.email, r.service.as_deref().unwrap_or_default())
-            }
-            let last = if sqlite { rows.iter().max_by(|a, b| key(a).cmp(&key(b))) } else { rows.last() };
-            if full && let Some((email, service)) = last.map(key) {
-                after = Some((email.to_string(), service.to_string()));
-            }
-            for r in rows {
-                current_from_json(r, &mut interner, &mut out)?;
-            }
-            if after.is_none() {
-                break;
-            }
-        }
-    }
-    // SQLite's binary collation gives the diff's order already; a PostgreSQL
-    // collation may not (it may ignore punctuation, say): `finish` checks.
-    Ok(out.finish())
-}
-
-fn current_from_json(r: CurrentJson<'_>, interner: &mut Interner, out: &mut CurrentState) -> Result<(), StoreError> {
-    let CurrentJson { structure, email, service, rights, last_name, first_name } = r;
-    let corrupt = |column: &'static str, message: String| StoreError::Corrupt {
-        table: "current_attachments",
-        row: format!("{structure}/{email}"),
-        column,
-        message,
-    };
-    let placement = (
-        &interner.service(service.as_deref().unwrap_or_default()).map_err(|m| corrupt("service", m))?,
-        &interner.rights(rights.as_deref().unwrap_or_default()).map_err(|m| corrupt("rights", m))?,
-    );
-    out.push(
-        &interner.structure(&structure).map_err(|m| corrupt("structure", m))?,
-        &interner.email(&email).map_err(|m| corrupt("email", m))?,
-        placement,
-        (last_name.as_deref(), first_name.as_deref()),
-    );
-    Ok(())
 }
 
 fn check_scope<'a>(

@@ -296,11 +296,6 @@ pub(crate) struct Interner {
 }
 
 impl Interner {
-    pub(crate) fn with_structures(structures: &[StructureId]) -> Interner {
-        let structures = structures.iter().map(|s| (s.as_str().into(), s.clone())).collect();
-        Interner { structures, ..Interner::default() }
-    }
-
     pub(crate) fn structure(&mut self, s: &str) -> Result<StructureId, String> {
         if let Some(v) = self.structures.get(s) {
             return Ok(v.clone());

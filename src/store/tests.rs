@@ -483,8 +483,9 @@ async fn a_replacement_after_the_snapshot_shows_in_the_write_transaction(store: 
 }
 
 /// Current attachments are read in pages of 10,000 rows, walked by key: a
-/// person whose services straddle a page boundary, a structure of exactly
-/// one page and names JSON must escape all come back once, in order.
+/// person whose services straddle a page boundary (at a key with quotes,
+/// separators and non-ASCII), a structure of exactly one page and awkward
+/// names all come back once, in order.
 async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store) {
     let names = [Some("O'Brien \"Jo\""), Some("Back\\slash\ttab"), Some("Hélène Œuvray 🦀"), None];
     let mut acme: Vec<CurrentAttachment> = (0..12_344)
@@ -497,7 +498,11 @@ async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store)
             current(ACME, &format!("p{i:05}@acme.fr"), service, rights, names[i % names.len()])
         })
         .collect();
-    // Sorted, p09999 is row 10,000: its three placements straddle the first page's end.
+    // Sorted, p09998's COMPTA is row 9,999: its placements straddle the
+    // first page's end, which is the awkward one (in byte order).
+    for service in [Some("Zé:1,\"\\"), Some("été")] {
+        acme.push(current(ACME, "p09998@acme.fr", service, "factures:consultation", None));
+    }
     for service in [Some("ACHATS"), Some("ZETA")] {
         acme.push(current(ACME, "p09999@acme.fr", service, "factures:consultation", None));
     }
@@ -519,6 +524,126 @@ async fn current_attachments_read_in_pages_lose_and_repeat_nothing(store: Store)
         10_000,
         "exactly one full page"
     );
+}
+
+/// Text of every awkward kind reads back exactly: the page's lengths count
+/// what the answer holds, whatever the content (separators, quotes,
+/// backslashes, control characters, non-ASCII, empty text, NULL).
+async fn current_attachments_read_awkward_values_back_exactly(store: Store) {
+    let sqlite = store.backend() == Backend::Sqlite;
+    let mut names: Vec<Option<&str>> = vec![
+        None,
+        Some(""),
+        Some("O'Brien \"Jo\""),
+        Some("Back\\slash\\"),
+        Some("12:34:"),
+        Some(":"),
+        Some("5:abcde"),
+        Some(",|;[]{}"),
+        Some("tab\tnew\nline\rcr\x01\x1f\x7f"),
+        Some("Hélène Œuvray"),
+        Some("🦀 中文 e\u{301}"),
+        Some("\u{a0}\u{2028}\u{feff}"),
+        Some(" padded "),
+    ];
+    if sqlite {
+        // PostgreSQL text holds no NUL; SQLite's does, past which `length` stops counting.
+        names.push(Some("before\0after"));
+    }
+    let services = [None, Some("COMPTA"), Some("Zé:1,\"\\"), Some("5:x"), Some("服务")];
+    let rights = ["", "factures:modification,engagements:consultation"];
+    let emails = ["a@acme.fr", "am\u{e9}lie@acme.fr", "o'neil+1@acme.fr", "z@xn--acme.fr"];
+    let mut rows = Vec::new();
+    for (i, last) in names.iter().enumerate() {
+        for (j, first) in names.iter().enumerate() {
+            let (local, domain) = emails[(i + j) % emails.len()].split_once('@').unwrap();
+            let who = format!("{local}.{i}x{j}@{domain}");
+            // Some people have every placement: their address repeats across rows.
+            let theirs = if j == 0 { &services[..] } else { &services[(i + j) % services.len()..][..1] };
+            for (k, service) in theirs.iter().enumerate() {
+                let mut row = current(ACME, &who, *service, rights[(j + k) % 2], *last);
+                row.name.first_name = first.map(Into::into);
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.attachment.cmp(&b.attachment));
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_current(&[sid(ACME)], &rows, at("2026-03-01T05:00:00Z")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let read = store.current_attachments(&[sid(ACME)]).await.unwrap().attachments().collect::<Vec<_>>();
+    pretty_assertions::assert_eq!(read, rows);
+    if !sqlite {
+        // A server in another encoding than UTF8 is read with lengths in
+        // characters: the same rows.
+        let mut conn = store.pool.acquire().await.unwrap();
+        let chars = current::read_current(&mut conn, &[sid(ACME)], current::Unit::Chars).await.unwrap();
+        pretty_assertions::assert_eq!(chars.attachments().collect::<Vec<_>>(), rows, "lengths in characters");
+    }
+}
+
+/// A value no import would have stored is reported with its structure,
+/// address and column, not read into the diff; an address stored in another
+/// spelling of itself reads as its normal form.
+async fn corrupt_current_rows_are_reported_by_row_and_column(store: Store) {
+    /// A stored value: text, or (SQLite) bytes that are not UTF-8.
+    #[derive(Clone, Copy)]
+    enum V {
+        T(&'static str),
+        B(&'static [u8]),
+    }
+    let insert = async |email: V, service: V, rights: V, last_name: V| {
+        let mut conn = store.pool.acquire().await.unwrap();
+        sqlx::query("DELETE FROM current_attachments").execute(&mut *conn).await.unwrap();
+        let mut rows = vec![[V::T("a@acme.fr"), V::T(""), V::T(""), V::T("Martin")]];
+        rows.push([email, service, rights, last_name]);
+        rows.push([V::T("zz@acme.fr"), V::T("COMPTA"), V::T(""), V::T("Petit")]);
+        for row in rows {
+            let mut b = sql::Binds::new(&conn);
+            let marks: Vec<String> = row
+                .iter()
+                .map(|v| match *v {
+                    V::T(t) => b.push(t.to_string()),
+                    V::B(bytes) => b.push(bytes.to_vec()),
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO current_attachments (structure, email, service, rights, last_name, imported_at) \
+                 VALUES ('{ACME}', {}, 'x')",
+                marks.join(", ")
+            );
+            sql::query(sql, b, "test").unwrap().execute(&mut *conn).await.unwrap();
+        }
+    };
+    let t = V::T;
+    let mut cases = vec![
+        ((t("not an email"), t(""), t(""), t("M")), ("not an email", "email", "white space")),
+        ((t("b@acme"), t(""), t(""), t("M")), ("b@acme", "email", "not a valid domain")),
+        ((t("b@acme.fr"), t("bad\tservice"), t(""), t("M")), ("b@acme.fr", "service", "control")),
+        ((t("b@acme.fr"), t("COMPTA"), t("factures:peut-être"), t("M")), ("b@acme.fr", "rights", "peut-être")),
+    ];
+    if store.backend() == Backend::Sqlite {
+        // Only SQLite stores bytes that are not UTF-8 in a text column.
+        cases.push(((t("b@acme.fr"), t(""), t(""), V::B(b"Ma\xffrtin")), ("b@acme.fr", "last_name", "not UTF-8")));
+        // Named as it reads, with a replacement character.
+        cases.push(((V::B(b"b\xc3@acme.fr"), t(""), t(""), t("M")), ("b\u{fffd}@acme.fr", "email", "not UTF-8")));
+    }
+    for ((email, service, rights, last_name), (row, column, message)) in cases {
+        insert(email, service, rights, last_name).await;
+        match store.current_attachments(&[sid(ACME)]).await {
+            Err(StoreError::Corrupt { table, row: r, column: c, message: m }) => {
+                assert_eq!((table, r.as_str(), c), ("current_attachments", format!("{ACME}/{row}").as_str(), column));
+                assert!(m.contains(message), "{row} {column}: {m:?} lacks {message:?}");
+            }
+            other => panic!("{row} {column}: expected a corrupt row, got {other:?}"),
+        }
+    }
+
+    insert(t("Marie.Dupont@ACME.fr"), t(""), t(""), t("Dupont")).await;
+    let emails: Vec<String> =
+        store.current_attachments(&[sid(ACME)]).await.unwrap().emails().map(str::to_string).collect();
+    assert_eq!(emails, ["a@acme.fr", "marie.dupont@acme.fr", "zz@acme.fr"]);
 }
 
 /// Pairs go to the store as one JSON array per 50,000; only the ids it does
@@ -916,6 +1041,8 @@ crate::both_backends!(
     rollback_leaves_nothing,
     replace_current_touches_only_listed_structures,
     current_attachments_read_in_pages_lose_and_repeat_nothing,
+    current_attachments_read_awkward_values_back_exactly,
+    corrupt_current_rows_are_reported_by_row_and_column,
     generations_count_replacements_per_structure,
     a_replacement_after_the_snapshot_shows_in_the_write_transaction,
     identity_changes_answer_only_new_and_changed_ids,

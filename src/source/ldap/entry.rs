@@ -9,7 +9,7 @@ use std::{
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use ldap3::asn1::StructureTag;
 
-use super::DirectorySpec;
+use super::{super::pipeline::text_cell, DirectorySpec};
 use crate::{
     config::GroupRule,
     core::{
@@ -70,10 +70,10 @@ impl Entry {
         if field == Field::EmployeeId && attr.eq_ignore_ascii_case("objectGUID") && raw.len() == 16 {
             return Cell::Text(guid(raw));
         }
-        let text = String::from_utf8_lossy(raw).into_owned();
+        let text = String::from_utf8_lossy(raw);
         match field {
             Field::EndDate => end_date_cell(&text, tz),
-            _ => Cell::Text(text),
+            _ => text_cell(&text),
         }
     }
 

@@ -24,6 +24,9 @@ const BATCH: usize = 512;
 const IN_FLIGHT: usize = 8;
 /// Spare text buffers a reader keeps at most (about two batches' worth).
 const SPARE_MAX: usize = 2 * BATCH * crate::core::record::Field::COUNT;
+/// Buffers larger than this are freed, not kept: a few long cells must not
+/// pin their size in every spare.
+const SPARE_CAPACITY_MAX: usize = 256;
 
 thread_local! {
     /// This thread's spare text buffers: those of records a sink is done with.
@@ -90,7 +93,9 @@ pub(super) fn pipelined<T: Send>(
                     break 'batches;
                 }
                 for cell in &mut record.cells {
-                    if let Cell::Text(text) = std::mem::take(cell) {
+                    if let Cell::Text(text) = std::mem::take(cell)
+                        && text.capacity() <= SPARE_CAPACITY_MAX
+                    {
                         buffers.push(text);
                     }
                 }
@@ -156,6 +161,11 @@ mod tests {
                     if row % 3 == 0 {
                         r.set(Field::LastName, text_cell(&"x".repeat(row as usize % 40)));
                     }
+                    if row % 100 == 0 {
+                        r.set(Field::FirstName, text_cell(&"long ".repeat(100)));
+                    }
+                    let kept = SPARE.with_borrow(|s| s.iter().map(String::capacity).max().unwrap_or(0));
+                    assert!(kept <= SPARE_CAPACITY_MAX, "a spare of {kept} bytes was kept");
                     sink(r)?;
                 }
                 Ok(reused)
@@ -164,6 +174,8 @@ mod tests {
                 assert_eq!(r.get(Field::Email), &Cell::Text(format!("p{}@acme.fr", r.row)));
                 let last = if r.row % 3 == 0 { Cell::Text("x".repeat(r.row as usize % 40)) } else { Cell::Empty };
                 assert_eq!(r.get(Field::LastName), &last, "row {}", r.row);
+                let first = if r.row % 100 == 0 { Cell::Text("long ".repeat(100)) } else { Cell::Empty };
+                assert_eq!(r.get(Field::FirstName), &first, "row {}", r.row);
                 checked += 1;
                 Ok(())
             },

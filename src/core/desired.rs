@@ -149,6 +149,14 @@ impl Rows {
         &self.values.structures.values[r.structure as usize]
     }
 
+    fn service(&self, r: &Row) -> &Option<ServiceCode> {
+        &self.values.services.values[r.service as usize]
+    }
+
+    fn rights(&self, r: &Row) -> &Rights {
+        &self.values.rights.values[r.rights as usize]
+    }
+
     fn name(&self, r: &Row) -> PersonName {
         PersonName { last_name: self.last_name(r).map(Into::into), first_name: self.first_name(r).map(Into::into) }
     }
@@ -178,8 +186,7 @@ impl Rows {
                 }
                 continue;
             }
-            let rights = &self.values.rights.values[r.rights as usize];
-            let service = &self.values.services.values[r.service as usize];
+            let (service, rights) = (self.service(r), self.rights(r));
             match person.placements.get_mut(service) {
                 Some(entry) => entry.0 = entry.0.union(rights),
                 None => {
@@ -361,7 +368,7 @@ impl Desired {
 
     /// Everyone the sources name, in (structure, e-mail) order, made one by one.
     pub fn people(&self) -> impl Iterator<Item = (Key, DesiredPerson)> + '_ {
-        self.groups().map(|group| (self.rows.key(&group[0]), self.rows.person(group)))
+        self.people_rows().map(|rows| rows.person())
     }
 
     /// Each person's rows, in (structure, e-mail) order.
@@ -416,11 +423,7 @@ impl<'a> DesiredRows<'a> {
     /// Each row's (service, rights), or `None` for a row saying the person left.
     pub fn placements(&self) -> impl Iterator<Item = Option<(&'a Option<ServiceCode>, &'a Rights)>> + 'a {
         let rows = self.rows;
-        self.group.iter().map(move |r| {
-            (r.left == 0).then(|| {
-                (&rows.values.services.values[r.service as usize], &rows.values.rights.values[r.rights as usize])
-            })
-        })
+        self.group.iter().map(move |r| (r.left == 0).then(|| (rows.service(r), rows.rights(r))))
     }
 
     /// The person these rows describe, as [`Desired::people`] makes it.

@@ -394,7 +394,7 @@ impl Desired {
 
     /// Employee ids seen with the address of their first row, sorted by id,
     /// for the next run's changed-address check.
-    pub fn identities(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+    pub fn identities(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
         self.ids.iter().map(|i| {
             let r = &self.rows.rows[*i as usize];
             (self.rows.employee_id(r).unwrap_or_default(), self.rows.email(r))

@@ -17,6 +17,8 @@
 
 mod accounts;
 mod current;
+mod framing;
+mod identities;
 mod page;
 mod queries;
 mod reminders;
@@ -113,8 +115,8 @@ pub struct RequestFilter {
 }
 
 pub use accounts::{OidcFlow, WebSession};
+pub use identities::IdentityChanges;
 pub use page::{AttachmentQuery, RequestQuery, RequestSort};
-pub use queries::IdentityChanges;
 pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 
@@ -459,13 +461,14 @@ impl StoreTx {
     }
 
     /// Which of these (employee id, address) pairs the store does not hold
-    /// (addresses as `Email` spells them):
-    /// ids it knows under another address, and ids it has never seen.
+    /// (addresses as `Email` spells them): ids it knows under another
+    /// address, and ids it has never seen. The pairs come sorted by id in
+    /// byte order, each id once (as `Desired::identities` gives them).
     pub async fn identity_changes<'a>(
         &mut self,
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> Result<IdentityChanges, StoreError> {
-        queries::identity_changes(self.conn(), pairs).await
+        identities::identity_changes(self.conn(), pairs).await
     }
 
     /// Remembers employee id → address pairs (upsert).

@@ -1,17 +1,15 @@
 //! The SQL, shared by `Store` (a pooled connection) and `StoreTx` (the
 //! transaction's connection). Every function takes a plain connection.
 
-use std::{
-    borrow::Cow,
-    collections::{BTreeMap, BTreeSet},
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
     CurrentAttachment, Generations, RequestFilter, SourceRunRecord, StoreError,
-    sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, json_answer, json_rows, query, to_i64},
+    identities::IDS_PER_QUERY,
+    sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, query, to_i64},
 };
 use crate::{
     core::{
@@ -20,7 +18,7 @@ use crate::{
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
-    domain::{Attachment, Email, PersonName, Placement, StructureId},
+    domain::{Attachment, PersonName, Placement, StructureId},
 };
 
 /// Structure lists go into `IN (..)`; chunked so a huge configuration
@@ -779,95 +777,6 @@ pub(crate) async fn last_accepted_source_run(
 }
 
 // ---- identities --------------------------------------------------------------
-
-/// Employee ids per query of [`identity_changes`].
-const IDS_PER_QUERY: usize = 50_000;
-
-/// What the store says about a run's employee ids: only those it does not
-/// hold with the same address.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdentityChanges {
-    /// Ids the store knows under another address: id → that (older) address.
-    pub changed: std::collections::HashMap<Box<str>, Email>,
-    /// For each pair asked, in order: the store has never seen its id. A
-    /// flag per pair rather than a set of ids: a first run asks a million.
-    pub unknown: Vec<bool>,
-}
-
-/// Compares `pairs` (employee id, address) with the store's.
-///
-/// The pairs go in as ONE JSON array parameter per 50,000 and the answer, only
-/// the ids that are new or changed, comes back as one JSON row: a million ids
-/// took a thousand queries of a thousand placeholders, and the million known
-/// addresses they returned were held in a map for the whole run.
-///
-/// The pairs are taken from the iterator a chunk at a time: a million pairs
-/// collected at once were 32 MB more at the peak of a plan.
-pub(crate) async fn identity_changes<'a>(
-    conn: &mut AnyConnection,
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Result<IdentityChanges, StoreError> {
-    const CTX: &str = "read identities";
-    let sqlite = is_sqlite(conn);
-    let mut out = IdentityChanges::default();
-    let mut pairs = pairs.into_iter();
-    let mut chunk: Vec<(&str, &str)> = Vec::new();
-    loop {
-        chunk.clear();
-        chunk.extend(pairs.by_ref().take(IDS_PER_QUERY));
-        if chunk.is_empty() {
-            break;
-        }
-        let start = out.unknown.len();
-        out.unknown.resize(start + chunk.len(), false);
-        let mut b = Binds::new(conn);
-        let list = b.push(
-            serde_json::to_string(&chunk)
-                .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
-        );
-        // Each answer names its pair by position in the chunk, not by id.
-        let sql = if sqlite {
-            format!(
-                "SELECT json_group_array(json_array(j.key, i.email)) \
-                 FROM json_each({list}) AS j \
-                 LEFT JOIN identities AS i ON i.employee_id = json_extract(j.value, '$[0]') \
-                 WHERE i.email IS NULL OR i.email <> json_extract(j.value, '$[1]')"
-            )
-        } else {
-            format!(
-                "SELECT json_agg(json_build_array(j.n - 1, i.email))::text \
-                 FROM json_array_elements(CAST({list} AS json)) WITH ORDINALITY AS j(pair, n) \
-                 LEFT JOIN identities AS i ON i.employee_id = j.pair ->> 0 \
-                 WHERE i.email IS NULL OR i.email <> j.pair ->> 1"
-            )
-        };
-        let answer = json_answer(conn, sql, b, CTX).await?;
-        let rows: Vec<(usize, Option<Cow<'_, str>>)> = json_rows(answer.as_deref(), "identities")?;
-        for (i, old) in rows {
-            let Some((id, _)) = chunk.get(i) else {
-                return Err(StoreError::Corrupt {
-                    table: "identities",
-                    row: format!("answer {i}"),
-                    column: "employee_id",
-                    message: format!("no pair {i} was asked ({} were)", chunk.len()),
-                });
-            };
-            match old {
-                None => out.unknown[start + i] = true,
-                Some(old) => {
-                    let old = Email::parse(&old).map_err(|e| StoreError::Corrupt {
-                        table: "identities",
-                        row: id.to_string(),
-                        column: "email",
-                        message: format!("{old:?}: {e}"),
-                    })?;
-                    out.changed.insert(Box::from(*id), old);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
 
 pub(crate) async fn record_identities(
     conn: &mut AnyConnection,

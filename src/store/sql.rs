@@ -82,18 +82,7 @@ pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
     conn.backend_name().eq_ignore_ascii_case("sqlite")
 }
 
-/// Runs a query whose answer is ONE row holding a JSON array built by the
-/// database (NULL when it aggregated nothing): a bulk read in one hand-off.
-pub(crate) async fn json_answer(
-    conn: &mut AnyConnection,
-    sql: String,
-    binds: Binds,
-    context: &'static str,
-) -> Result<Option<String>, StoreError> {
-    query(sql, binds, context)?.fetch_one(&mut *conn).await.map_err(db(context))?.try_get(0).map_err(db(context))
-}
-
-/// The rows of a [`json_answer`], borrowing its text.
+/// The rows of a JSON answer (one text column), borrowing its text.
 pub(crate) fn json_rows<'a, T: serde::Deserialize<'a>>(
     answer: Option<&'a str>,
     table: &'static str,

@@ -578,7 +578,7 @@ async fn current_attachments_read_awkward_values_back_exactly(store: Store) {
         // A server in another encoding than UTF8 is read with lengths in
         // characters: the same rows.
         let mut conn = store.pool.acquire().await.unwrap();
-        let chars = current::read_current(&mut conn, &[sid(ACME)], current::Unit::Chars).await.unwrap();
+        let chars = current::read_current(&mut conn, &[sid(ACME)], framing::Unit::Chars).await.unwrap();
         pretty_assertions::assert_eq!(chars.attachments().collect::<Vec<_>>(), rows, "lengths in characters");
     }
 }
@@ -648,31 +648,80 @@ async fn corrupt_current_rows_are_reported_by_row_and_column(store: Store) {
 
 /// Pairs go to the store as one JSON array per 50,000; only the ids it does
 /// not hold with the same address come back (spelling kept exactly).
-async fn identity_changes_answer_only_new_and_changed_ids(store: Store) {
-    let emails: Vec<Email> = (0..60_000).map(|i| email(&format!("p{i}@acme.fr"))).collect();
-    let ids: Vec<String> =
-        (0..60_000).map(|i| if i % 1_000 == 7 { format!("E\"{i}\\é") } else { format!("E{i}") }).collect();
-    // Every other id is known.
-    let known: Vec<(&str, &str)> = ids.iter().zip(&emails).step_by(2).map(|(i, e)| (i.as_str(), e.as_str())).collect();
+/// Stores `stored`, asks `asked` (sorted by id here, as a run asks) and
+/// compares the answer with the one computed pair by pair.
+async fn check_identity_changes(store: &Store, stored: &[(String, Email)], asked: &[(String, Email)]) {
     let mut tx = store.begin().await.unwrap();
-    tx.record_identities(&known, at("2026-03-01T05:00:00Z")).await.unwrap();
+    sqlx::query("DELETE FROM identities").execute(tx.conn()).await.unwrap();
+    let pairs: Vec<(&str, &str)> = stored.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
+    tx.record_identities(&pairs, at("2026-03-01T05:00:00Z")).await.unwrap();
     tx.commit().await.unwrap();
-
-    // Asked: all 60,000 with their addresses, but E0 now with another address.
-    let moved = email("p0.new@acme.fr");
-    let mut asked: Vec<(&str, &str)> = ids.iter().zip(&emails).map(|(i, e)| (i.as_str(), e.as_str())).collect();
-    asked[0].1 = moved.as_str();
+    let mut asked: Vec<(&str, &str)> = asked.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
+    asked.sort_unstable();
+    let known: std::collections::HashMap<&str, &str> = pairs.iter().copied().collect();
     let mut tx = store.begin().await.unwrap();
     let answer = tx.identity_changes(asked.iter().copied()).await.unwrap();
     tx.rollback().await.unwrap();
-    let changed: Vec<(&str, &str)> = answer.changed.iter().map(|(i, e)| (&**i, e.as_str())).collect();
-    assert_eq!(changed, [("E0", "p0@acme.fr")], "the id whose address changed, with the old address");
-    assert_eq!(answer.unknown.len(), asked.len(), "one flag per pair asked");
-    assert_eq!(answer.unknown.iter().filter(|u| **u).count(), 30_000);
-    for (i, unknown) in answer.unknown.iter().enumerate() {
-        assert_eq!(*unknown, i % 2 == 1, "{}", asked[i].0);
+    let unknown: Vec<bool> = asked.iter().map(|(id, _)| !known.contains_key(id)).collect();
+    assert_eq!(answer.unknown, unknown, "one flag per pair asked, in order");
+    let mut changed: Vec<(&str, &str)> = answer.changed.iter().map(|(i, e)| (&**i, e.as_str())).collect();
+    changed.sort_unstable();
+    let expect: Vec<(&str, &str)> =
+        asked.iter().filter_map(|(id, e)| known.get(id).filter(|old| *old != e).map(|old| (*id, *old))).collect();
+    assert_eq!(changed, expect, "the ids whose address changed, with the old address");
+}
+
+async fn identity_changes_answer_only_new_and_changed_ids(store: Store) {
+    // Ids with quotes, backslashes and accents, many a prefix of others
+    // ("E1", "E10"); every other one stored; p0 and p1007 moved elsewhere.
+    let id = |i: usize| if i % 1_000 == 7 { format!("E\"{i}\\é") } else { format!("E{i}") };
+    let all: Vec<(String, Email)> = (0..60_000).map(|i| (id(i), email(&format!("p{i}@acme.fr")))).collect();
+    let stored: Vec<(String, Email)> = all.iter().step_by(2).cloned().collect();
+    let mut asked = all.clone();
+    asked[0].1 = email("p0.new@acme.fr");
+    asked[1007].1 = email("p1007.new@acme.fr");
+    // Many pairs: the identities are read in pages and merged (several pages).
+    check_identity_changes(&store, &stored, &asked).await;
+    // Few pairs against many identities: looked up one by one.
+    let few: Vec<(String, Email)> = asked.iter().step_by(997).cloned().collect();
+    check_identity_changes(&store, &stored, &few).await;
+    // Sparse pairs, still many: pages start at the next id asked.
+    let sparse: Vec<(String, Email)> = asked.iter().step_by(7).cloned().collect();
+    check_identity_changes(&store, &stored, &sparse).await;
+    // A first run: nothing stored.
+    check_identity_changes(&store, &[], &asked[..100]).await;
+    // No pair asked.
+    check_identity_changes(&store, &stored, &[]).await;
+}
+
+/// The merge needs the pairs in byte order: pairs out of order are refused,
+/// never merged wrong.
+async fn identity_changes_refuse_pairs_out_of_order(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    let err = tx.identity_changes([("E2", "a@acme.fr"), ("E10", "b@acme.fr")].into_iter()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("out of order")), "{err}");
+}
+
+/// PostgreSQL sorts employee ids in byte order whatever the database's
+/// locale (migration 0009): the merge of [`identity_changes`] relies on it.
+async fn employee_ids_sort_in_byte_order(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    let ids = ["a-2", "A1", "a1", "a_1", "b", "B", "É", "e"];
+    let pairs: Vec<(&str, &str)> = ids.iter().map(|i| (*i, "x@acme.fr")).collect();
+    tx.record_identities(&pairs, at("2026-03-01T05:00:00Z")).await.unwrap();
+    let rows =
+        sqlx::query("SELECT employee_id FROM identities ORDER BY employee_id").fetch_all(tx.conn()).await.unwrap();
+    let got: Vec<String> = rows.iter().map(|r| sqlx::Row::get(r, 0)).collect();
+    let mut expect: Vec<&str> = ids.to_vec();
+    expect.sort_unstable();
+    assert_eq!(got, expect);
+    if store.backend() == Backend::Postgres {
+        // This server's own locale may sort in byte order already: the column says "C".
+        let sql = "SELECT CAST(collation_name AS TEXT) FROM information_schema.columns \
+                   WHERE table_schema = current_schema() AND table_name = 'identities' AND column_name = 'employee_id'";
+        let row = sqlx::query(sql).fetch_one(tx.conn()).await.unwrap();
+        assert_eq!(sqlx::Row::get::<Option<String>, _>(&row, 0).as_deref(), Some("C"));
     }
-    assert_eq!(asked[1007].0, "E\"1007\\é", "spelling kept, position answered");
 }
 
 async fn absences_are_replaced_per_structure(store: Store) {
@@ -1046,6 +1095,8 @@ crate::both_backends!(
     generations_count_replacements_per_structure,
     a_replacement_after_the_snapshot_shows_in_the_write_transaction,
     identity_changes_answer_only_new_and_changed_ids,
+    identity_changes_refuse_pairs_out_of_order,
+    employee_ids_sort_in_byte_order,
     absences_are_replaced_per_structure,
     last_accepted_source_run_ignores_held_and_rejected,
     runs_round_trip,

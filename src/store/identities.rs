@@ -1,0 +1,222 @@
+//! What the store knows of a run's employee ids: which are new, and which
+//! it holds under another address (an address changed at the source).
+
+use std::{borrow::Cow, collections::HashMap};
+
+use sqlx::{AnyConnection, Row as _};
+
+use super::{
+    StoreError,
+    framing::{Rows, Unit, length_unit},
+    sql::{Binds, db, is_sqlite, json_rows, query},
+};
+use crate::domain::Email;
+
+/// Stored identities per page of [`scan`].
+const PAGE: usize = 10_000;
+
+/// Compares `pairs` (employee id, address), sorted by id in byte order with
+/// each id once, with the store's identities.
+///
+/// Two ways, chosen by size: few pairs against many identities are looked
+/// up one by one ([`look_up`]); otherwise the identities are read in id
+/// order and merged with the pairs ([`scan`]). A million look-ups by primary
+/// key took 2.7 s on SQLite; reading a million identities in pages takes a
+/// fraction of that, and nothing on a first run (no identity stored yet).
+pub(crate) async fn identity_changes<'a>(
+    conn: &mut AnyConnection,
+    pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+) -> Result<IdentityChanges, StoreError> {
+    const CTX: &str = "count identities";
+    if pairs.len() == 0 {
+        return Ok(IdentityChanges::default());
+    }
+    let row = sqlx::query("SELECT COUNT(*) FROM identities").fetch_one(&mut *conn).await.map_err(db(CTX))?;
+    let stored: i64 = row.try_get(0).map_err(db(CTX))?;
+    // A stored row read in a page costs a few times less than a look-up.
+    if usize::try_from(stored).unwrap_or(usize::MAX) / SCAN_PER_LOOK_UP > pairs.len() {
+        look_up(conn, pairs).await
+    } else {
+        let unit = length_unit(conn).await?;
+        scan(conn, pairs, unit).await
+    }
+}
+
+/// How many stored identities a page reads for the time of one look-up
+/// (measured on SQLite, BENCHMARKS.md).
+const SCAN_PER_LOOK_UP: usize = 4;
+
+fn corrupt(column: &'static str, row: String, message: String) -> StoreError {
+    StoreError::Corrupt { table: "identities", row, column, message }
+}
+
+/// [`identity_changes`] by merging: the identities are read in pages in id
+/// order, each page starting at the next id asked (ids between two asked are
+/// skipped), and merged with the pairs. The column sorts in byte order on
+/// both backends (SQLite's binary collation; "C" on PostgreSQL, migration
+/// 0009), the pairs' order: a row out of order is reported, never merged.
+async fn scan<'a>(
+    conn: &mut AnyConnection,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    unit: Unit,
+) -> Result<IdentityChanges, StoreError> {
+    const CTX: &str = "read identities";
+    let sqlite = is_sqlite(conn);
+    let length = match unit {
+        Unit::Bytes => "octet_length",
+        Unit::Chars => "char_length",
+    };
+    let aggregate = if sqlite { "CAST(group_concat(r, '') AS BLOB)" } else { "string_agg(r, '')" };
+    let mut out = IdentityChanges::default();
+    let mut pairs = pairs.peekable();
+    let mut previous: Option<&str> = None;
+    while let Some(&(from, _)) = pairs.peek() {
+        let mut b = Binds::new(conn);
+        let from = b.push(from.to_string());
+        let sql = format!(
+            "SELECT {aggregate} FROM (SELECT concat({length}(employee_id), ':', employee_id, \
+                                                   {length}(email), ':', email) AS r \
+             FROM identities WHERE employee_id >= {from} ORDER BY employee_id LIMIT {PAGE}) AS page"
+        );
+        let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
+        let answer: Option<&[u8]> = if sqlite {
+            row.try_get(0).map_err(db(CTX))?
+        } else {
+            row.try_get::<Option<&str>, _>(0).map_err(db(CTX))?.map(str::as_bytes)
+        };
+        let answer = answer.unwrap_or_default();
+        let text = std::str::from_utf8(answer)
+            .map_err(|e| corrupt("employee_id", "?".into(), format!("not UTF-8 at byte {}", e.valid_up_to())))?;
+        let mut stored: Vec<(&str, &str)> = Vec::with_capacity(PAGE.min(answer.len() / 4));
+        for row in (Rows::<2> { answer, at: 0, unit }) {
+            let row = row.map_err(|e| {
+                let id = e.key.and_then(|(a, b)| text.get(a..b)).unwrap_or("?");
+                corrupt(if e.column == 0 { "employee_id" } else { "email" }, id.to_string(), e.message)
+            })?;
+            let field = |i: usize| row[i].and_then(|(a, b)| text.get(a..b));
+            let id = field(0).ok_or_else(|| corrupt("employee_id", "?".into(), "NULL or cut".into()))?;
+            let email = field(1).ok_or_else(|| corrupt("email", id.to_string(), "NULL or cut".into()))?;
+            if stored.last().is_some_and(|(last, _)| *last >= id) {
+                let message = "identities do not come in byte order (the column's collation?)".to_string();
+                return Err(corrupt("employee_id", id.to_string(), message));
+            }
+            stored.push((id, email));
+        }
+        // A short page is the end of the table: every pair left is settled by it.
+        let last = (stored.len() == PAGE).then(|| stored[PAGE - 1].0);
+        let mut stored = stored.into_iter().peekable();
+        while let Some(&(id, email)) = pairs.peek() {
+            if last.is_some_and(|last| id > last) {
+                break;
+            }
+            if previous.is_some_and(|p| p >= id) {
+                return Err(StoreError::Invalid(format!("identities asked out of order: {id:?} after {previous:?}")));
+            }
+            previous = Some(id);
+            pairs.next();
+            while stored.next_if(|(s, _)| *s < id).is_some() {}
+            match stored.next_if(|(s, _)| *s == id) {
+                None => out.unknown.push(true),
+                Some((_, old)) => {
+                    out.unknown.push(false);
+                    if old != email {
+                        let old =
+                            Email::parse(old).map_err(|e| corrupt("email", id.to_string(), format!("{old:?}: {e}")))?;
+                        out.changed.insert(Box::from(id), old);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Employee ids per query of [`look_up`] and of `record_identities`.
+pub(super) const IDS_PER_QUERY: usize = 50_000;
+
+/// What the store says about a run's employee ids: only those it does not
+/// hold with the same address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityChanges {
+    /// Ids the store knows under another address: id → that (older) address.
+    pub changed: HashMap<Box<str>, Email>,
+    /// For each pair asked, in order: the store has never seen its id. A
+    /// flag per pair rather than a set of ids: a first run asks a million.
+    pub unknown: Vec<bool>,
+}
+
+/// [`identity_changes`] for few pairs: each id looked up by the primary key.
+///
+/// The pairs go in as ONE JSON array parameter per 50,000. The answer is one
+/// row: a letter per pair, in order (`u` unknown id, `k` known with this
+/// address, `c` known under another), and the changed pairs with the stored
+/// address as JSON. A million ids took a thousand queries of a thousand
+/// placeholders once; then a JSON row per unknown id, which on a first run
+/// (every id unknown) was most of the look-up's time.
+///
+/// The pairs are taken from the iterator a chunk at a time: a million pairs
+/// collected at once were 32 MB more at the peak of a plan.
+async fn look_up<'a>(
+    conn: &mut AnyConnection,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<IdentityChanges, StoreError> {
+    const CTX: &str = "read identities";
+    let sqlite = is_sqlite(conn);
+    let mut out = IdentityChanges::default();
+    let mut pairs = pairs;
+    let mut chunk: Vec<(&str, &str)> = Vec::new();
+    loop {
+        chunk.clear();
+        chunk.extend(pairs.by_ref().take(IDS_PER_QUERY));
+        if chunk.is_empty() {
+            break;
+        }
+        let mut b = Binds::new(conn);
+        let list = b.push(
+            serde_json::to_string(&chunk)
+                .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
+        );
+        // Each changed pair is named by its position in the chunk, not by id.
+        let sql = if sqlite {
+            format!(
+                "SELECT group_concat(CASE WHEN i.email IS NULL THEN 'u' \
+                                         WHEN i.email = json_extract(j.value, '$[1]') THEN 'k' ELSE 'c' END, \
+                                    '' ORDER BY j.key), \
+                        json_group_array(json_array(j.key, i.email)) \
+                          FILTER (WHERE i.email <> json_extract(j.value, '$[1]')) \
+                 FROM json_each({list}) AS j \
+                 LEFT JOIN identities AS i ON i.employee_id = json_extract(j.value, '$[0]')"
+            )
+        } else {
+            format!(
+                "SELECT string_agg(CASE WHEN i.email IS NULL THEN 'u' \
+                                        WHEN i.email = j.pair ->> 1 THEN 'k' ELSE 'c' END, '' ORDER BY j.n), \
+                        (json_agg(json_build_array(j.n - 1, i.email)) FILTER (WHERE i.email <> j.pair ->> 1))::text \
+                 FROM json_array_elements(CAST({list} AS json)) WITH ORDINALITY AS j(pair, n) \
+                 LEFT JOIN identities AS i ON i.employee_id = j.pair ->> 0"
+            )
+        };
+        let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
+        let flags: Option<String> = row.try_get(0).map_err(db(CTX))?;
+        let changed: Option<String> = row.try_get(1).map_err(db(CTX))?;
+        let flags = flags.unwrap_or_default();
+        if flags.len() != chunk.len() {
+            let message = format!("{} answers for {} pairs asked", flags.len(), chunk.len());
+            return Err(corrupt("email", format!("chunk of {}", chunk.len()), message));
+        }
+        out.unknown.extend(flags.bytes().map(|f| f == b'u'));
+        let changed: Vec<(usize, Cow<'_, str>)> = json_rows(changed.as_deref(), "identities")?;
+        for (i, old) in changed {
+            let Some((id, _)) = chunk.get(i) else {
+                return Err(corrupt(
+                    "email",
+                    format!("answer {i}"),
+                    format!("no pair {i} was asked ({} were)", chunk.len()),
+                ));
+            };
+            let old = Email::parse(&old).map_err(|e| corrupt("email", id.to_string(), format!("{old:?}: {e}")))?;
+            out.changed.insert(Box::from(*id), old);
+        }
+    }
+    Ok(out)
+}

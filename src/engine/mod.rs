@@ -263,7 +263,8 @@ impl Engine {
             return Ok(RunSummary { notes: read.notes, ..summary });
         }
 
-        let expired = self.expire(&mut tx, &scope).await?;
+        // A set: the pending requests read below are filtered by it.
+        let expired: BTreeSet<RequestId> = self.expire(&mut tx, &scope).await?.into_iter().collect();
         if !expired.is_empty() {
             let days = self.config.approvals.expire_after_days.unwrap_or(0);
             read.notes.push(format!(

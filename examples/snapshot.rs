@@ -9,9 +9,12 @@
 //!     ../../release/examples/snapshot chorus-sync.toml 5
 //! ```
 
+mod common;
+
 use std::{path::Path, time::Instant};
 
 use chorus_sync::{domain::StructureId, store::Store};
+use common::cpu_seconds;
 
 // The binary's allocator, so the read costs what it costs in a run.
 #[global_allocator]
@@ -37,16 +40,4 @@ async fn main() -> anyhow::Result<()> {
     }
     store.close().await;
     Ok(())
-}
-
-/// User + system time of the whole process (every thread), from
-/// `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s).
-fn cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The command name (field 2) may hold spaces: count from its closing parenthesis.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).copied().unwrap_or_default().parse::<f64>()?) };
-    // `rest` starts at field 3.
-    Ok((ticks(14 - 3)? + ticks(15 - 3)?) / 100.0)
 }

@@ -258,11 +258,13 @@ impl Engine {
             anomalies.sort();
             let plan = Plan { anomalies, ..Default::default() };
             let notes = read.notes.iter().map(|n| ("note".to_string(), n.clone())).collect();
-            let summary = self.finish(tx, run, &read.stats, &plan, &[], &[], &BTreeSet::new(), notes, opts).await?;
+            let summary =
+                self.finish(tx, run, &read.stats, &plan, Vec::new(), &[], &BTreeSet::new(), notes, opts).await?;
             return Ok(RunSummary { notes: read.notes, ..summary });
         }
 
-        let expired = self.expire(&mut tx, &scope).await?;
+        // A set: the pending requests read below are filtered by it.
+        let expired: BTreeSet<RequestId> = self.expire(&mut tx, &scope).await?.into_iter().collect();
         if !expired.is_empty() {
             let days = self.config.approvals.expire_after_days.unwrap_or(0);
             read.notes.push(format!(
@@ -343,7 +345,7 @@ impl Engine {
             .chain(read.notes.iter().map(|n| ("note".to_string(), n.clone())))
             .collect();
         let held = tx.held_requests(&scope).await?;
-        let summary = self.finish(tx, run, &read.stats, &plan, &pending_before, &held, &approved, lines, opts).await?;
+        let summary = self.finish(tx, run, &read.stats, &plan, pending_before, &held, &approved, lines, opts).await?;
         let mut summary = RunSummary { notes: read.notes, ..summary };
         // After the commit: a mail that fails is a note, never a rollback.
         if let Some(id) = summary.run_id
@@ -440,7 +442,7 @@ impl Engine {
         mut run: RunRecord,
         stats: &[SourceRunRecord],
         plan: &Plan,
-        pending_before: &[ApprovalRequest],
+        pending_before: Vec<ApprovalRequest>,
         held_before: &[ApprovalRequest],
         approved: &BTreeSet<RequestId>,
         extra_info: Vec<(String, String)>,
@@ -548,10 +550,10 @@ impl Engine {
 
         // The pending sheet: what managers have in their queues after this run.
         let superseded: BTreeSet<_> = if done { plan.supersede.iter().copied().collect() } else { BTreeSet::new() };
-        let mut pending: Vec<ApprovalRequest> =
-            pending_before.iter().filter(|r| !superseded.contains(&r.id)).cloned().collect();
+        let mut pending = pending_before;
+        pending.retain(|r| !superseded.contains(&r.id));
         if !opts.dry_run {
-            pending.extend(raised.iter().cloned());
+            pending.extend(raised);
         }
         pending.sort_by_key(|r| r.id);
 

@@ -8,7 +8,7 @@ use sqlx::AnyConnection;
 use super::{
     CurrentAttachment, RequestFilter, StoreError,
     queries::{CURRENT_COLS, REQUEST_COLS, current_from_row, request_from_row, where_filter},
-    sql::{Binds, Cols, db, query, to_i64},
+    sql::{Binds, Cols, Interner, db, query, to_i64},
 };
 use crate::{
     core::approval::{ApprovalRequest, RequestId},
@@ -189,7 +189,8 @@ pub(crate) async fn page(
     let mut sql = format!("SELECT id, {REQUEST_COLS} FROM requests{}{}", where_query(q, &mut b), order(q));
     sql.push_str(&format!(" LIMIT {} OFFSET {}", b.push(to_i64(limit)), b.push(to_i64(offset))));
     let rows = query(sql, b, CTX)?.fetch_all(conn).await.map_err(db(CTX))?;
-    rows.iter().map(request_from_row).collect()
+    let mut interner = Interner::default();
+    rows.iter().map(|row| request_from_row(row, &mut interner)).collect()
 }
 
 pub(crate) async fn count(conn: &mut AnyConnection, q: &RequestQuery) -> Result<u64, StoreError> {
@@ -248,7 +249,7 @@ pub(crate) async fn attachments(
         sql.push_str(&format!(" LIMIT {} OFFSET {}", b.push(to_i64(limit)), b.push(to_i64(offset))));
     }
     let rows = query(sql, b, CTX)?.fetch_all(conn).await.map_err(db(CTX))?;
-    let mut interner = super::sql::Interner::default();
+    let mut interner = Interner::default();
     rows.iter().map(|row| current_from_row(row, &mut interner)).collect()
 }
 

@@ -30,27 +30,27 @@ pub(crate) const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
     last_name, first_name, reason, reason_category, description, requester, structure_name, manager, origin, \
     created_at, decided_by, decided_at, motive, comment";
 const REQUEST_COL_COUNT: usize = 25;
+/// What the diff needs of an open request: its id, state and change key.
+const OPEN_COLS: &str = "id, state, structure, email, \
+    before_present, before_service, before_rights, after_present, after_service, after_rights";
+/// What it needs of a refused one: the key and the facts it was refused on.
+const REFUSED_COLS: &str = "id, structure, email, \
+    before_present, before_service, before_rights, after_present, after_service, after_rights, reason_category";
 
 // ---- requests ---------------------------------------------------------------
 
-pub(crate) fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreError> {
+/// `interner` shares the structures, services and rights repeated across the
+/// rows of one read.
+pub(crate) fn request_from_row(row: &AnyRow, interner: &mut Interner) -> Result<ApprovalRequest, StoreError> {
     let c = Cols::new(row, "requests").keyed_by_id()?;
-    let state_text = c.text("state")?;
-    let state =
-        RequestState::parse(&state_text).ok_or_else(|| c.corrupt("state", format!("unknown state {state_text:?}")))?;
-    let kind_text = c.text("kind")?;
-    let kind = ChangeKind::parse(&kind_text).ok_or_else(|| c.corrupt("kind", format!("unknown kind {kind_text:?}")))?;
+    let kind_text = c.str("kind")?;
+    let kind = ChangeKind::parse(kind_text).ok_or_else(|| c.corrupt("kind", format!("unknown kind {kind_text:?}")))?;
     Ok(ApprovalRequest {
         id: c.get("id")?,
         run_id: c.get("run_id")?,
-        state,
+        state: state_of(&c)?,
         kind,
-        key: ChangeKey {
-            structure: c.structure("structure")?,
-            email: c.email("email")?,
-            before: c.placement("before_present", "before_service", "before_rights")?,
-            after: c.placement("after_present", "after_service", "after_rights")?,
-        },
+        key: key_of(&c, interner)?,
         name: PersonName { last_name: c.name_part("last_name")?, first_name: c.name_part("first_name")? },
         reason: c.text("reason")?,
         reason_category: c.text("reason_category")?,
@@ -64,6 +64,21 @@ pub(crate) fn request_from_row(row: &AnyRow) -> Result<ApprovalRequest, StoreErr
         decided_at: c.opt_time("decided_at")?,
         motive: c.opt_text("motive")?,
         comment: c.opt_text("comment")?,
+    })
+}
+
+fn state_of(c: &Cols) -> Result<RequestState, StoreError> {
+    let text = c.str("state")?;
+    RequestState::parse(text).ok_or_else(|| c.corrupt("state", format!("unknown state {text:?}")))
+}
+
+/// The change key of a request row (structure, e-mail and both placements).
+fn key_of(c: &Cols, interner: &mut Interner) -> Result<ChangeKey, StoreError> {
+    Ok(ChangeKey {
+        structure: c.structure_in("structure", interner)?,
+        email: c.email("email")?,
+        before: c.placement_in("before_present", "before_service", "before_rights", interner)?,
+        after: c.placement_in("after_present", "after_service", "after_rights", interner)?,
     })
 }
 
@@ -107,8 +122,14 @@ pub(crate) async fn list_requests(
     const CTX: &str = "list requests";
     let mut b = Binds::new(conn);
     let sql = format!("SELECT id, {REQUEST_COLS} FROM requests{} ORDER BY id", where_filter(f, &mut b));
-    let rows = query(sql, b, CTX)?.fetch_all(conn).await.map_err(db(CTX))?;
-    rows.iter().map(request_from_row).collect()
+    let mut interner = Interner::default();
+    let mut out = Vec::new();
+    super::sql::for_each_row(conn, sql, b, CTX, |row| {
+        out.push(request_from_row(row, &mut interner)?);
+        Ok(())
+    })
+    .await?;
+    Ok(out)
 }
 
 pub(crate) async fn count_requests(conn: &mut AnyConnection, f: &RequestFilter) -> Result<u64, StoreError> {
@@ -144,41 +165,68 @@ pub(crate) async fn history(conn: &mut AnyConnection, id: RequestId) -> Result<V
         .collect()
 }
 
-/// Requests of some structures in some states, by id.
-async fn requests_in(
+/// Requests of some structures in some states: the columns `cols` of each
+/// row, decoded by `decode` as the rows arrive (only what the caller keeps is
+/// read and held). In id order within a chunk of structures: callers sort.
+async fn requests_in<T>(
     conn: &mut AnyConnection,
     structures: &[StructureId],
     states: &[RequestState],
-) -> Result<Vec<ApprovalRequest>, StoreError> {
+    cols: &str,
+    mut decode: impl FnMut(&AnyRow, &mut Interner) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    const CTX: &str = "list requests";
+    let mut interner = Interner::default();
     let mut out = Vec::new();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let f = RequestFilter { structures: chunk.to_vec(), states: states.to_vec(), ..RequestFilter::default() };
-        out.extend(list_requests(&mut *conn, &f).await?);
+        let mut b = Binds::new(conn);
+        let sql = format!("SELECT {cols} FROM requests{} ORDER BY id", where_filter(&f, &mut b));
+        super::sql::for_each_row(&mut *conn, sql, b, CTX, |row| {
+            out.push(decode(row, &mut interner)?);
+            Ok(())
+        })
+        .await?;
     }
-    out.sort_by_key(|r| r.id);
     Ok(out)
 }
 
+/// The pending and approved requests of `structures`, by id: only their
+/// keys and states are read (the diff needs nothing else).
 pub(crate) async fn open_requests(
     conn: &mut AnyConnection,
     structures: &[StructureId],
 ) -> Result<Vec<OpenRequest>, StoreError> {
-    let reqs = requests_in(conn, structures, &[RequestState::Pending, RequestState::Approved]).await?;
-    Ok(reqs.into_iter().map(|r| OpenRequest { id: r.id, state: r.state, key: r.key }).collect())
+    let states = [RequestState::Pending, RequestState::Approved];
+    let mut out = requests_in(conn, structures, &states, OPEN_COLS, |row, interner| {
+        let c = Cols::new(row, "requests").keyed_by_id()?;
+        Ok(OpenRequest { id: c.get("id")?, state: state_of(&c)?, key: key_of(&c, interner)? })
+    })
+    .await?;
+    out.sort_by_key(|r| r.id);
+    Ok(out)
 }
 
 pub(crate) async fn held_requests(
     conn: &mut AnyConnection,
     structures: &[StructureId],
 ) -> Result<Vec<ApprovalRequest>, StoreError> {
-    requests_in(conn, structures, &[RequestState::Held]).await
+    let cols = format!("id, {REQUEST_COLS}");
+    let mut out = requests_in(conn, structures, &[RequestState::Held], &cols, request_from_row).await?;
+    out.sort_by_key(|r| r.id);
+    Ok(out)
 }
 
 pub(crate) async fn refused_changes(
     conn: &mut AnyConnection,
     structures: &[StructureId],
 ) -> Result<Vec<RefusedChange>, StoreError> {
-    let reqs = requests_in(conn, structures, &[RequestState::Refused]).await?;
+    let mut reqs = requests_in(conn, structures, &[RequestState::Refused], REFUSED_COLS, |row, interner| {
+        let c = Cols::new(row, "requests").keyed_by_id()?;
+        Ok(RefusedChange { id: c.get("id")?, key: key_of(&c, interner)?, reason_category: c.text("reason_category")? })
+    })
+    .await?;
+    reqs.sort_by_key(|r| r.id);
     // Only the latest refusal of a change counts; ids grow with time.
     let mut latest: BTreeMap<ChangeKey, (RequestId, String)> = BTreeMap::new();
     for r in reqs {

@@ -77,6 +77,24 @@ pub(crate) fn query(
     Ok(sqlx::query_with(AssertSqlSafe(sql), binds.finish(context)?))
 }
 
+/// Runs a query and hands its rows to `each` one at a time, as they arrive:
+/// a large answer is never held whole (50,000 requests were 50,000 `AnyRow`s
+/// of owned strings before the first was decoded).
+pub(crate) async fn for_each_row(
+    conn: &mut AnyConnection,
+    sql: String,
+    binds: Binds,
+    context: &'static str,
+    mut each: impl FnMut(&AnyRow) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    use futures_util::TryStreamExt;
+    let mut rows = query(sql, binds, context)?.fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(db(context))? {
+        each(&row)?;
+    }
+    Ok(())
+}
+
 /// SQLite or PostgreSQL: where their SQL differs (placeholders, JSON functions).
 pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
     conn.backend_name().eq_ignore_ascii_case("sqlite")
@@ -118,6 +136,7 @@ pub(crate) struct Cols<'r> {
 /// allocation and two extra decodes per row.
 enum RowKey {
     Text(String),
+    Id(i64),
     Columns(&'static str, &'static str),
 }
 
@@ -128,8 +147,7 @@ impl<'r> Cols<'r> {
 
     /// Names the row in later errors by a key column (usually `id`).
     pub(crate) fn keyed_by_id(mut self) -> Result<Cols<'r>, StoreError> {
-        let id: i64 = self.get("id")?;
-        self.key = RowKey::Text(id.to_string());
+        self.key = RowKey::Id(self.get("id")?);
         Ok(self)
     }
 
@@ -147,6 +165,7 @@ impl<'r> Cols<'r> {
     pub(crate) fn corrupt(&self, column: &'static str, message: impl Into<String>) -> StoreError {
         let row = match &self.key {
             RowKey::Text(key) => key.clone(),
+            RowKey::Id(id) => id.to_string(),
             RowKey::Columns(first, second) => {
                 let part =
                     |c: &str| self.row.try_get::<Option<String>, _>(c).ok().flatten().unwrap_or_else(|| "?".into());
@@ -171,6 +190,11 @@ impl<'r> Cols<'r> {
         self.get::<Option<String>>(column)
     }
 
+    /// [`Cols::text`] borrowed from the row, for text that is parsed, not kept.
+    pub(crate) fn str(&self, column: &'static str) -> Result<&'r str, StoreError> {
+        self.row.try_get::<&'r str, _>(column).map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
     pub(crate) fn count(&self, column: &'static str) -> Result<u64, StoreError> {
         let n: i64 = self.get(column)?;
         u64::try_from(n).map_err(|_| self.corrupt(column, format!("negative count {n}")))
@@ -185,15 +209,12 @@ impl<'r> Cols<'r> {
     }
 
     pub(crate) fn time(&self, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
-        let s = self.text(column)?;
-        parse_time(&s).map_err(|m| self.corrupt(column, m))
+        parse_time(self.str(column)?).map_err(|m| self.corrupt(column, m))
     }
 
     pub(crate) fn opt_time(&self, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match self.opt_text(column)? {
-            None => Ok(None),
-            Some(s) => parse_time(&s).map(Some).map_err(|m| self.corrupt(column, m)),
-        }
+        let text = self.row.try_get::<Option<&'r str>, _>(column).map_err(|e| self.corrupt(column, e.to_string()))?;
+        text.map(|s| parse_time(s).map_err(|m| self.corrupt(column, m))).transpose()
     }
 
     pub(crate) fn structure(&self, column: &'static str) -> Result<StructureId, StoreError> {
@@ -204,34 +225,13 @@ impl<'r> Cols<'r> {
     }
 
     pub(crate) fn email(&self, column: &'static str) -> Result<Email, StoreError> {
-        let s = self.text(column)?;
-        Email::parse(&s).map_err(|e| self.corrupt(column, format!("{s:?}: {e}")))
-    }
-
-    pub(crate) fn service(&self, column: &'static str) -> Result<Option<ServiceCode>, StoreError> {
-        match self.opt_text(column)? {
-            None => Ok(None),
-            Some(s) if s.is_empty() => Ok(None),
-            Some(s) => ServiceCode::parse(&s).map(Some).map_err(|e| self.corrupt(column, format!("{s:?}: {e}"))),
+        let s = self.str(column)?;
+        // What the store holds was parsed before: kept as is when parsing
+        // would give it back (one allocation instead of three).
+        if Email::is_normalized(s) {
+            return Ok(Email::from_normalized(s));
         }
-    }
-
-    pub(crate) fn rights(&self, column: &'static str) -> Result<Rights, StoreError> {
-        let s = self.opt_text(column)?.unwrap_or_default();
-        Rights::parse(&s).map_err(|e| self.corrupt(column, e.to_string()))
-    }
-
-    /// A placement stored as `<prefix>_present`, `<prefix>_service`, `<prefix>_rights`.
-    pub(crate) fn placement(
-        &self,
-        present: &'static str,
-        service: &'static str,
-        rights: &'static str,
-    ) -> Result<Option<Placement>, StoreError> {
-        if !self.flag(present)? {
-            return Ok(None);
-        }
-        Ok(Some(Placement { service: self.service(service)?, rights: self.rights(rights)? }))
+        Email::parse(s).map_err(|e| self.corrupt(column, format!("{s:?}: {e}")))
     }
 
     pub(crate) fn name_part(&self, column: &'static str) -> Result<Option<Box<str>>, StoreError> {
@@ -265,6 +265,22 @@ impl<'r> Cols<'r> {
     /// [`Cols::rights`], sharing one value per distinct text.
     pub(crate) fn rights_in(&self, column: &'static str, interner: &mut Interner) -> Result<Rights, StoreError> {
         interner.rights(self.borrowed(column)?).map_err(|m| self.corrupt(column, m))
+    }
+
+    /// A placement stored as `<prefix>_present`, `<prefix>_service` (NULL or
+    /// `''`: the structure level), `<prefix>_rights`, sharing one value per
+    /// distinct service and set of rights.
+    pub(crate) fn placement_in(
+        &self,
+        present: &'static str,
+        service: &'static str,
+        rights: &'static str,
+        interner: &mut Interner,
+    ) -> Result<Option<Placement>, StoreError> {
+        if !self.flag(present)? {
+            return Ok(None);
+        }
+        Ok(Some(Placement { service: self.service_in(service, interner)?, rights: self.rights_in(rights, interner)? }))
     }
 
     /// [`Cols::email`], reusing the previous row's address when it repeats.

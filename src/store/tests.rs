@@ -848,6 +848,75 @@ async fn open_and_refused_requests(store: Store) {
     tx.rollback().await.unwrap();
 }
 
+/// The lean reads of the diff (`open_requests`, `refused_changes`: a few
+/// columns, decoded as they stream) give what the full rows say, for every
+/// placement shape in every state, and `held_requests` the full held rows.
+async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
+    let run = new_run(&store).await;
+    let shapes: Vec<(&str, Option<Placement>, Option<Placement>)> = vec![
+        // attach at a service with rights, at the structure level with the portal's defaults
+        (ACME, None, place(Some("COMPTA"), "factures:modification")),
+        (ACME, None, place(None, "")),
+        // detach from the structure level with rights, from a service without
+        (ACME, place(None, "factures:consultation,engagements:modification"), None),
+        (NOUMEA, place(Some("Serv 01"), ""), None),
+        // rights, at the structure level and at a service
+        (ACME, place(None, ""), place(None, "factures:modification")),
+        (OTHER, place(Some("ACHATS"), "factures:consultation"), place(Some("ACHATS"), "")),
+        // moves: structure level to a service, service to service
+        (ACME, place(None, "factures:consultation"), place(Some("COMPTA"), "factures:consultation")),
+        (OTHER, place(Some("COMPTA"), ""), place(Some("ACHATS"), "engagements:consultation")),
+    ];
+    let states = [
+        RequestState::Pending,
+        RequestState::Approved,
+        RequestState::Refused,
+        RequestState::Held,
+        RequestState::Superseded,
+    ];
+    let categories = ["new", "left", "absent", "service", "rights"];
+    let mut reqs = Vec::new();
+    for (i, (structure, before, after)) in shapes.iter().enumerate() {
+        for (j, state) in states.iter().enumerate() {
+            // One address per shape and state: every refused key is its own.
+            let who = format!("p{i}.{j}@acme.fr");
+            let mut r = request(run, structure, &who, before.clone(), after.clone());
+            r.state = *state;
+            r.reason_category = categories[(i + j) % categories.len()].into();
+            reqs.push(r);
+        }
+    }
+    let ids = insert(&store, &reqs).await;
+    let full = store.list_requests(&RequestFilter::default()).await.unwrap();
+    let stored: Vec<ApprovalRequest> = reqs.iter().cloned().zip(&ids).map(|(r, &id)| with_id(r, id)).collect();
+    assert_eq!(full, stored, "the full rows read back as written");
+
+    let scope = [sid(ACME), sid(OTHER), sid(NOUMEA)];
+    let in_state = |states: &'static [RequestState]| stored.iter().filter(move |r| states.contains(&r.state));
+    let mut tx = store.begin().await.unwrap();
+    let open = tx.open_requests(&scope).await.unwrap();
+    let want: Vec<OpenRequest> = in_state(&[RequestState::Pending, RequestState::Approved])
+        .map(|r| OpenRequest { id: r.id, state: r.state, key: r.key.clone() })
+        .collect();
+    assert_eq!(want.len(), 2 * shapes.len());
+    assert_eq!(open, want);
+    let refused = tx.refused_changes(&scope).await.unwrap();
+    let want: Vec<RefusedChange> = in_state(&[RequestState::Refused])
+        .map(|r| RefusedChange { id: r.id, key: r.key.clone(), reason_category: r.reason_category.clone() })
+        .collect();
+    assert_eq!(want.len(), shapes.len());
+    assert_eq!(refused, want);
+    let held = tx.held_requests(&scope).await.unwrap();
+    let want: Vec<ApprovalRequest> = in_state(&[RequestState::Held]).cloned().collect();
+    assert_eq!(want.len(), shapes.len());
+    assert_eq!(held, want);
+    // Only the structures asked for.
+    let open = tx.open_requests(&[sid(OTHER)]).await.unwrap();
+    assert_eq!(open.len(), 2 * 2);
+    assert!(open.iter().all(|o| o.key.structure == sid(OTHER)), "{open:?}");
+    tx.rollback().await.unwrap();
+}
+
 async fn bulk_insert_of_10_000_requests(store: Store) {
     let run = new_run(&store).await;
     let reqs: Vec<ApprovalRequest> = (0..10_000)
@@ -1101,6 +1170,7 @@ crate::both_backends!(
     last_accepted_source_run_ignores_held_and_rejected,
     runs_round_trip,
     open_and_refused_requests,
+    open_refused_and_held_keys_of_every_placement_shape,
     bulk_insert_of_10_000_requests,
     concurrent_writers_are_serialised,
 );

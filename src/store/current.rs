@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{
     CurrentState, StoreError,
-    framing::{Rows, Unit, field_at, length_unit},
+    framing::{Rows, Unit, field_at, framed_row, length_unit, page_answer},
     sql::{Binds, Interner, db, is_sqlite, query},
 };
 use crate::domain::{Email, StructureId};
@@ -64,14 +64,7 @@ pub(super) async fn read_current(
             }
             let sql = page_sql(sqlite, unit, &filter);
             let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
-            // SQLite answers a BLOB, so text that is not UTF-8 is reported
-            // with its row and column rather than failing the decoding.
-            let answer: Option<&[u8]> = if sqlite {
-                row.try_get(0).map_err(db(CTX))?
-            } else {
-                row.try_get::<Option<&str>, _>(0).map_err(db(CTX))?.map(str::as_bytes)
-            };
-            let page = read_page(answer.unwrap_or_default(), unit, structure, &mut interner, &mut out)?;
+            let page = read_page(page_answer(&row, sqlite, CTX)?, unit, structure, &mut interner, &mut out)?;
             if page.rows == PAGE {
                 // The page's last key in the database's order. SQLite does not
                 // promise an aggregate's input order, but its binary collation is
@@ -97,13 +90,7 @@ pub(super) async fn read_current(
 /// fields of every row, and on PostgreSQL the page's last key (see
 /// [`read_current`]).
 fn page_sql(sqlite: bool, unit: Unit, filter: &str) -> String {
-    let length = match unit {
-        Unit::Bytes => "octet_length",
-        Unit::Chars => "char_length",
-    };
-    // `concat` writes NULL as '': a NULL field is an empty length.
-    let fields: Vec<String> = FIELDS.iter().map(|c| format!("{length}({c}), ':', {c}")).collect();
-    let row = format!("concat({}) AS r", fields.join(", "));
+    let row = framed_row(unit, &FIELDS);
     let page = |columns: &str| {
         format!(
             "SELECT {columns} FROM current_attachments WHERE {filter} \

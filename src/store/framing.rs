@@ -3,7 +3,7 @@
 //! the reader slices back with no escaping and no JSON. Used by the reads
 //! that move a table's worth of rows (current attachments, identities).
 
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use super::{
     StoreError,
@@ -22,6 +22,37 @@ pub(crate) enum Unit {
     /// encoding: its text reaches us converted to UTF-8, with other byte
     /// lengths but the same characters (and never a NUL).
     Chars,
+}
+
+impl Unit {
+    /// The SQL function that measures a field in this unit.
+    fn length_function(self) -> &'static str {
+        match self {
+            Unit::Bytes => "octet_length",
+            Unit::Chars => "char_length",
+        }
+    }
+}
+
+/// The SQL of one framed row of `columns`, named `r`: each column's length
+/// in `unit`, `:` and its text (`concat` writes NULL as '': an empty length).
+pub(super) fn framed_row(unit: Unit, columns: &[&str]) -> String {
+    let length = unit.length_function();
+    let fields: Vec<String> = columns.iter().map(|c| format!("{length}({c}), ':', {c}")).collect();
+    format!("concat({}) AS r", fields.join(", "))
+}
+
+/// The framed text of a page's answer, its first column (empty for an
+/// empty page). SQLite answers a BLOB, so text that is not UTF-8 is
+/// reported with its row and column by the reader rather than failing the
+/// decoding.
+pub(super) fn page_answer<'r>(row: &'r AnyRow, sqlite: bool, context: &'static str) -> Result<&'r [u8], StoreError> {
+    let answer: Option<&[u8]> = if sqlite {
+        row.try_get(0).map_err(db(context))?
+    } else {
+        row.try_get::<Option<&str>, _>(0).map_err(db(context))?.map(str::as_bytes)
+    };
+    Ok(answer.unwrap_or_default())
 }
 
 /// How this connection's answers measure text (see [`Unit`]).

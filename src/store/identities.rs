@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row as _};
 
 use super::{
     StoreError,
-    framing::{Rows, Unit, length_unit},
+    framing::{Rows, Unit, framed_row, length_unit, page_answer},
     sql::{Binds, db, is_sqlite, json_rows, query},
 };
 use crate::domain::Email;
@@ -62,10 +62,7 @@ async fn scan<'a>(
 ) -> Result<IdentityChanges, StoreError> {
     const CTX: &str = "read identities";
     let sqlite = is_sqlite(conn);
-    let length = match unit {
-        Unit::Bytes => "octet_length",
-        Unit::Chars => "char_length",
-    };
+    let framed = framed_row(unit, &["employee_id", "email"]);
     let aggregate = if sqlite { "CAST(group_concat(r, '') AS BLOB)" } else { "string_agg(r, '')" };
     let mut out = IdentityChanges::default();
     let mut pairs = pairs.peekable();
@@ -74,17 +71,11 @@ async fn scan<'a>(
         let mut b = Binds::new(conn);
         let from = b.push(from.to_string());
         let sql = format!(
-            "SELECT {aggregate} FROM (SELECT concat({length}(employee_id), ':', employee_id, \
-                                                   {length}(email), ':', email) AS r \
+            "SELECT {aggregate} FROM (SELECT {framed} \
              FROM identities WHERE employee_id >= {from} ORDER BY employee_id LIMIT {PAGE}) AS page"
         );
         let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
-        let answer: Option<&[u8]> = if sqlite {
-            row.try_get(0).map_err(db(CTX))?
-        } else {
-            row.try_get::<Option<&str>, _>(0).map_err(db(CTX))?.map(str::as_bytes)
-        };
-        let stored = read_page(answer.unwrap_or_default(), unit)?;
+        let stored = read_page(page_answer(&row, sqlite, CTX)?, unit)?;
         // A short page is the end of the table: every pair left is settled by it.
         let last = (stored.len() == PAGE).then(|| stored[PAGE - 1].0);
         let mut stored = stored.into_iter().peekable();

@@ -17,14 +17,10 @@
 
 mod common;
 
-use std::{path::Path, time::Instant};
+use std::time::Instant;
 
-use chorus_sync::{
-    core::approval::RequestState,
-    domain::StructureId,
-    store::{RequestFilter, Store},
-};
-use common::{cpu_seconds, resident_mb};
+use chorus_sync::{core::approval::RequestState, store::RequestFilter};
+use common::{Setup, cpu_seconds, resident_mb};
 
 // The binary's allocator, so the read costs what it costs in a run.
 #[global_allocator]
@@ -32,14 +28,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let config = args.next().ok_or_else(|| anyhow::anyhow!("usage: requests CONFIG.toml [TIMES]"))?;
-    let times: usize = args.next().map_or(Ok(3), |n| n.parse())?;
-    let only = args.next();
-    let run = |what: &str| only.as_deref().is_none_or(|o| o == what);
-    let config = chorus_sync::config::load(Path::new(&config)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let structures: Vec<StructureId> = config.catalog.ids().cloned().collect();
-    let store = Store::connect(&config.store.url).await?;
+    let Setup { structures, store, times, rest } =
+        common::setup("requests CONFIG.toml [TIMES] [open|refused|list]").await?;
+    let only = rest.first();
+    let run = |what: &str| only.is_none_or(|o| o == what);
     let open_filter = RequestFilter {
         states: vec![RequestState::Pending, RequestState::Approved],
         structures: structures.clone(),

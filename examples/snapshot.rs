@@ -11,10 +11,9 @@
 
 mod common;
 
-use std::{path::Path, time::Instant};
+use std::time::Instant;
 
-use chorus_sync::{domain::StructureId, store::Store};
-use common::cpu_seconds;
+use common::{Setup, cpu_seconds};
 
 // The binary's allocator, so the read costs what it costs in a run.
 #[global_allocator]
@@ -22,12 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let config = args.next().ok_or_else(|| anyhow::anyhow!("usage: snapshot CONFIG.toml [TIMES]"))?;
-    let times: usize = args.next().map_or(Ok(3), |n| n.parse())?;
-    let config = chorus_sync::config::load(Path::new(&config)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let structures: Vec<StructureId> = config.catalog.ids().cloned().collect();
-    let store = Store::connect(&config.store.url).await?;
+    let Setup { structures, store, times, .. } = common::setup("snapshot CONFIG.toml [TIMES]").await?;
     for _ in 0..times {
         let (wall, cpu) = (Instant::now(), cpu_seconds()?);
         let snapshot = store.current_snapshot(&structures).await?;

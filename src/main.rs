@@ -10,6 +10,25 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc.h's option enum (the -sys crate names
+/// only the options before it; `tests::purge_delay_option` checks it).
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc 3 keeps freed memory resident for a second before giving it back
+/// (`purge_delay`, 1,000 ms). A plan's phases free tens of megabytes each (the
+/// sorts' key arrays, the current state) a fraction of a second before the
+/// next allocates: held, they were ~30 MB of a million-row plan's peak
+/// (276 MB against 244 MB at 0 ms, 258 MB at 10 ms, same wall time;
+/// BENCHMARKS.md, session 7). Purged at once unless `MIMALLOC_PURGE_DELAY`
+/// says otherwise.
+fn purge_freed_memory_at_once() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one of mimalloc's option integers: no pointer crosses,
+        // and mimalloc reads its options atomically from any thread.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    }
+}
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -245,6 +264,7 @@ pub enum RunsCommand {
 }
 
 fn main() -> ExitCode {
+    purge_freed_memory_at_once();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -290,6 +310,19 @@ impl From<Command> for cli::Command {
             Command::Daemon { listen, web } => cli::Command::Daemon { listen, web: web.into() },
             Command::Serve { listen, web } => cli::Command::Serve { listen, web: web.into() },
             Command::Users(UsersCommand::SetPassword { email }) => cli::Command::SetPassword(email),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option set at start is the purge delay: mimalloc 3's default for
+    /// it is 1,000 ms, and no other option defaults to that.
+    #[test]
+    fn purge_delay_option() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads one of mimalloc's option integers.
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) }, 1000);
         }
     }
 }

@@ -271,16 +271,26 @@ fn changed_addresses(input: &DiffInput<'_>, protected: &mut BTreeSet<Email>, ano
     if input.known_ids.is_empty() {
         return;
     }
-    let attached: BTreeSet<&str> = input.current.emails().collect();
     let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut found: Vec<(&str, &str, &Email)> = Vec::new();
     for (id, email) in input.desired.identities() {
         let Some(old) = input.known_ids.get(id) else { continue };
-        if old.as_str() == email || !attached.contains(old.as_str()) || !seen.insert((id, email)) {
-            continue;
+        if old.as_str() != email && seen.insert((id, email)) {
+            found.push((id, email, old));
         }
-        found.push((id, email, old));
     }
+    // Only the old addresses still attached count. They are few: one pass
+    // over the attachments answers them all (a set of every attached address
+    // was a million entries after a run).
+    let mut attached: HashMap<&str, bool> = found.iter().map(|(_, _, old)| (old.as_str(), false)).collect();
+    if !attached.is_empty() {
+        for email in input.current.emails() {
+            if let Some(is) = attached.get_mut(email) {
+                *is = true;
+            }
+        }
+    }
+    found.retain(|(_, _, old)| attached[old.as_str()]);
     if found.is_empty() {
         return;
     }

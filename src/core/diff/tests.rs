@@ -487,6 +487,11 @@ fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
     let plan = plan_of(&d, &cur, &[], &known);
     assert_eq!(show(&plan), Vec::<String>::new());
     assert_eq!(codes(&plan), vec!["email_changed marie.martin@x.fr"]);
+    // The old address no longer attached: nothing to keep apart, the new one is attached.
+    let cur = current(&[("paul.durand@x.fr", "COMPTA")]);
+    let plan = plan_of(&d, &cur, &[], &known);
+    assert_eq!(codes(&plan).iter().filter(|c| c.starts_with("email_changed")).count(), 0, "{:?}", codes(&plan));
+    assert!(show(&plan).iter().any(|c| c.contains("marie.martin@x.fr")), "{:?}", show(&plan));
 }
 
 #[test]

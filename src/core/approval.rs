@@ -23,7 +23,7 @@ use super::{
     catalog::StructureInfo,
     change::{ChangeKey, ChangeKind},
 };
-use crate::domain::{Email, PersonName};
+use crate::domain::{Email, PersonName, StructureId};
 
 pub type RequestId = i64;
 pub type RunId = i64;
@@ -249,6 +249,45 @@ pub struct HistoryEntryView {
 
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An open request as a manager's queue shows it: what a run's pending
+/// sheet says of each (the store reads only these columns for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRequest {
+    pub id: RequestId,
+    pub state: RequestState,
+    pub kind: ChangeKind,
+    pub structure: StructureId,
+    /// As the request was raised; empty in requests of older versions.
+    pub structure_name: String,
+    /// See [`ApprovalRequest::service`].
+    pub service: Option<String>,
+    pub email: String,
+    pub name: PersonName,
+    pub description: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub manager: String,
+}
+
+impl From<&ApprovalRequest> for QueuedRequest {
+    fn from(r: &ApprovalRequest) -> QueuedRequest {
+        QueuedRequest {
+            id: r.id,
+            state: r.state,
+            kind: r.kind,
+            structure: r.key.structure.clone(),
+            structure_name: r.structure_name.clone(),
+            service: r.service().map(str::to_string),
+            email: r.key.email.to_string(),
+            name: r.name.clone(),
+            description: r.description.clone(),
+            reason: r.reason.clone(),
+            created_at: r.created_at,
+            manager: r.manager.clone(),
+        }
+    }
 }
 
 impl ApprovalRequest {

@@ -30,7 +30,7 @@ use crate::{
     config::{Config, SourceConfig, SourceKind},
     core::{
         anomaly::{AnomalyCode, SourceFile},
-        approval::{ApprovalRequest, RequestId, RequestState, RunId},
+        approval::{ApprovalRequest, QueuedRequest, RequestId, RequestState, RunId},
         change::{Change, ChangeKey},
         describe::describe,
         diff::{Desired, DesiredBuilder, DiffInput, diff},
@@ -325,14 +325,7 @@ impl Engine {
             }
         }
         // Read outside the transaction, so without this run's expiries.
-        let mut pending_before = self
-            .store
-            .list_requests(&RequestFilter {
-                states: vec![RequestState::Pending, RequestState::Approved],
-                structures: scope.clone(),
-                ..Default::default()
-            })
-            .await?;
+        let mut pending_before = self.store.queued_requests(&scope).await?;
         pending_before.retain(|r| !expired.contains(&r.id));
         if !opts.dry_run && run.outcome == RunOutcome::Done {
             self.remember_identities(&mut tx, &desired, &plan, &ids).await?;
@@ -442,7 +435,7 @@ impl Engine {
         mut run: RunRecord,
         stats: &[SourceRunRecord],
         plan: &Plan,
-        pending_before: Vec<ApprovalRequest>,
+        pending_before: Vec<QueuedRequest>,
         held_before: &[ApprovalRequest],
         approved: &BTreeSet<RequestId>,
         extra_info: Vec<(String, String)>,
@@ -553,7 +546,7 @@ impl Engine {
         let mut pending = pending_before;
         pending.retain(|r| !superseded.contains(&r.id));
         if !opts.dry_run {
-            pending.extend(raised);
+            pending.extend(raised.iter().map(QueuedRequest::from));
         }
         pending.sort_by_key(|r| r.id);
 

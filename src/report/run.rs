@@ -17,7 +17,7 @@ use super::{
 use crate::{
     core::{
         anomaly::Anomaly,
-        approval::{ApprovalRequest, RequestId, RequestState, RunId, rfc3339},
+        approval::{QueuedRequest, RequestId, RequestState, RunId, rfc3339},
         catalog::Catalog,
         change::Change,
         plan::{PlannedChange, StructureCounts},
@@ -105,7 +105,7 @@ pub struct RunReport<'a> {
     pub anomalies: &'a [Anomaly],
     pub counts: &'a BTreeMap<StructureId, StructureCounts>,
     /// Open (pending/approved) requests of the run's structures after the run.
-    pub pending: &'a [ApprovalRequest],
+    pub pending: &'a [QueuedRequest],
     /// Key/value lines of the last sheet, "Run" (outcome, sources, guard message...).
     pub info: &'a [(String, String)],
 }
@@ -290,10 +290,10 @@ fn summary_rows<'v>(r: &'v RunReport<'_>) -> impl Iterator<Item = Vec<Value>> + 
         .chain(iter::once_with(move || row(TOTAL.into(), Value::Empty, &total)))
 }
 
-fn pending_row(r: &RunReport<'_>, p: &ApprovalRequest) -> Vec<Value> {
+fn pending_row(r: &RunReport<'_>, p: &QueuedRequest) -> Vec<Value> {
     // The request keeps the name it was raised with; fall back to the catalog.
     let name = if p.structure_name.is_empty() {
-        structure_name(r, &p.key.structure).unwrap_or_default()
+        structure_name(r, &p.structure).unwrap_or_default()
     } else {
         p.structure_name.as_str()
     };
@@ -301,10 +301,10 @@ fn pending_row(r: &RunReport<'_>, p: &ApprovalRequest) -> Vec<Value> {
         p.id.into(),
         p.state.as_str().into(),
         p.kind.as_str().into(),
-        p.key.structure.as_str().into(),
+        p.structure.as_str().into(),
         name.into(),
-        p.service().into(),
-        p.key.email.as_str().into(),
+        p.service.as_deref().into(),
+        p.email.as_str().into(),
         p.name.last_name.as_deref().into(),
         p.name.first_name.as_deref().into(),
         p.description.as_str().into(),
@@ -325,6 +325,7 @@ mod tests {
     use crate::{
         core::{
             anomaly::{AnomalyCode, Location, SourceFile},
+            approval::ApprovalRequest,
             catalog::tests::sample,
             change::{ChangeKey, ChangeKind, LeftWhy, Reason},
         },
@@ -363,7 +364,7 @@ mod tests {
         changes: Vec<ReportedChange>,
         anomalies: Vec<Anomaly>,
         counts: BTreeMap<StructureId, StructureCounts>,
-        pending: Vec<ApprovalRequest>,
+        pending: Vec<QueuedRequest>,
         info: Vec<(String, String)>,
     }
 
@@ -437,7 +438,7 @@ mod tests {
             };
             counts.insert(acme.clone(), c);
             counts.insert(noumea, StructureCounts { current: 2, desired: 2, moves: 1, ..Default::default() });
-            let pending = vec![ApprovalRequest {
+            let pending = vec![QueuedRequest::from(&ApprovalRequest {
                 id: 101,
                 run_id: 7,
                 state: RequestState::Pending,
@@ -456,7 +457,7 @@ mod tests {
                 decided_at: None,
                 motive: None,
                 comment: None,
-            }];
+            })];
             let info = vec![("outcome".to_string(), "done".to_string()), ("sources".into(), "hr".into())];
             Fixture { catalog: sample(), changes, anomalies, counts, pending, info }
         }

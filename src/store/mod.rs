@@ -21,6 +21,7 @@ mod framing;
 mod identities;
 mod page;
 mod queries;
+mod queue;
 mod reminders;
 mod slots;
 mod sql;
@@ -36,7 +37,7 @@ use sqlx::{Any, AnyConnection, AnyPool, any::AnyPoolOptions};
 
 use crate::{
     core::{
-        approval::{ApprovalRequest, HistoryEntry, RequestId, RequestState, RunId},
+        approval::{ApprovalRequest, HistoryEntry, QueuedRequest, RequestId, RequestState, RunId},
         change::ChangeKind,
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
         run::{RunRecord, SourceRun},
@@ -247,6 +248,12 @@ impl Store {
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
         self.pool.acquire().await.map_err(sql::db("acquire a connection"))
+    }
+
+    /// The pending and approved requests of `structures` as the managers'
+    /// queues show them (a run's pending sheet), by id.
+    pub async fn queued_requests(&self, structures: &[StructureId]) -> Result<Vec<QueuedRequest>, StoreError> {
+        queue::queued_requests(&mut *self.conn().await?, structures).await
     }
 
     /// Requests matching `f`, by id.

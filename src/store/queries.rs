@@ -23,7 +23,7 @@ use crate::{
 
 /// Structure lists go into `IN (..)`; chunked so a huge configuration
 /// stays under the bind limit.
-const STRUCTURES_PER_QUERY: usize = 1_000;
+pub(super) const STRUCTURES_PER_QUERY: usize = 1_000;
 
 pub(crate) const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
     before_present, before_service, before_rights, after_present, after_service, after_rights, \

@@ -883,6 +883,12 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
             let mut r = request(run, structure, &who, before.clone(), after.clone());
             r.state = *state;
             r.reason_category = categories[(i + j) % categories.len()].into();
+            // No name, and characters of two to four bytes (framed reads count bytes).
+            match (i + j) % 3 {
+                0 => r.name = PersonName::default(),
+                1 => r.name.last_name = Some("Lefèvre-Núñez 😀".into()),
+                _ => {}
+            }
             reqs.push(r);
         }
     }
@@ -915,6 +921,23 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
     assert_eq!(open.len(), 2 * 2);
     assert!(open.iter().all(|o| o.key.structure == sid(OTHER)), "{open:?}");
     tx.rollback().await.unwrap();
+
+    // The queues' read (a run's pending sheet): what the full rows say, by
+    // id, whatever the page size and however the structures are chunked.
+    let want: Vec<QueuedRequest> =
+        in_state(&[RequestState::Pending, RequestState::Approved]).map(QueuedRequest::from).collect();
+    assert_eq!(store.queued_requests(&scope).await.unwrap(), want);
+    let mut conn = store.conn().await.unwrap();
+    let unit = framing::length_unit(&mut conn).await.unwrap();
+    for page in [1, 3, want.len(), want.len() + 1] {
+        let read = queue::read_queue(&mut conn, &scope, unit, page).await.unwrap();
+        assert_eq!(read, want, "pages of {page}");
+    }
+    drop(conn);
+    let other: Vec<QueuedRequest> = want.iter().filter(|r| r.structure == sid(OTHER)).cloned().collect();
+    assert_eq!(other.len(), 2 * 2);
+    assert_eq!(store.queued_requests(&[sid(OTHER)]).await.unwrap(), other);
+    assert_eq!(store.queued_requests(&[]).await.unwrap(), vec![]);
 }
 
 async fn bulk_insert_of_10_000_requests(store: Store) {

@@ -7,7 +7,7 @@ use litemap::LiteMap;
 
 use super::{
     compact::{Table, email_length, field, length, permute, present, push_strings, ranks},
-    sort,
+    sort::{self, Pair},
 };
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
 
@@ -123,10 +123,14 @@ impl CurrentState {
         if self.rows.is_sorted_by(|a, b| order(a, b).is_le()) {
             return self;
         }
-        let mut keys: Vec<(u64, u32)> =
-            self.rows.iter().enumerate().map(|(i, r)| (u64::from(rank[r.structure as usize]), i as u32)).collect();
+        let mut keys: Vec<Pair> = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Pair::new(u64::from(rank[r.structure as usize]), i as u32))
+            .collect();
         sort::by_text(&mut keys, sort::head_bytes(rank.len()), |i| self.email(&self.rows[i as usize]).as_bytes());
-        let mut order: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
+        let mut order = sort::indexes(keys);
         permute(&mut self.rows, &mut order);
         // Then each person's attachments by service (a few each).
         let (text, rows) = (&self.text, &mut self.rows);

@@ -21,7 +21,7 @@ use super::{
     change::LeftWhy,
     compact::{NONE, Table, email_length, field, length, permute, present, push_strings, ranks},
     mapping::{Mapped, SourceRow},
-    sort,
+    sort::{self, Pair},
 };
 use crate::domain::{Email, PersonName, Rights, ServiceCode, StructureId};
 
@@ -296,15 +296,15 @@ impl DesiredBuilder {
 }
 
 /// Every row's index in (e-mail, arrival) order, and each structure's rank.
-fn email_order(rows: &Rows) -> (Vec<(u64, u32)>, Vec<u32>) {
-    let mut order: Vec<(u64, u32)> = (0..rows.rows.len() as u32).map(|i| (0, i)).collect();
+fn email_order(rows: &Rows) -> (Vec<Pair>, Vec<u32>) {
+    let mut order: Vec<Pair> = (0..rows.rows.len() as u32).map(|i| Pair::new(0, i)).collect();
     sort::by_text(&mut order, 0, |i| rows.email(&rows.rows[i as usize]).as_bytes());
     (order, ranks(&rows.values.structures.values))
 }
 
 /// The rows' indexes in (structure, e-mail, arrival) order, from the
 /// (e-mail, arrival) order: a stable counting sort by structure rank.
-fn by_structure(rows: &Rows, by_email: Vec<(u64, u32)>, rank: &[u32]) -> Vec<u32> {
+fn by_structure(rows: &Rows, by_email: Vec<Pair>, rank: &[u32]) -> Vec<u32> {
     let mut next = vec![0usize; rank.len() + 1];
     for r in &rows.rows {
         next[rank[r.structure as usize] as usize + 1] += 1;
@@ -313,7 +313,7 @@ fn by_structure(rows: &Rows, by_email: Vec<(u64, u32)>, rank: &[u32]) -> Vec<u32
         next[k] += next[k - 1];
     }
     let mut order = vec![0u32; by_email.len()];
-    for (_, i) in by_email {
+    for i in by_email.into_iter().map(Pair::index) {
         let slot = &mut next[rank[rows.rows[i as usize].structure as usize] as usize];
         order[*slot] = i;
         *slot += 1;
@@ -352,10 +352,10 @@ impl Conflicts {
 /// One address, one employee id: each row with an id is compared with the
 /// first row with an id of its address. `by_email`: every row, in (e-mail,
 /// arrival) order.
-fn email_conflicts(rows: &Rows, by_email: &[(u64, u32)]) -> Conflicts {
+fn email_conflicts(rows: &Rows, by_email: &[Pair]) -> Conflicts {
     let mut found = Conflicts::default();
     let mut first: Option<&Row> = None;
-    for r in by_email.iter().map(|(_, i)| &rows.rows[*i as usize]).filter(|r| r.employee_id != NONE) {
+    for r in by_email.iter().map(|p| &rows.rows[p.index() as usize]).filter(|r| r.employee_id != NONE) {
         match first {
             Some(f) if rows.email(f) == rows.email(r) => {
                 if rows.employee_id(r) != rows.employee_id(f) {
@@ -376,17 +376,17 @@ fn id_conflicts(rows: &Rows) -> (Conflicts, Vec<u32>) {
     let mut found = Conflicts::default();
     let row = |i: u32| &rows.rows[i as usize];
     let id_of = |r: &Row| rows.employee_id(r).unwrap_or_default();
-    let mut ids: Vec<(u64, u32)> =
-        (0..rows.rows.len() as u32).filter(|i| row(*i).employee_id != NONE).map(|i| (0, i)).collect();
+    let mut ids: Vec<Pair> =
+        (0..rows.rows.len() as u32).filter(|i| row(*i).employee_id != NONE).map(|i| Pair::new(0, i)).collect();
     sort::by_text(&mut ids, 0, |i| id_of(row(i)).as_bytes());
-    for group in ids.chunk_by(|(_, a), (_, b)| id_of(row(*a)) == id_of(row(*b))) {
-        let first = row(group[0].1);
-        for r in group[1..].iter().map(|(_, i)| row(*i)).filter(|r| rows.email(r) != rows.email(first)) {
+    for group in ids.chunk_by(|a, b| id_of(row(a.index())) == id_of(row(b.index()))) {
+        let first = row(group[0].index());
+        for r in group[1..].iter().map(|p| row(p.index())).filter(|r| rows.email(r) != rows.email(first)) {
             let what = format!("employee id {:?} also belongs to {}", id_of(r), rows.email(first));
             found.add(rows, r, rows.email(first), first, what);
         }
     }
-    (found, ids.into_iter().map(|(_, i)| i).collect())
+    (found, sort::indexes(ids))
 }
 
 /// The first row of each id, from rows sorted by (id, arrival).

@@ -209,10 +209,14 @@ fn diff_with<const FAST: bool>(input: &DiffInput<'_>) -> Plan {
             .extend(person_changes.into_iter().map(|change| PlannedChange { change, disposition: Disposition::Raise }));
     }
 
-    changes.sort_by(|a, b| {
+    // A plan's change keys are unique (one change per person, structure and
+    // placement pair), so an unstable sort gives the one order, without the
+    // stable sort's buffer (8 MB for 50,000 changes, at the peak of a plan).
+    changes.sort_unstable_by(|a, b| {
         let (a, b) = (&a.change, &b.change);
         a.sort_key().cmp(&b.sort_key()).then_with(|| a.key.cmp(&b.key))
     });
+    debug_assert!(changes.windows(2).all(|w| w[0].change.key != w[1].change.key), "a change key twice");
     let supersede = dispose(&mut changes, input, &protected);
     for c in changes.iter().filter(|c| c.disposition == Disposition::Raise) {
         counts.entry(c.change.key.structure.clone()).or_default().raised += 1;

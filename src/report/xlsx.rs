@@ -25,12 +25,12 @@ const MAX_EXACT_INT: u64 = 1 << 53;
 
 /// Writes one sheet per table, in order, atomically.
 pub fn write_xlsx(path: &Path, tables: &[Table]) -> Result<(), ReportError> {
-    let sources: Vec<&dyn TableSource> = tables.iter().map(|t| t as &dyn TableSource).collect();
+    let sources: Vec<&(dyn TableSource + Sync)> = tables.iter().map(|t| t as &(dyn TableSource + Sync)).collect();
     write_xlsx_sources(path, &sources)
 }
 
 /// Same as [`write_xlsx`] for rows built on the fly.
-pub fn write_xlsx_sources(path: &Path, sources: &[&dyn TableSource]) -> Result<(), ReportError> {
+pub fn write_xlsx_sources(path: &Path, sources: &[&(dyn TableSource + Sync)]) -> Result<(), ReportError> {
     let xlsx_err = |context: String| {
         move |e: XlsxError| ReportError::Xlsx { path: path.to_path_buf(), message: format!("{context}: {e}") }
     };
@@ -41,11 +41,29 @@ pub fn write_xlsx_sources(path: &Path, sources: &[&dyn TableSource]) -> Result<(
         workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
         let bold = Format::new().set_bold();
         let mut names = HashSet::new();
+        let mut sheets = Vec::with_capacity(sources.len());
         for source in sources {
             let name = sheet_name(source.name(), &mut names);
-            let sheet = workbook.add_worksheet_with_constant_memory();
+            let mut sheet = workbook.new_worksheet_with_constant_memory();
             sheet.set_name(&name).map_err(xlsx_err(format!("sheet {name}")))?;
-            write_sheet(sheet, *source, &bold, path, &name)?;
+            sheets.push((sheet, name, *source));
+        }
+        // Each sheet's rows become XML on a thread of its own (the changes
+        // and the pending requests are tens of thousands of rows each after a
+        // run); the workbook takes them back in order.
+        let written: Vec<Result<Worksheet, ReportError>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = sheets
+                .into_iter()
+                .map(|(mut sheet, name, source)| {
+                    let bold = &bold;
+                    scope.spawn(move || write_sheet(&mut sheet, source, bold, path, &name).map(|()| sheet))
+                })
+                .collect();
+            // A panic there is a bug, carried on as if it had happened here.
+            threads.into_iter().map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        for sheet in written {
+            workbook.push_worksheet(sheet?);
         }
         workbook.save_to_writer(std::io::BufWriter::new(file)).map_err(xlsx_err("saving".into()))
     })

@@ -118,6 +118,13 @@ async fn requests_round_trip_every_placement_shape(store: Store) {
     decided.comment = Some("vu".into());
     decided.origin = None;
     decided.name = PersonName::default();
+    // Text that JSON escapes or spells in several bytes (the bulk insert is one JSON array).
+    let mut awkward = request(run, ACME, "o'brien@acme.fr", None, place(Some("COMPTA"), ""));
+    awkward.name = PersonName {
+        last_name: Some("O'Brien \"Jr\" \\ Ñúñez 😀".into()),
+        first_name: Some("Zoë\tAnn\n".into()),
+    };
+    awkward.description = "Rattacher « O'Brien » {\"x\": [1]} $1 ? :name".into();
     let reqs = vec![
         // attach, service level with rights
         request(run, ACME, "a1@acme.fr", None, place(Some("COMPTA"), "factures:modification")),
@@ -138,6 +145,7 @@ async fn requests_round_trip_every_placement_shape(store: Store) {
             place(Some("COMPTA"), "factures:consultation"),
         ),
         decided,
+        awkward,
     ];
     let ids = insert(&store, &reqs).await;
     assert_eq!(ids.len(), reqs.len());

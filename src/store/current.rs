@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{
     CurrentState, StoreError,
-    framing::{Rows, Unit, field_at, framed_row, length_unit, page_answer},
+    framing::{Rows, Unit, field_at, framed_row, length_unit, page_aggregate, page_answer},
     sql::{Binds, Interner, db, is_sqlite, query},
 };
 use crate::domain::{Email, StructureId};
@@ -98,13 +98,14 @@ fn page_sql(sqlite: bool, unit: Unit, filter: &str) -> String {
         )
     };
     if sqlite {
-        format!("SELECT CAST(group_concat(r, '') AS BLOB) FROM ({})", page(&row))
+        format!("SELECT {} FROM ({})", page_aggregate(true), page(&row))
     } else {
         // Arrays compare element by element in the columns' collation, as
         // the ORDER BY and the filter's row comparison do.
         format!(
-            "SELECT string_agg(r, ''), (max(ARRAY[email, service]))[1], (max(ARRAY[email, service]))[2] \
+            "SELECT {}, (max(ARRAY[email, service]))[1], (max(ARRAY[email, service]))[2] \
              FROM ({}) AS page",
+            page_aggregate(false),
             page(&format!("{row}, email, service"))
         )
     }

@@ -42,6 +42,11 @@ pub(super) fn framed_row(unit: Unit, columns: &[&str]) -> String {
     format!("concat({}) AS r", fields.join(", "))
 }
 
+/// The aggregate that joins a page's framed rows (`r`) into one answer.
+pub(super) fn page_aggregate(sqlite: bool) -> &'static str {
+    if sqlite { "CAST(group_concat(r, '') AS BLOB)" } else { "string_agg(r, '')" }
+}
+
 /// The framed text of a page's answer, its first column (empty for an
 /// empty page). SQLite answers a BLOB, so text that is not UTF-8 is
 /// reported with its row and column by the reader rather than failing the

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row as _};
 
 use super::{
     StoreError,
-    framing::{Rows, Unit, framed_row, length_unit, page_answer},
+    framing::{Rows, Unit, framed_row, length_unit, page_aggregate, page_answer},
     sql::{Binds, db, is_sqlite, json_rows, query},
 };
 use crate::domain::Email;
@@ -63,7 +63,7 @@ async fn scan<'a>(
     const CTX: &str = "read identities";
     let sqlite = is_sqlite(conn);
     let framed = framed_row(unit, &["employee_id", "email"]);
-    let aggregate = if sqlite { "CAST(group_concat(r, '') AS BLOB)" } else { "string_agg(r, '')" };
+    let aggregate = page_aggregate(sqlite);
     let mut out = IdentityChanges::default();
     let mut pairs = pairs.peekable();
     let mut previous: Option<&str> = None;

@@ -6,23 +6,20 @@
 //! them took 1.2 s of a 7.5 s plan; a framed page is one row for 10,000
 //! requests (see `framing`).
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::{
     RequestFilter, StoreError,
-    framing::{Rows, Unit, framed_row, length_unit, page_answer},
+    framing::{Rows, Unit, framed_row, length_unit, page_aggregate, page_answer},
     queries::{STRUCTURES_PER_QUERY, where_filter},
-    sql::{Binds, db, is_sqlite, query},
+    sql::{Binds, Interner, db, is_sqlite, parse_time, query},
 };
 use crate::{
     core::{
         approval::{QueuedRequest, RequestId, RequestState},
         change::ChangeKind,
     },
-    domain::{IdentifierType, PersonName, StructureId},
+    domain::{PersonName, StructureId},
 };
 
 /// Requests per page.
@@ -66,9 +63,9 @@ pub(super) async fn read_queue(
     const CTX: &str = "read the queued requests";
     let sqlite = is_sqlite(conn);
     let framed = framed_row(unit, &COLUMNS.map(|(_, sql)| sql));
-    let aggregate = if sqlite { "CAST(group_concat(r, '') AS BLOB)" } else { "string_agg(r, '')" };
+    let aggregate = page_aggregate(sqlite);
     let states = vec![RequestState::Pending, RequestState::Approved];
-    let mut structure_ids: HashMap<String, StructureId> = HashMap::new();
+    let mut interner = Interner::default();
     let mut out = Vec::new();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let mut after: Option<RequestId> = None;
@@ -86,7 +83,7 @@ pub(super) async fn read_queue(
             );
             let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
             let before = out.len();
-            read_page(page_answer(&row, sqlite, CTX)?, unit, &mut structure_ids, &mut out)?;
+            read_page(page_answer(&row, sqlite, CTX)?, unit, &mut interner, &mut out)?;
             if out.len() - before < page {
                 break;
             }
@@ -103,7 +100,7 @@ pub(super) async fn read_queue(
 fn read_page(
     answer: &[u8],
     unit: Unit,
-    structure_ids: &mut HashMap<String, StructureId>,
+    interner: &mut Interner,
     out: &mut Vec<QueuedRequest>,
 ) -> Result<(), StoreError> {
     let corrupt = |id: Option<&str>, column: usize, message: String| StoreError::Corrupt {
@@ -129,15 +126,7 @@ fn read_page(
         let kind = required(2)?;
         let structure = required(3)?;
         let created_at = required(11)?;
-        let structure = match structure_ids.get(structure) {
-            Some(s) => s.clone(),
-            None => {
-                // Stored identifiers are canonical already: the generic rule gives them back.
-                let parsed = StructureId::parse(IdentifierType::Autre, structure).map_err(|m| corrupt(id, 3, m))?;
-                structure_ids.insert(structure.to_string(), parsed.clone());
-                parsed
-            }
-        };
+        let structure = interner.structure(structure).map_err(|m| corrupt(id, 3, m))?;
         out.push(QueuedRequest {
             id: id_text.parse().map_err(|e| corrupt(id, 0, format!("{id_text:?}: {e}")))?,
             state: RequestState::parse(state).ok_or_else(|| corrupt(id, 1, format!("unknown state {state:?}")))?,
@@ -149,9 +138,7 @@ fn read_page(
             name: PersonName { last_name: field(7, id)?.map(Into::into), first_name: field(8, id)?.map(Into::into) },
             description: required(9)?.to_string(),
             reason: required(10)?.to_string(),
-            created_at: DateTime::parse_from_rfc3339(created_at)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| corrupt(id, 11, format!("{created_at:?} is not an RFC 3339 time: {e}")))?,
+            created_at: parse_time(created_at).map_err(|m| corrupt(id, 11, m))?,
             manager: required(12)?.to_string(),
         });
     }
@@ -170,7 +157,7 @@ mod tests {
 
     fn read(answer: &str) -> Result<Vec<QueuedRequest>, String> {
         let mut out = Vec::new();
-        read_page(answer.as_bytes(), Unit::Bytes, &mut HashMap::new(), &mut out).map_err(|e| e.to_string())?;
+        read_page(answer.as_bytes(), Unit::Bytes, &mut Interner::default(), &mut out).map_err(|e| e.to_string())?;
         Ok(out)
     }
 

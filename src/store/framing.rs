@@ -1,7 +1,8 @@
 //! The framing of a page answer: ONE row whose text the database builds
 //! from length-prefixed fields (`<length>:<text>`, a bare `:` for NULL), which
 //! the reader slices back with no escaping and no JSON. Used by the reads
-//! that move a table's worth of rows (current attachments, identities).
+//! that move a table's worth of rows (current attachments, identities, the
+//! managers' queues).
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
 

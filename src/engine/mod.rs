@@ -45,7 +45,8 @@ use crate::{
     secret::mask_url,
     source::{self, DirectorySpec, TableSpec},
     store::{
-        CurrentSnapshot, CurrentState, IdentityChanges, RequestFilter, SourceRunRecord, Store, StoreError, StoreTx,
+        CurrentSnapshot, CurrentState, IdentityChanges, IdentityWrites, RequestFilter, SourceRunRecord, Store,
+        StoreError, StoreTx,
     },
 };
 
@@ -368,14 +369,19 @@ impl Engine {
             .filter_map(|a| a.email.as_deref())
             .chain(desired.protected.iter().map(Email::as_str))
             .collect();
-        let identities: Vec<(&str, &str)> = desired
-            .identities()
-            .zip(&ids.unknown)
-            .filter(|((id, e), unknown)| (**unknown || ids.changed.contains_key(*id)) && !doubtful.contains(e))
-            .map(|(pair, _)| pair)
-            .collect();
-        if !identities.is_empty() {
-            tx.record_identities(&identities, self.clock.now).await?;
+        let mut writes = IdentityWrites::default();
+        for ((id, e), &unknown) in desired.identities().zip(&ids.unknown) {
+            if doubtful.contains(e) {
+                continue;
+            }
+            if unknown {
+                writes.new.push((id, e));
+            } else if ids.changed.contains_key(id) {
+                writes.changed.push((id, e));
+            }
+        }
+        if !writes.new.is_empty() || !writes.changed.is_empty() {
+            tx.record_identities(&writes, self.clock.now).await?;
         }
         Ok(())
     }

@@ -105,6 +105,18 @@ async fn scan<'a>(
     Ok(out)
 }
 
+/// What a run records of its employee ids, as [`identity_changes`] told
+/// it in the same transaction: ids the store has never seen (inserted; one
+/// already stored is an error, never a silent overwrite) and ids it holds
+/// under another address (overwritten).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityWrites<'a> {
+    /// (employee id, address) pairs of ids new to the store.
+    pub new: Vec<(&'a str, &'a str)>,
+    /// (employee id, new address) pairs of ids whose address changed.
+    pub changed: Vec<(&'a str, &'a str)>,
+}
+
 /// Employee ids per query of [`look_up`] and of `record_identities`.
 pub(super) const IDS_PER_QUERY: usize = 50_000;
 

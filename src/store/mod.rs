@@ -116,7 +116,7 @@ pub struct RequestFilter {
 }
 
 pub use accounts::{OidcFlow, WebSession};
-pub use identities::IdentityChanges;
+pub use identities::{IdentityChanges, IdentityWrites};
 pub use page::{AttachmentQuery, RequestQuery, RequestSort};
 pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
@@ -478,9 +478,10 @@ impl StoreTx {
         identities::identity_changes(self.conn(), pairs).await
     }
 
-    /// Remembers employee id → address pairs (upsert).
-    pub async fn record_identities(&mut self, pairs: &[(&str, &str)], at: DateTime<Utc>) -> Result<(), StoreError> {
-        queries::record_identities(self.conn(), pairs, at).await
+    /// Remembers employee id → address pairs: new ids inserted, changed
+    /// ones overwritten.
+    pub async fn record_identities(&mut self, ids: &IdentityWrites<'_>, at: DateTime<Utc>) -> Result<(), StoreError> {
+        queries::record_identities(self.conn(), ids, at).await
     }
 
     /// The latest non-rejected read of `source` in a run that ended `done`.

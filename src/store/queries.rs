@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
     CurrentAttachment, Generations, RequestFilter, SourceRunRecord, StoreError,
-    identities::IDS_PER_QUERY,
+    identities::{IDS_PER_QUERY, IdentityWrites},
     sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, query, to_i64},
 };
 use crate::{
@@ -828,7 +828,7 @@ pub(crate) async fn last_accepted_source_run(
 
 pub(crate) async fn record_identities(
     conn: &mut AnyConnection,
-    pairs: &[(&str, &str)],
+    ids: &IdentityWrites<'_>,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const CTX: &str = "record identities";
@@ -837,7 +837,10 @@ pub(crate) async fn record_identities(
     // One JSON array parameter per 50,000 pairs, as `identity_changes` asks:
     // a first run records every id of the source (100,000 rows of VALUES
     // with three placeholders each were most of a PostgreSQL run's writes).
-    for chunk in pairs.chunks(IDS_PER_QUERY) {
+    // New ids are plainly inserted: an upsert's speculative insertion cost
+    // PostgreSQL half as much again per row (BENCHMARKS.md, session 8).
+    let batches = ids.new.chunks(IDS_PER_QUERY).map(|c| (c, false));
+    for (chunk, upsert) in batches.chain(ids.changed.chunks(IDS_PER_QUERY).map(|c| (c, true))) {
         let mut b = Binds::new(conn);
         // Pushed in the order the SQL names them (SQLite's `?` are positional).
         let at = b.push(at.clone());
@@ -854,10 +857,12 @@ pub(crate) async fn record_identities(
         } else {
             format!("SELECT j.pair ->> 0, j.pair ->> 1, {at} FROM json_array_elements(CAST({list} AS json)) AS j(pair)")
         };
-        let sql = format!(
-            "INSERT INTO identities (employee_id, email, seen_at) {rows} \
-             ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, seen_at = excluded.seen_at"
-        );
+        let conflict = if upsert {
+            " ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, seen_at = excluded.seen_at"
+        } else {
+            ""
+        };
+        let sql = format!("INSERT INTO identities (employee_id, email, seen_at) {rows}{conflict}");
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
     Ok(())

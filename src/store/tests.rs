@@ -662,7 +662,8 @@ async fn check_identity_changes(store: &Store, stored: &[(String, Email)], asked
     let mut tx = store.begin().await.unwrap();
     sqlx::query("DELETE FROM identities").execute(tx.conn()).await.unwrap();
     let pairs: Vec<(&str, &str)> = stored.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
-    tx.record_identities(&pairs, at("2026-03-01T05:00:00Z")).await.unwrap();
+    let writes = IdentityWrites { new: pairs.clone(), changed: Vec::new() };
+    tx.record_identities(&writes, at("2026-03-01T05:00:00Z")).await.unwrap();
     tx.commit().await.unwrap();
     let mut asked: Vec<(&str, &str)> = asked.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
     asked.sort_unstable();
@@ -702,6 +703,31 @@ async fn identity_changes_answer_only_new_and_changed_ids(store: Store) {
     check_identity_changes(&store, &stored, &[]).await;
 }
 
+/// New ids are inserted and changed ones overwritten; an id recorded as new
+/// that the store already holds is an error, never a silent overwrite.
+async fn identities_are_inserted_when_new_and_overwritten_when_changed(store: Store) {
+    let when = at("2026-03-01T05:00:00Z");
+    let mut tx = store.begin().await.unwrap();
+    let new = vec![("E1", "a@acme.fr"), ("E2", "b@acme.fr")];
+    tx.record_identities(&IdentityWrites { new, changed: Vec::new() }, when).await.unwrap();
+    let changed = vec![("E1", "a.new@acme.fr")];
+    tx.record_identities(&IdentityWrites { new: vec![("E3", "c@acme.fr")], changed }, when).await.unwrap();
+    let asked = [("E1", "a.new@acme.fr"), ("E2", "b@acme.fr"), ("E3", "c@acme.fr"), ("E4", "d@acme.fr")];
+    let answer = tx.identity_changes(asked.into_iter()).await.unwrap();
+    assert_eq!(answer.unknown, [false, false, false, true]);
+    assert!(answer.changed.is_empty(), "{:?}", answer.changed);
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let again = IdentityWrites { new: vec![("E2", "b.other@acme.fr")], changed: Vec::new() };
+    let err = tx.record_identities(&again, when).await.unwrap_err();
+    assert!(matches!(err, StoreError::Query { context: "record identities", .. }), "{err}");
+    tx.rollback().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let answer = tx.identity_changes([("E2", "b@acme.fr")].into_iter()).await.unwrap();
+    assert_eq!((answer.unknown, answer.changed.len()), (vec![false], 0), "E2 kept its address");
+}
+
 /// The merge needs the pairs in byte order: pairs out of order are refused,
 /// never merged wrong.
 async fn identity_changes_refuse_pairs_out_of_order(store: Store) {
@@ -715,8 +741,8 @@ async fn identity_changes_refuse_pairs_out_of_order(store: Store) {
 async fn employee_ids_sort_in_byte_order(store: Store) {
     let mut tx = store.begin().await.unwrap();
     let ids = ["a-2", "A1", "a1", "a_1", "b", "B", "É", "e"];
-    let pairs: Vec<(&str, &str)> = ids.iter().map(|i| (*i, "x@acme.fr")).collect();
-    tx.record_identities(&pairs, at("2026-03-01T05:00:00Z")).await.unwrap();
+    let new: Vec<(&str, &str)> = ids.iter().map(|i| (*i, "x@acme.fr")).collect();
+    tx.record_identities(&IdentityWrites { new, changed: Vec::new() }, at("2026-03-01T05:00:00Z")).await.unwrap();
     let rows =
         sqlx::query("SELECT employee_id FROM identities ORDER BY employee_id").fetch_all(tx.conn()).await.unwrap();
     let got: Vec<String> = rows.iter().map(|r| sqlx::Row::get(r, 0)).collect();
@@ -1195,6 +1221,7 @@ crate::both_backends!(
     generations_count_replacements_per_structure,
     a_replacement_after_the_snapshot_shows_in_the_write_transaction,
     identity_changes_answer_only_new_and_changed_ids,
+    identities_are_inserted_when_new_and_overwritten_when_changed,
     identity_changes_refuse_pairs_out_of_order,
     employee_ids_sort_in_byte_order,
     absences_are_replaced_per_structure,

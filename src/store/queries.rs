@@ -8,8 +8,8 @@ use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
     CurrentAttachment, Generations, RequestFilter, SourceRunRecord, StoreError,
-    identities::{IDS_PER_QUERY, IdentityWrites},
-    sql::{Binds, Cols, Interner, MAX_BINDS, db, is_sqlite, query, to_i64},
+    identities::IdentityWrites,
+    sql::{Binds, Cell, Cols, Interner, MAX_BINDS, bulk_chunk, bulk_source, db, is_sqlite, query, to_i64},
 };
 use crate::{
     core::{
@@ -83,13 +83,45 @@ fn key_of(c: &Cols, interner: &mut Interner) -> Result<ChangeKey, StoreError> {
 }
 
 /// Binds one placement as (present, service, rights).
-fn bind_placement(b: &mut Binds, p: &Option<Placement>) -> [String; 3] {
+/// A placement as the (present flag, service, rights) columns.
+fn placement_cells(p: &Option<Placement>) -> [Cell<'_>; 3] {
     match p {
-        None => [b.push(0_i64), b.push(None::<String>), b.push(None::<String>)],
-        Some(p) => {
-            [b.push(1_i64), b.push(p.service.as_ref().map(|s| s.as_str().to_string())), b.push(p.rights.to_string())]
-        }
+        None => [Cell::Int(0), Cell::Text(None), Cell::Text(None)],
+        Some(p) => [Cell::Int(1), p.service.as_ref().map(|s| s.as_str()).into(), p.rights.to_string().into()],
     }
+}
+
+/// A request as the `REQUEST_COLS` columns.
+fn request_cells(r: &ApprovalRequest) -> [Cell<'_>; REQUEST_COL_COUNT] {
+    let [before_present, before_service, before_rights] = placement_cells(&r.key.before);
+    let [after_present, after_service, after_rights] = placement_cells(&r.key.after);
+    [
+        r.run_id.into(),
+        r.state.as_str().into(),
+        r.kind.as_str().into(),
+        r.key.structure.as_str().into(),
+        r.key.email.as_str().into(),
+        before_present,
+        before_service,
+        before_rights,
+        after_present,
+        after_service,
+        after_rights,
+        r.name.last_name.as_deref().into(),
+        r.name.first_name.as_deref().into(),
+        r.reason.as_str().into(),
+        r.reason_category.as_str().into(),
+        r.description.as_str().into(),
+        r.requester.as_str().into(),
+        r.structure_name.as_str().into(),
+        r.manager.as_str().into(),
+        r.origin.as_deref().into(),
+        rfc3339(&r.created_at).into(),
+        r.decided_by.as_deref().into(),
+        Cell::Text(r.decided_at.as_ref().map(|t| rfc3339(t).into())),
+        r.motive.as_deref().into(),
+        r.comment.as_deref().into(),
+    ]
 }
 
 pub(crate) fn where_filter(f: &RequestFilter, b: &mut Binds) -> String {
@@ -257,39 +289,9 @@ pub(crate) async fn insert_requests(
 ) -> Result<Vec<RequestId>, StoreError> {
     const CTX: &str = "insert requests";
     let mut ids = Vec::with_capacity(reqs.len());
-    for chunk in reqs.chunks(MAX_BINDS / REQUEST_COL_COUNT) {
-        let mut b = Binds::new(conn);
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for r in chunk {
-            let mut marks = vec![
-                b.push(r.run_id),
-                b.push(r.state.as_str()),
-                b.push(r.kind.as_str()),
-                b.push(r.key.structure.as_str().to_string()),
-                b.push(r.key.email.as_str().to_string()),
-            ];
-            marks.extend(bind_placement(&mut b, &r.key.before));
-            marks.extend(bind_placement(&mut b, &r.key.after));
-            marks.extend([
-                b.push(r.name.last_name.as_deref().map(str::to_string)),
-                b.push(r.name.first_name.as_deref().map(str::to_string)),
-                b.push(r.reason.clone()),
-                b.push(r.reason_category.clone()),
-                b.push(r.description.clone()),
-                b.push(r.requester.clone()),
-                b.push(r.structure_name.clone()),
-                b.push(r.manager.clone()),
-                b.push(r.origin.clone()),
-                b.push(rfc3339(&r.created_at)),
-                b.push(r.decided_by.clone()),
-                b.push(r.decided_at.as_ref().map(rfc3339)),
-                b.push(r.motive.clone()),
-                b.push(r.comment.clone()),
-            ]);
-            debug_assert_eq!(marks.len(), REQUEST_COL_COUNT);
-            tuples.push(format!("({})", marks.join(",")));
-        }
-        let sql = format!("INSERT INTO requests ({REQUEST_COLS}) VALUES {} RETURNING id", tuples.join(","));
+    for chunk in reqs.chunks(bulk_chunk(conn, REQUEST_COL_COUNT)) {
+        let (rows, b) = bulk_source(conn, chunk, request_cells, CTX)?;
+        let sql = format!("INSERT INTO requests ({REQUEST_COLS}) {rows} RETURNING id");
         let rows = query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))?;
         let mut chunk_ids =
             rows.iter().map(|row| Cols::new(row, "requests").get::<i64>("id")).collect::<Result<Vec<i64>, _>>()?;
@@ -332,26 +334,23 @@ struct HistoryRow {
 
 async fn insert_history(conn: &mut AnyConnection, entries: &[HistoryRow]) -> Result<(), StoreError> {
     const CTX: &str = "append request history";
-    for chunk in entries.chunks(MAX_BINDS / 6) {
-        let mut b = Binds::new(conn);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|e| {
-                let marks = [
-                    b.push(e.request_id),
-                    b.push(rfc3339(&e.at)),
-                    b.push(e.by.clone()),
-                    b.push(e.from.map(|s| s.as_str().to_string())),
-                    b.push(e.to.as_str()),
-                    b.push(e.comment.clone()),
-                ];
-                format!("({})", marks.join(","))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO request_history (request_id, at, actor, from_state, to_state, comment) VALUES {}",
-            tuples.join(",")
-        );
+    for chunk in entries.chunks(bulk_chunk(conn, 6)) {
+        let (rows, b) = bulk_source(
+            conn,
+            chunk,
+            |e: &HistoryRow| {
+                [
+                    e.request_id.into(),
+                    rfc3339(&e.at).into(),
+                    e.by.as_deref().into(),
+                    e.from.map(|s| s.as_str()).into(),
+                    e.to.as_str().into(),
+                    e.comment.as_deref().into(),
+                ]
+            },
+            CTX,
+        )?;
+        let sql = format!("INSERT INTO request_history (request_id, at, actor, from_state, to_state, comment) {rows}");
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
     Ok(())
@@ -608,20 +607,14 @@ pub(crate) async fn replace_absences(
     const CTX: &str = "replace absences";
     check_scope("absences", structures, streaks.iter().map(|s| &s.structure))?;
     delete_structures(conn, "absences", structures, CTX).await?;
-    for chunk in streaks.chunks(MAX_BINDS / 3) {
-        let mut b = Binds::new(conn);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|s| {
-                format!(
-                    "({},{},{})",
-                    b.push(s.structure.as_str().to_string()),
-                    b.push(s.email.as_str().to_string()),
-                    b.push(i64::from(s.missed_runs))
-                )
-            })
-            .collect();
-        let sql = format!("INSERT INTO absences (structure, email, missed_runs) VALUES {}", tuples.join(","));
+    for chunk in streaks.chunks(bulk_chunk(conn, 3)) {
+        let (rows, b) = bulk_source(
+            conn,
+            chunk,
+            |s: &AbsenceStreak| [s.structure.as_str().into(), s.email.as_str().into(), i64::from(s.missed_runs).into()],
+            CTX,
+        )?;
+        let sql = format!("INSERT INTO absences (structure, email, missed_runs) {rows}");
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
     Ok(())
@@ -828,26 +821,23 @@ pub(crate) async fn last_accepted_source_run(
 
 pub(crate) async fn record_identities(
     conn: &mut AnyConnection,
-    ids: &IdentityWrites<'_>,
+    ids: &IdentityWrites,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const CTX: &str = "record identities";
     let sqlite = is_sqlite(conn);
     let at = rfc3339(&at);
-    // One JSON array parameter per 50,000 pairs, as `identity_changes` asks:
-    // a first run records every id of the source (100,000 rows of VALUES
+    // One JSON array parameter per 50,000 pairs (`IdentityWrites` encodes
+    // them), as `identity_changes` asks: a first run records every id of the source (100,000 rows of VALUES
     // with three placeholders each were most of a PostgreSQL run's writes).
     // New ids are plainly inserted: an upsert's speculative insertion cost
     // PostgreSQL half as much again per row (BENCHMARKS.md, session 8).
-    let batches = ids.new.chunks(IDS_PER_QUERY).map(|c| (c, false));
-    for (chunk, upsert) in batches.chain(ids.changed.chunks(IDS_PER_QUERY).map(|c| (c, true))) {
+    let batches = ids.new.arrays().map(|a| (a, false));
+    for (array, upsert) in batches.chain(ids.changed.arrays().map(|a| (a, true))) {
         let mut b = Binds::new(conn);
         // Pushed in the order the SQL names them (SQLite's `?` are positional).
         let at = b.push(at.clone());
-        let list = b.push(
-            serde_json::to_string(chunk)
-                .map_err(|e| StoreError::Query { context: CTX, source: sqlx::Error::Encode(Box::new(e)) })?,
-        );
+        let list = b.push(array);
         // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
         let rows = if sqlite {
             format!(

@@ -127,3 +127,73 @@ fn a_full_disk_records_no_run_and_leaves_no_half_report() {
     env.run(&["run"]).expect(0);
     assert_eq!(runs(&env), 1);
 }
+
+/// Runs SQL against the store of `env` (its URL read from the config).
+fn store_sql(env: &Env, backend: Backend, statements: &[&'static str]) {
+    let config = env.read("chorus-sync.toml");
+    let url = config.lines().find_map(|l| l.strip_prefix("url = \"")?.split('"').next()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        match backend {
+            Backend::Sqlite => {
+                let path = env.path("chorus-sync.db");
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+                for s in statements {
+                    sqlx::raw_sql(*s).execute(&mut c).await.unwrap();
+                }
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                for s in statements {
+                    sqlx::raw_sql(*s).execute(&mut c).await.unwrap();
+                }
+            }
+        }
+    });
+}
+
+/// The identities and absences are written while the reports are (on
+/// another thread): a failure there still records nothing and leaves no
+/// report behind.
+fn a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report(backend: Backend) {
+    let env = Env::new(backend, |c| c);
+    env.run(&["import-current", "samples/portal-export.csv"]).expect(0);
+    let (refuse, allow): (&[&'static str], &[&'static str]) = match backend {
+        Backend::Sqlite => (
+            &["CREATE TRIGGER refuse_identities BEFORE INSERT ON identities \
+               BEGIN SELECT RAISE(ABORT, 'identities refused by a test trigger'); END"],
+            &["DROP TRIGGER refuse_identities"],
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION refuse_identities() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$BEGIN RAISE EXCEPTION 'identities refused by a test trigger'; END$$",
+                "CREATE TRIGGER refuse_identities BEFORE INSERT ON identities \
+                 FOR EACH STATEMENT EXECUTE FUNCTION refuse_identities()",
+            ],
+            &["DROP TRIGGER refuse_identities ON identities", "DROP FUNCTION refuse_identities()"],
+        ),
+    };
+    store_sql(&env, backend, refuse);
+    let run = env.run(&["run"]).expect(1);
+    assert!(run.stderr.contains("record identities"), "{}", run.stderr);
+    assert!(run.stderr.contains("identities refused by a test trigger"), "{}", run.stderr);
+    assert_eq!(runs(&env), 0);
+    let pending = env.run(&["approvals", "list", "--format", "json"]).expect(0).json();
+    assert_eq!(pending.as_array().unwrap().len(), 0, "no request of the failed run");
+    let reports = std::fs::read_dir(env.path("reports")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(reports, 0, "no report of the failed run");
+    store_sql(&env, backend, allow);
+    env.run(&["run"]).expect(0);
+    assert_eq!(runs(&env), 1);
+}
+
+#[test]
+fn a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report_sqlite() {
+    a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report(Backend::Sqlite);
+}
+
+#[test]
+fn a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report_postgres() {
+    a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report(Backend::Postgres);
+}

@@ -41,18 +41,27 @@ impl Entry {
     pub fn parse(tag: StructureTag) -> Option<Entry> {
         let mut parts = tag.match_id(4)?.expect_constructed()?.into_iter();
         let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
-        let mut attrs: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+        let mut attrs: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        // The values are moved, not copied: this runs for every entry.
         for attr in parts.next()?.expect_constructed()? {
             let mut pair = attr.expect_constructed()?.into_iter();
-            let name = String::from_utf8(pair.next()?.expect_primitive()?).ok()?;
+            let mut name = String::from_utf8(pair.next()?.expect_primitive()?).ok()?;
+            name.make_ascii_lowercase();
             let values = pair.next()?.expect_constructed()?.into_iter().map(StructureTag::expect_primitive);
-            attrs.push((name, values.collect::<Option<Vec<_>>>()?));
+            let values = values.collect::<Option<Vec<_>>>()?;
+            attrs.entry(name).or_default().extend(values);
         }
-        Some(Entry::new(&dn, attrs.iter().map(|(n, v)| (n.as_str(), v.clone()))))
+        Some(Entry { dn, attrs })
     }
 
     fn raw(&self, name: &str) -> &[Vec<u8>] {
-        self.attrs.get(&name.to_ascii_lowercase()).map_or(&[], Vec::as_slice)
+        // Looked up several times an entry: lower-cased only when it must be.
+        let values = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.attrs.get(&name.to_ascii_lowercase())
+        } else {
+            self.attrs.get(name)
+        };
+        values.map_or(&[], Vec::as_slice)
     }
 
     /// Every value of `name`, as text.
@@ -567,13 +576,19 @@ mod tests {
         let good = entry_tag(vec![
             octets(b"uid=m,dc=x"),
             Tag::Sequence(Sequence {
-                inner: vec![attr("Mail", &[b"m@x.fr"]), attr("objectGUID", &[&[0xff, 0xfe]])],
+                inner: vec![
+                    attr("Mail", &[b"m@x.fr"]),
+                    attr("objectGUID", &[&[0xff, 0xfe]]),
+                    attr("MAIL", &[b"m2@x.fr"]),
+                ],
                 ..Default::default()
             }),
         ]);
         let e = Entry::parse(good).unwrap();
         assert_eq!(e.dn, "uid=m,dc=x");
         assert_eq!(e.first("mail").as_deref(), Some("m@x.fr"));
+        // One attribute sent twice in two cases: one name, both values in order.
+        assert_eq!(e.values("Mail").collect::<Vec<_>>(), ["m@x.fr", "m2@x.fr"]);
         assert_eq!(e.raw("OBJECTGUID"), &[vec![0xff, 0xfe]]);
         assert_eq!(Entry::parse(entry_tag(vec![octets(b"uid=m,dc=x")])), None);
         assert_eq!(Entry::parse(entry_tag(vec![octets(&[0xff]), Tag::Sequence(Sequence::default())])), None);

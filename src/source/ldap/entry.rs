@@ -1,10 +1,7 @@
 //! One directory entry: decoding, attribute look-up (names ignore case),
 //! Active Directory's flags and times, group rules, and the records it yields.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use ldap3::asn1::StructureTag;
@@ -18,21 +15,31 @@ use crate::{
     },
 };
 
-/// An entry as the server sent it: its DN and raw values, attribute names
-/// lower-cased (LDAP names ignore case; servers answer in their own case).
+/// An entry as the server sent it: its DN and raw values by attribute.
+/// LDAP names ignore case, and servers answer in their own: names are
+/// compared without case. The few attributes a search asks for are looked
+/// up in a vector: hashing their names cost more than comparing them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     pub dn: String,
-    attrs: HashMap<String, Vec<Vec<u8>>>,
+    attrs: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 impl Entry {
     pub fn new<'a>(dn: &str, attrs: impl IntoIterator<Item = (&'a str, Vec<Vec<u8>>)>) -> Entry {
-        let mut entry = Entry { dn: dn.to_string(), attrs: HashMap::new() };
+        let mut entry = Entry { dn: dn.to_string(), attrs: Vec::new() };
         for (name, values) in attrs {
-            entry.attrs.entry(name.to_ascii_lowercase()).or_default().extend(values);
+            entry.add(name.to_string(), values);
         }
         entry
+    }
+
+    /// Adds values to an attribute: one sent twice (in two cases) keeps both.
+    fn add(&mut self, name: String, values: Vec<Vec<u8>>) {
+        match self.attrs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some((_, old)) => old.extend(values),
+            None => self.attrs.push((name, values)),
+        }
     }
 
     /// Decodes a SearchResultEntry (RFC 4511 §4.5.2); `None` if malformed.
@@ -41,27 +48,20 @@ impl Entry {
     pub fn parse(tag: StructureTag) -> Option<Entry> {
         let mut parts = tag.match_id(4)?.expect_constructed()?.into_iter();
         let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
-        let mut attrs: HashMap<String, Vec<Vec<u8>>> = HashMap::new();
+        let attrs = parts.next()?.expect_constructed()?;
+        let mut entry = Entry { dn, attrs: Vec::with_capacity(attrs.len()) };
         // The values are moved, not copied: this runs for every entry.
-        for attr in parts.next()?.expect_constructed()? {
+        for attr in attrs {
             let mut pair = attr.expect_constructed()?.into_iter();
-            let mut name = String::from_utf8(pair.next()?.expect_primitive()?).ok()?;
-            name.make_ascii_lowercase();
+            let name = String::from_utf8(pair.next()?.expect_primitive()?).ok()?;
             let values = pair.next()?.expect_constructed()?.into_iter().map(StructureTag::expect_primitive);
-            let values = values.collect::<Option<Vec<_>>>()?;
-            attrs.entry(name).or_default().extend(values);
+            entry.add(name, values.collect::<Option<Vec<_>>>()?);
         }
-        Some(Entry { dn, attrs })
+        Some(entry)
     }
 
     fn raw(&self, name: &str) -> &[Vec<u8>] {
-        // Looked up several times an entry: lower-cased only when it must be.
-        let values = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.attrs.get(&name.to_ascii_lowercase())
-        } else {
-            self.attrs.get(name)
-        };
-        values.map_or(&[], Vec::as_slice)
+        self.attrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map_or(&[], |(_, values)| values.as_slice())
     }
 
     /// Every value of `name`, as text.
@@ -467,7 +467,7 @@ mod tests {
             ],
         );
         let guid_bytes: Vec<u8> = (0u8..16).collect();
-        e.attrs.insert("objectguid".into(), vec![guid_bytes]);
+        e.add("objectGUID".into(), vec![guid_bytes]);
         let records = e.records(7, &spec, &GroupIndex::new(&[]));
         assert_eq!(records.len(), 1);
         let r = &records[0];
@@ -498,7 +498,7 @@ mod tests {
             let pairs: Vec<(&str, &[&str])> = Vec::new();
             let mut e = entry("cn=x", &pairs);
             for (n, v) in &attrs {
-                e.attrs.insert(n.to_ascii_lowercase(), vec![v.as_bytes().to_vec()]);
+                e.add(n.to_string(), vec![v.as_bytes().to_vec()]);
             }
             assert_eq!(e.left(today, PARIS), expect, "{attrs:?}");
         }

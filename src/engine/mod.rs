@@ -265,7 +265,7 @@ impl Engine {
                     tx,
                     run,
                     &read.stats,
-                    &plan,
+                    plan,
                     &IdentityWrites::default(),
                     Vec::new(),
                     &[],
@@ -356,9 +356,8 @@ impl Engine {
             IdentityWrites::default()
         };
         drop(desired);
-        let summary = self
-            .finish(tx, run, &read.stats, &plan, &identities, pending_before, &held, &approved, lines, opts)
-            .await?;
+        let summary =
+            self.finish(tx, run, &read.stats, plan, &identities, pending_before, &held, &approved, lines, opts).await?;
         let mut summary = RunSummary { notes: read.notes, ..summary };
         // After the commit: a mail that fails is a note, never a rollback.
         if let Some(id) = summary.run_id
@@ -424,7 +423,7 @@ impl Engine {
         mut tx: StoreTx,
         mut run: RunRecord,
         stats: &[SourceRunRecord],
-        plan: &Plan,
+        mut plan: Plan,
         identities: &IdentityWrites,
         pending_before: Vec<QueuedRequest>,
         held_before: &[ApprovalRequest],
@@ -569,7 +568,9 @@ impl Engine {
         // The reports are written on a blocking thread while the store
         // records what they do not show (identities, absences): the server
         // inserts while this process writes files (100,000 new ids: ~0.3 s).
-        let report = ReportData { run_id, changes: reported, anomalies: plan.anomalies.clone(), counts, pending, info };
+        // The anomalies are moved, not copied: a rejected file may hold a million.
+        let anomalies = std::mem::take(&mut plan.anomalies);
+        let report = ReportData { run_id, changes: reported, anomalies, counts, pending, info };
         let bar = progress(opts.progress && report.changes.len() > 10_000, "writing reports".to_string(), false);
         let (config, report_dir) = (Arc::clone(&self.config), dir.clone());
         let writing = tokio::task::spawn_blocking(move || {

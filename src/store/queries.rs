@@ -82,7 +82,6 @@ fn key_of(c: &Cols, interner: &mut Interner) -> Result<ChangeKey, StoreError> {
     })
 }
 
-/// Binds one placement as (present, service, rights).
 /// A placement as the (present flag, service, rights) columns.
 fn placement_cells(p: &Option<Placement>) -> [Cell<'_>; 3] {
     match p {
@@ -290,8 +289,8 @@ pub(crate) async fn insert_requests(
     const CTX: &str = "insert requests";
     let mut ids = Vec::with_capacity(reqs.len());
     for chunk in reqs.chunks(bulk_chunk(conn, REQUEST_COL_COUNT)) {
-        let (rows, b) = bulk_source(conn, chunk, request_cells, CTX)?;
-        let sql = format!("INSERT INTO requests ({REQUEST_COLS}) {rows} RETURNING id");
+        let (source, b) = bulk_source(conn, chunk, request_cells, CTX)?;
+        let sql = format!("INSERT INTO requests ({REQUEST_COLS}) {source} RETURNING id");
         let rows = query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))?;
         let mut chunk_ids =
             rows.iter().map(|row| Cols::new(row, "requests").get::<i64>("id")).collect::<Result<Vec<i64>, _>>()?;
@@ -335,7 +334,7 @@ struct HistoryRow {
 async fn insert_history(conn: &mut AnyConnection, entries: &[HistoryRow]) -> Result<(), StoreError> {
     const CTX: &str = "append request history";
     for chunk in entries.chunks(bulk_chunk(conn, 6)) {
-        let (rows, b) = bulk_source(
+        let (source, b) = bulk_source(
             conn,
             chunk,
             |e: &HistoryRow| {
@@ -350,7 +349,8 @@ async fn insert_history(conn: &mut AnyConnection, entries: &[HistoryRow]) -> Res
             },
             CTX,
         )?;
-        let sql = format!("INSERT INTO request_history (request_id, at, actor, from_state, to_state, comment) {rows}");
+        let sql =
+            format!("INSERT INTO request_history (request_id, at, actor, from_state, to_state, comment) {source}");
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
     Ok(())
@@ -608,13 +608,13 @@ pub(crate) async fn replace_absences(
     check_scope("absences", structures, streaks.iter().map(|s| &s.structure))?;
     delete_structures(conn, "absences", structures, CTX).await?;
     for chunk in streaks.chunks(bulk_chunk(conn, 3)) {
-        let (rows, b) = bulk_source(
+        let (source, b) = bulk_source(
             conn,
             chunk,
             |s: &AbsenceStreak| [s.structure.as_str().into(), s.email.as_str().into(), i64::from(s.missed_runs).into()],
             CTX,
         )?;
-        let sql = format!("INSERT INTO absences (structure, email, missed_runs) {rows}");
+        let sql = format!("INSERT INTO absences (structure, email, missed_runs) {source}");
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! Small helpers over sqlx's `Any` driver: numbered bind lists and typed
+//! Small helpers over sqlx's `Any` driver: numbered bind lists, bulk
+//! insert sources (VALUES on SQLite, a jsonb array on PostgreSQL) and typed
 //! column reads whose errors name the table, the row and the column.
 
 use std::borrow::Cow;

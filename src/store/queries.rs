@@ -502,29 +502,28 @@ pub(crate) async fn replace_current(
     delete_structures(conn, "current_attachments", structures, CTX).await?;
     bump_generations(conn, structures).await?;
     let at = rfc3339(&at);
-    for chunk in rows.chunks(MAX_BINDS / 7) {
-        let mut b = Binds::new(conn);
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|r| {
+    for chunk in rows.chunks(bulk_chunk(conn, 7)) {
+        let (source, b) = bulk_source(
+            conn,
+            chunk,
+            |r: &CurrentAttachment| {
                 let a = &r.attachment;
-                let marks = [
-                    b.push(a.structure.as_str().to_string()),
-                    b.push(a.email.as_str().to_string()),
+                [
+                    a.structure.as_str().into(),
+                    a.email.as_str().into(),
                     // '' is the structure level in this table (see the migration).
-                    b.push(a.placement.service.as_ref().map_or(String::new(), |s| s.as_str().to_string())),
-                    b.push(a.placement.rights.to_string()),
-                    b.push(r.name.last_name.as_deref().map(str::to_string)),
-                    b.push(r.name.first_name.as_deref().map(str::to_string)),
-                    b.push(at.clone()),
-                ];
-                format!("({})", marks.join(","))
-            })
-            .collect();
+                    a.placement.service.as_ref().map_or("", |s| s.as_str()).into(),
+                    a.placement.rights.to_string().into(),
+                    r.name.last_name.as_deref().into(),
+                    r.name.first_name.as_deref().into(),
+                    at.clone().into(),
+                ]
+            },
+            CTX,
+        )?;
         let sql = format!(
             "INSERT INTO current_attachments (structure, email, service, rights, last_name, first_name, imported_at) \
-             VALUES {}",
-            tuples.join(",")
+             {source}"
         );
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }

@@ -831,6 +831,8 @@ pub(crate) async fn record_identities(
     // with three placeholders each were most of a PostgreSQL run's writes).
     // New ids are plainly inserted: an upsert's speculative insertion cost
     // PostgreSQL half as much again per row (BENCHMARKS.md, session 8).
+    // `jsonb`, as `sql::bulk_source`: `json` parses each element again for
+    // every `->>` (50,000 pairs: 126-127 against 109-117 ms in psql).
     let batches = ids.new.arrays().map(|a| (a, false));
     for (array, upsert) in batches.chain(ids.changed.arrays().map(|a| (a, true))) {
         let mut b = Binds::new(conn);
@@ -844,7 +846,9 @@ pub(crate) async fn record_identities(
                  FROM json_each({list}) AS j WHERE true"
             )
         } else {
-            format!("SELECT j.pair ->> 0, j.pair ->> 1, {at} FROM json_array_elements(CAST({list} AS json)) AS j(pair)")
+            format!(
+                "SELECT j.pair ->> 0, j.pair ->> 1, {at} FROM jsonb_array_elements(CAST({list} AS jsonb)) AS j(pair)"
+            )
         };
         let conflict = if upsert {
             " ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, seen_at = excluded.seen_at"

@@ -29,9 +29,8 @@ pub use notify::HousekeepingSummary;
 use crate::{
     config::{Config, SourceConfig, SourceKind},
     core::{
-        anomaly::{Anomaly, AnomalyCode, SourceFile},
+        anomaly::{AnomalyCode, SourceFile},
         approval::{ApprovalRequest, QueuedRequest, RequestId, RequestState, RunId},
-        catalog::Catalog,
         change::{Change, ChangeKey},
         describe::describe,
         diff::{Desired, DesiredBuilder, DiffInput, diff},
@@ -42,7 +41,7 @@ use crate::{
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
     domain::{Email, StructureId},
-    report::{self, ReportError, ReportedChange, RunReport},
+    report::{self, ReportError, ReportedChange, RunReportData},
     secret::mask_url,
     source::{self, DirectorySpec, TableSpec},
     store::{
@@ -570,7 +569,7 @@ impl Engine {
         // inserts while this process writes files (100,000 new ids: ~0.3 s).
         // The anomalies are moved, not copied: a rejected file may hold a million.
         let anomalies = std::mem::take(&mut plan.anomalies);
-        let report = ReportData { run_id, changes: reported, anomalies, counts, pending, info };
+        let report = RunReportData { run_id, changes: reported, anomalies, counts, pending, info };
         let bar = progress(opts.progress && report.changes.len() > 10_000, "writing reports".to_string(), false);
         let (config, report_dir) = (Arc::clone(&self.config), dir.clone());
         let writing = tokio::task::spawn_blocking(move || {
@@ -638,31 +637,6 @@ impl Engine {
             raised_ids,
             notes: Vec::new(),
         })
-    }
-}
-
-/// A run's reports as owned data, so they can be written on a blocking
-/// thread while the store writes.
-struct ReportData {
-    run_id: Option<RunId>,
-    changes: Vec<ReportedChange>,
-    anomalies: Vec<Anomaly>,
-    counts: BTreeMap<StructureId, StructureCounts>,
-    pending: Vec<QueuedRequest>,
-    info: Vec<(String, String)>,
-}
-
-impl ReportData {
-    fn view<'a>(&'a self, catalog: &'a Catalog) -> RunReport<'a> {
-        RunReport {
-            run_id: self.run_id,
-            catalog,
-            changes: &self.changes,
-            anomalies: &self.anomalies,
-            counts: &self.counts,
-            pending: &self.pending,
-            info: &self.info,
-        }
     }
 }
 

@@ -17,8 +17,9 @@ use std::{
 
 pub use self::csv::{write_csv, write_csv_source, write_csv_to};
 pub use self::run::{
-    ANOMALIES_COLUMNS, CHANGES_COLUMNS, PENDING_COLUMNS, ReportFiles, ReportedChange, RunReport, SUMMARY_COLUMNS,
-    TOTAL, anomalies_table, changes_table, pending_table, run_info_table, summary_table, write_run_reports,
+    ANOMALIES_COLUMNS, CHANGES_COLUMNS, PENDING_COLUMNS, ReportFiles, ReportedChange, RunReport, RunReportData,
+    SUMMARY_COLUMNS, TOTAL, anomalies_table, changes_table, pending_table, run_info_table, summary_table,
+    write_run_reports,
 };
 pub use self::table::{Table, TableSource, Value, collect, neutralize};
 pub use self::xlsx::{write_xlsx, write_xlsx_sources};

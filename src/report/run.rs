@@ -110,6 +110,32 @@ pub struct RunReport<'a> {
     pub info: &'a [(String, String)],
 }
 
+/// What a [`RunReport`] shows, owned: the engine hands it to the thread
+/// that writes the reports while the store writes.
+#[derive(Debug, Clone, Default)]
+pub struct RunReportData {
+    pub run_id: Option<RunId>,
+    pub changes: Vec<ReportedChange>,
+    pub anomalies: Vec<Anomaly>,
+    pub counts: BTreeMap<StructureId, StructureCounts>,
+    pub pending: Vec<QueuedRequest>,
+    pub info: Vec<(String, String)>,
+}
+
+impl RunReportData {
+    pub fn view<'a>(&'a self, catalog: &'a Catalog) -> RunReport<'a> {
+        RunReport {
+            run_id: self.run_id,
+            catalog,
+            changes: &self.changes,
+            anomalies: &self.anomalies,
+            counts: &self.counts,
+            pending: &self.pending,
+            info: &self.info,
+        }
+    }
+}
+
 /// Where a run's reports went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportFiles {
@@ -361,11 +387,7 @@ mod tests {
 
     struct Fixture {
         catalog: Catalog,
-        changes: Vec<ReportedChange>,
-        anomalies: Vec<Anomaly>,
-        counts: BTreeMap<StructureId, StructureCounts>,
-        pending: Vec<QueuedRequest>,
-        info: Vec<(String, String)>,
+        data: RunReportData,
     }
 
     impl Fixture {
@@ -459,19 +481,14 @@ mod tests {
                 comment: None,
             })];
             let info = vec![("outcome".to_string(), "done".to_string()), ("sources".into(), "hr".into())];
-            Fixture { catalog: sample(), changes, anomalies, counts, pending, info }
+            Fixture {
+                catalog: sample(),
+                data: RunReportData { run_id: None, changes, anomalies, counts, pending, info },
+            }
         }
 
         fn report(&self, run_id: Option<RunId>) -> RunReport<'_> {
-            RunReport {
-                run_id,
-                catalog: &self.catalog,
-                changes: &self.changes,
-                anomalies: &self.anomalies,
-                counts: &self.counts,
-                pending: &self.pending,
-                info: &self.info,
-            }
+            RunReport { run_id, ..self.data.view(&self.catalog) }
         }
     }
 
@@ -563,7 +580,7 @@ mod tests {
     fn planned_changes_report_their_disposition() {
         use crate::core::plan::Disposition;
         let fx = Fixture::new();
-        let c = fx.changes[0].change.clone();
+        let c = fx.data.changes[0].change.clone();
         let check = |d: Disposition, id: Option<RequestId>, state: Option<RequestState>| {
             let rc = ReportedChange::from(&PlannedChange { change: c.clone(), disposition: d });
             assert_eq!((rc.approval_id, rc.approval_state), (id, state), "{d:?}");
@@ -655,7 +672,7 @@ mod tests {
     #[test]
     fn a_200k_row_changes_sheet_streams_through() {
         let fx = Fixture::new();
-        let base = &fx.changes[0];
+        let base = &fx.data.changes[0];
         let changes: Vec<ReportedChange> = (0..200_000)
             .map(|i| {
                 let mut rc = base.clone();

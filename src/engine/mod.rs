@@ -265,7 +265,7 @@ impl Engine {
                     run,
                     &read.stats,
                     plan,
-                    &IdentityWrites::default(),
+                    IdentityWrites::default(),
                     Vec::new(),
                     &[],
                     &BTreeSet::new(),
@@ -356,7 +356,7 @@ impl Engine {
         };
         drop(desired);
         let summary =
-            self.finish(tx, run, &read.stats, plan, &identities, pending_before, &held, &approved, lines, opts).await?;
+            self.finish(tx, run, &read.stats, plan, identities, pending_before, &held, &approved, lines, opts).await?;
         let mut summary = RunSummary { notes: read.notes, ..summary };
         // After the commit: a mail that fails is a note, never a rollback.
         if let Some(id) = summary.run_id
@@ -423,7 +423,7 @@ impl Engine {
         mut run: RunRecord,
         stats: &[SourceRunRecord],
         mut plan: Plan,
-        identities: &IdentityWrites,
+        identities: IdentityWrites,
         pending_before: Vec<QueuedRequest>,
         held_before: &[ApprovalRequest],
         approved: &BTreeSet<RequestId>,

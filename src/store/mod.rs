@@ -480,7 +480,7 @@ impl StoreTx {
 
     /// Remembers employee id → address pairs: new ids inserted, changed
     /// ones overwritten.
-    pub async fn record_identities(&mut self, ids: &IdentityWrites, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn record_identities(&mut self, ids: IdentityWrites, at: DateTime<Utc>) -> Result<(), StoreError> {
         queries::record_identities(self.conn(), ids, at).await
     }
 

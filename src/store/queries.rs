@@ -820,7 +820,7 @@ pub(crate) async fn last_accepted_source_run(
 
 pub(crate) async fn record_identities(
     conn: &mut AnyConnection,
-    ids: &IdentityWrites,
+    ids: IdentityWrites,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     const CTX: &str = "record identities";
@@ -833,8 +833,8 @@ pub(crate) async fn record_identities(
     // PostgreSQL half as much again per row (BENCHMARKS.md, session 8).
     // `jsonb`, as `sql::bulk_source`: `json` parses each element again for
     // every `->>` (50,000 pairs: 126-127 against 109-117 ms in psql).
-    let batches = ids.new.arrays().map(|a| (a, false));
-    for (array, upsert) in batches.chain(ids.changed.arrays().map(|a| (a, true))) {
+    let batches = ids.new.into_arrays().map(|a| (a, false));
+    for (array, upsert) in batches.chain(ids.changed.into_arrays().map(|a| (a, true))) {
         let mut b = Binds::new(conn);
         // Pushed in the order the SQL names them (SQLite's `?` are positional).
         let at = b.push(at.clone());

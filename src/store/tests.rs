@@ -670,7 +670,7 @@ async fn check_identity_changes(store: &Store, stored: &[(String, Email)], asked
     sqlx::query("DELETE FROM identities").execute(tx.conn()).await.unwrap();
     let pairs: Vec<(&str, &str)> = stored.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
     let writes = identity_writes(&pairs, &[]);
-    tx.record_identities(&writes, at("2026-03-01T05:00:00Z")).await.unwrap();
+    tx.record_identities(writes, at("2026-03-01T05:00:00Z")).await.unwrap();
     tx.commit().await.unwrap();
     let mut asked: Vec<(&str, &str)> = asked.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
     asked.sort_unstable();
@@ -716,9 +716,9 @@ async fn identities_are_inserted_when_new_and_overwritten_when_changed(store: St
     let when = at("2026-03-01T05:00:00Z");
     let mut tx = store.begin().await.unwrap();
     let new = vec![("E1", "a@acme.fr"), ("E2", "b@acme.fr")];
-    tx.record_identities(&identity_writes(&new, &[]), when).await.unwrap();
+    tx.record_identities(identity_writes(&new, &[]), when).await.unwrap();
     let changed = vec![("E1", "a.new@acme.fr")];
-    tx.record_identities(&identity_writes(&[("E3", "c@acme.fr")], &changed), when).await.unwrap();
+    tx.record_identities(identity_writes(&[("E3", "c@acme.fr")], &changed), when).await.unwrap();
     let asked = [("E1", "a.new@acme.fr"), ("E2", "b@acme.fr"), ("E3", "c@acme.fr"), ("E4", "d@acme.fr")];
     let answer = tx.identity_changes(asked.into_iter()).await.unwrap();
     assert_eq!(answer.unknown, [false, false, false, true]);
@@ -727,7 +727,7 @@ async fn identities_are_inserted_when_new_and_overwritten_when_changed(store: St
 
     let mut tx = store.begin().await.unwrap();
     let again = identity_writes(&[("E2", "b.other@acme.fr")], &[]);
-    let err = tx.record_identities(&again, when).await.unwrap_err();
+    let err = tx.record_identities(again, when).await.unwrap_err();
     assert!(matches!(err, StoreError::Query { context: "record identities", .. }), "{err}");
     tx.rollback().await.unwrap();
     let mut tx = store.begin().await.unwrap();
@@ -749,7 +749,7 @@ async fn employee_ids_sort_in_byte_order(store: Store) {
     let mut tx = store.begin().await.unwrap();
     let ids = ["a-2", "A1", "a1", "a_1", "b", "B", "É", "e"];
     let new: Vec<(&str, &str)> = ids.iter().map(|i| (*i, "x@acme.fr")).collect();
-    tx.record_identities(&identity_writes(&new, &[]), at("2026-03-01T05:00:00Z")).await.unwrap();
+    tx.record_identities(identity_writes(&new, &[]), at("2026-03-01T05:00:00Z")).await.unwrap();
     let rows =
         sqlx::query("SELECT employee_id FROM identities ORDER BY employee_id").fetch_all(tx.conn()).await.unwrap();
     let got: Vec<String> = rows.iter().map(|r| sqlx::Row::get(r, 0)).collect();

@@ -184,9 +184,15 @@ fn read_table_here(
             if matches!(format, Format::Xlsx | Format::Xlsm | Format::Xlsb | Format::Ods) {
                 limits::check_zip(spec.path, &origin, format, &spec.limits)?;
             }
-            // Zip-based workbooks are read at random, so hash in a plain pass.
-            let sha256 = hash_file(spec.path, &origin)?;
-            let (sheet, table) = sheet::read(spec, format, &origin, sink)?;
+            // Zip-based workbooks are read at random, so hash in a plain pass,
+            // on a thread of its own: off the read's path (~30 ms at a million rows).
+            let (sheet, table, sha256) = std::thread::scope(|scope| {
+                let hashing = scope.spawn(|| hash_file(spec.path, &origin));
+                let read = sheet::read(spec, format, &origin, sink);
+                // A panic there is a bug, carried on as if it had happened here.
+                let sha256 = hashing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                read.and_then(|(sheet, table)| Ok((sheet, table, sha256?)))
+            })?;
             Ok(TableInfo {
                 origin,
                 format,

@@ -9,7 +9,10 @@ use sqlx::{AnyConnection, any::AnyRow};
 use super::{
     CurrentAttachment, Generations, RequestFilter, SourceRunRecord, StoreError,
     identities::IdentityWrites,
-    sql::{Binds, Cell, Cols, Interner, MAX_BINDS, bulk_chunk, bulk_source, db, is_sqlite, query, to_i64},
+    sql::{
+        Analyze, Binds, Cell, Cols, Interner, MAX_BINDS, analyze_after_load, bulk_chunk, bulk_source, db, is_sqlite,
+        query, to_i64,
+    },
 };
 use crate::{
     core::{
@@ -319,6 +322,8 @@ pub(crate) async fn insert_requests(
         })
         .collect();
     insert_history(conn, &entries).await?;
+    // The pending sheet and the queues read requests in keyset pages by id.
+    analyze_after_load(conn, "requests", Analyze::Grown(reqs.len()), CTX).await?;
     Ok(ids)
 }
 
@@ -527,17 +532,8 @@ pub(crate) async fn replace_current(
         );
         query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
     }
-    if !is_sqlite(conn) {
-        // Bulk load, then ANALYZE (PostgreSQL's "Populating a Database"):
-        // without statistics the planner reads each page of the snapshot
-        // (`structure = $1 AND (email, service) > … LIMIT 10000`) by sorting
-        // every row left in the structure, quadratic in its size: a plan
-        // right after importing 1M rows took 8.8 s instead of 5.0 s.
-        // Autovacuum may be late or off. ANALYZE samples (~0.2 s at 1M) and
-        // its statistics commit with this transaction. SQLite's planner takes
-        // the primary key without them.
-        sqlx::query("ANALYZE current_attachments").execute(&mut *conn).await.map_err(db(CTX))?;
-    }
+    // The snapshot reads these at once, in keyset pages per structure.
+    analyze_after_load(conn, "current_attachments", Analyze::Always, CTX).await?;
     Ok(())
 }
 

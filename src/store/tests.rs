@@ -100,6 +100,14 @@ fn with_id(mut r: ApprovalRequest, id: RequestId) -> ApprovalRequest {
     r
 }
 
+/// PostgreSQL: how many of `table`'s columns have planner statistics.
+async fn columns_with_statistics(store: &Store, table: &str) -> i64 {
+    let sql =
+        format!("SELECT COUNT(*) AS n FROM pg_stats WHERE schemaname = current_schema() AND tablename = '{table}'");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&store.pool).await.unwrap();
+    sqlx::Row::get::<i64, _>(&row, "n")
+}
+
 async fn raw_count(store: &Store, table: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) AS n FROM {table}");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&store.pool).await.unwrap();
@@ -425,10 +433,7 @@ async fn a_replacement_leaves_planner_statistics_on_postgres(store: Store) {
     tx.replace_current(&[sid(ACME)], &rows, at("2026-03-01T05:00:00Z")).await.unwrap();
     tx.commit().await.unwrap();
     if store.backend() == Backend::Postgres {
-        let sql = "SELECT COUNT(*) AS n FROM pg_stats WHERE schemaname = current_schema() \
-                   AND tablename = 'current_attachments' AND attname IN ('structure', 'email', 'service')";
-        let row = sqlx::query(sql).fetch_one(&store.pool).await.unwrap();
-        assert_eq!(sqlx::Row::get::<i64, _>(&row, "n"), 3, "the key columns have statistics");
+        assert_eq!(columns_with_statistics(&store, "current_attachments").await, 7);
     }
     assert_eq!(store.current_attachments(&[sid(ACME)]).await.unwrap().attachments().count(), 50);
 }
@@ -1004,6 +1009,11 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
 /// list on SQLite, 10,000 a jsonb array on PostgreSQL).
 async fn bulk_insert_of_10_500_requests(store: Store) {
     let run = new_run(&store).await;
+    let pg = store.backend() == Backend::Postgres;
+    insert(&store, &[request(run, ACME, "first@acme.fr", None, place(None, ""))]).await;
+    if pg {
+        assert_eq!(columns_with_statistics(&store, "requests").await, 0, "a small insert is not analyzed");
+    }
     let reqs: Vec<ApprovalRequest> = (0..10_500)
         .map(|i| {
             let after = if i % 2 == 0 { place(Some("COMPTA"), "factures:modification") } else { place(None, "") };
@@ -1013,8 +1023,13 @@ async fn bulk_insert_of_10_500_requests(store: Store) {
     let ids = insert(&store, &reqs).await;
     assert_eq!(ids.len(), 10_500);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(store.count_requests(&RequestFilter::default()).await.unwrap(), 10_500);
-    assert_eq!(raw_count(&store, "request_history").await, 10_500);
+    if pg {
+        // Regression: without statistics each page of the pending sheet
+        // sorted every request left (100,000 pending: 0.68 s in 10 pages).
+        assert!(columns_with_statistics(&store, "requests").await > 20, "a bulk load is analyzed");
+    }
+    assert_eq!(store.count_requests(&RequestFilter::default()).await.unwrap(), 10_501);
+    assert_eq!(raw_count(&store, "request_history").await, 10_501);
     // Ids line up with the input across chunk boundaries.
     let got = store.list_requests(&RequestFilter { ids: ids.clone(), ..RequestFilter::default() }).await.unwrap();
     for (i, r) in got.iter().enumerate() {
@@ -1028,7 +1043,7 @@ async fn bulk_insert_of_10_500_requests(store: Store) {
     tx.commit().await.unwrap();
     let f = RequestFilter { states: vec![RequestState::Superseded], ..RequestFilter::default() };
     assert_eq!(store.count_requests(&f).await.unwrap(), 10_500);
-    assert_eq!(raw_count(&store, "request_history").await, 21_000);
+    assert_eq!(raw_count(&store, "request_history").await, 21_001);
 }
 
 async fn concurrent_writers_are_serialised(store: Store) {

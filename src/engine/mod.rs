@@ -453,18 +453,10 @@ impl Engine {
         run.id = run_id.unwrap_or(0);
 
         // Raise the new requests (held ones when the run is held) and supersede the stale ones.
-        let mut reported: Vec<ReportedChange> = plan.changes.iter().map(ReportedChange::from).collect();
         let held_by_key: HashMap<&ChangeKey, &ApprovalRequest> = held_before.iter().map(|r| (&r.key, r)).collect();
         let mut raised: Vec<ApprovalRequest> = Vec::new();
-        let mut held_count = 0;
-        if opts.dry_run || run.outcome == RunOutcome::Rejected {
-            // Changes a held run already keeps show as such.
-            for (r, p) in reported.iter_mut().zip(&plan.changes) {
-                if let (Disposition::Raise, Some(h)) = (p.disposition, held_by_key.get(&p.change.key)) {
-                    (r.approval_id, r.approval_state) = (Some(h.id), Some(RequestState::Held));
-                }
-            }
-        } else {
+        let raising = !opts.dry_run && run.outcome != RunOutcome::Rejected;
+        if raising {
             let state = if done { RequestState::Pending } else { RequestState::Held };
             // A change an earlier held run keeps is the same request: released
             // (done) or kept (held again), not raised twice.
@@ -500,10 +492,27 @@ impl Engine {
                 let next = if held_by_key.contains_key(&c.key) { kept.next() } else { fresh.next() };
                 raised.extend(next);
             }
-            let to_raise = reported.iter_mut().zip(&plan.changes).filter(|(_, p)| p.disposition == Disposition::Raise);
-            for ((r, _), req) in to_raise.zip(&raised) {
-                (r.approval_id, r.approval_state) = (Some(req.id), Some(req.state));
-            }
+        }
+        // The plan's changes are moved into the reported ones, not copied (a
+        // first adoption has one per person), each with the request carrying it.
+        let mut carried = raised.iter();
+        let reported: Vec<ReportedChange> = std::mem::take(&mut plan.changes)
+            .into_iter()
+            .map(|p| {
+                let mut approval = (p.disposition.request_id(), p.disposition.state());
+                if p.disposition == Disposition::Raise {
+                    if raising {
+                        approval = carried.next().map_or(approval, |req| (Some(req.id), Some(req.state)));
+                    } else if let Some(h) = held_by_key.get(&p.change.key) {
+                        // Changes a held run already keeps show as such.
+                        approval = (Some(h.id), Some(RequestState::Held));
+                    }
+                }
+                ReportedChange { change: p.change, approval_id: approval.0, approval_state: approval.1 }
+            })
+            .collect();
+        let mut held_count = 0;
+        if raising {
             if done {
                 totals.raised = raised.len() as u64;
             } else {
@@ -532,7 +541,8 @@ impl Engine {
         let mut pending = pending_before;
         pending.retain(|r| !superseded.contains(&r.id));
         if !opts.dry_run {
-            pending.extend(raised.iter().map(QueuedRequest::from));
+            // Each request goes once it is queued: two copies of a million were alive at once.
+            pending.extend(raised.into_iter().map(|r| QueuedRequest::from(&r)));
         }
         pending.sort_by_key(|r| r.id);
 

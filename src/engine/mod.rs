@@ -454,27 +454,51 @@ impl Engine {
 
         // Raise the new requests (held ones when the run is held) and supersede the stale ones.
         let held_by_key: HashMap<&ChangeKey, &ApprovalRequest> = held_before.iter().map(|r| (&r.key, r)).collect();
-        let mut raised: Vec<ApprovalRequest> = Vec::new();
         let raising = !opts.dry_run && run.outcome != RunOutcome::Rejected;
+        // The request carrying each change to raise, in plan order, and the
+        // Pending sheet's rows of those a done run queues.
+        let mut carried: Vec<(RequestId, RequestState)> = Vec::new();
+        let mut queued: Vec<QueuedRequest> = Vec::new();
         if raising {
             let state = if done { RequestState::Pending } else { RequestState::Held };
-            // A change an earlier held run keeps is the same request: released
-            // (done) or kept (held again), not raised twice.
-            let mut kept: Vec<ApprovalRequest> = Vec::new();
-            let mut fresh: Vec<ApprovalRequest> = Vec::new();
-            for c in plan.to_raise() {
-                match held_by_key.get(&c.key) {
-                    Some(h) => kept.push(ApprovalRequest { state, ..(*h).clone() }),
-                    None => fresh.push(ApprovalRequest { state, ..self.new_request(c, run.id) }),
+            let to_raise: Vec<&Change> = plan.to_raise().collect();
+            let mut kept_ids: BTreeSet<RequestId> = BTreeSet::new();
+            // Chunk by chunk: a first adoption raises a request per person, and
+            // a million requests built before their insert took ~700 MB.
+            for chunk in to_raise.chunks(RAISE_CHUNK) {
+                let mut fresh: Vec<ApprovalRequest> = chunk
+                    .iter()
+                    .filter(|c| !held_by_key.contains_key(&c.key))
+                    .map(|c| ApprovalRequest { state, ..self.new_request(c, run.id) })
+                    .collect();
+                if !fresh.is_empty() {
+                    let ids = tx.insert_requests(&fresh).await?;
+                    for (req, id) in fresh.iter_mut().zip(ids) {
+                        req.id = id;
+                    }
+                }
+                // Back into plan order. A change an earlier held run keeps is
+                // the same request: released (done) or kept (held again), not
+                // raised twice.
+                let mut fresh = fresh.into_iter();
+                for c in chunk {
+                    let req = match held_by_key.get(&c.key) {
+                        Some(h) => {
+                            kept_ids.insert(h.id);
+                            ApprovalRequest { state, ..(*h).clone() }
+                        }
+                        // Always there: `fresh` holds one per change not held.
+                        None => match fresh.next() {
+                            Some(r) => r,
+                            None => continue,
+                        },
+                    };
+                    carried.push((req.id, req.state));
+                    if done {
+                        queued.push(QueuedRequest::from(&req));
+                    }
                 }
             }
-            if !fresh.is_empty() {
-                let ids = tx.insert_requests(&fresh).await?;
-                for (req, id) in fresh.iter_mut().zip(ids) {
-                    req.id = id;
-                }
-            }
-            let kept_ids: BTreeSet<RequestId> = kept.iter().map(|r| r.id).collect();
             if done && !kept_ids.is_empty() {
                 let ids: Vec<RequestId> = kept_ids.iter().copied().collect();
                 let by = run.forced_by.as_deref().unwrap_or("chorus-sync");
@@ -486,23 +510,17 @@ impl Engine {
                 tx.transition_many(&dropped, RequestState::Held, RequestState::Superseded, Some("chorus-sync"), now)
                     .await?;
             }
-            // Both lists follow plan order; merge them back into it.
-            let (mut kept, mut fresh) = (kept.into_iter(), fresh.into_iter());
-            for c in plan.to_raise() {
-                let next = if held_by_key.contains_key(&c.key) { kept.next() } else { fresh.next() };
-                raised.extend(next);
-            }
         }
         // The plan's changes are moved into the reported ones, not copied (a
         // first adoption has one per person), each with the request carrying it.
-        let mut carried = raised.iter();
+        let mut carrying = carried.iter();
         let reported: Vec<ReportedChange> = std::mem::take(&mut plan.changes)
             .into_iter()
             .map(|p| {
                 let mut approval = (p.disposition.request_id(), p.disposition.state());
                 if p.disposition == Disposition::Raise {
                     if raising {
-                        approval = carried.next().map_or(approval, |req| (Some(req.id), Some(req.state)));
+                        approval = carrying.next().map_or(approval, |&(id, state)| (Some(id), Some(state)));
                     } else if let Some(h) = held_by_key.get(&p.change.key) {
                         // Changes a held run already keeps show as such.
                         approval = (Some(h.id), Some(RequestState::Held));
@@ -512,17 +530,15 @@ impl Engine {
             })
             .collect();
         let mut held_count = 0;
-        if raising {
-            if done {
-                totals.raised = raised.len() as u64;
-            } else {
-                held_count = raised.len() as u64;
-                raised.clear();
-            }
+        if raising && done {
+            totals.raised = carried.len() as u64;
+        } else if raising {
+            held_count = carried.len() as u64;
         }
         // The requests this run put in the managers' queues: new ones and
         // held ones it released (those keep the id of the run that held them).
-        let raised_ids: Vec<RequestId> = raised.iter().map(|r| r.id).collect();
+        let raised_ids: Vec<RequestId> = if done { carried.iter().map(|&(id, _)| id).collect() } else { Vec::new() };
+        drop(carried);
         if done && !opts.dry_run {
             // Approved requests the plan dropped are superseded too, so they
             // leave the action list before someone applies them.
@@ -540,10 +556,7 @@ impl Engine {
         let superseded: BTreeSet<_> = if done { plan.supersede.iter().copied().collect() } else { BTreeSet::new() };
         let mut pending = pending_before;
         pending.retain(|r| !superseded.contains(&r.id));
-        if !opts.dry_run {
-            // Each request goes once it is queued: two copies of a million were alive at once.
-            pending.extend(raised.into_iter().map(|r| QueuedRequest::from(&r)));
-        }
+        pending.extend(queued);
         pending.sort_by_key(|r| r.id);
 
         let dir = match (&opts.out, run_id) {
@@ -649,6 +662,11 @@ impl Engine {
         })
     }
 }
+
+/// Requests built, inserted and dropped at a time (a bulk statement's worth).
+/// Debug builds (the test suite's) take 5, so that the tests' runs cross
+/// chunk boundaries, held requests among fresh ones.
+const RAISE_CHUNK: usize = if cfg!(debug_assertions) { 5 } else { 10_000 };
 
 /// What a done run remembers of who is who for the next run: ids new to the
 /// store and changed addresses, except people whose identity is in doubt

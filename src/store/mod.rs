@@ -243,7 +243,7 @@ impl Store {
                 tx
             }
         };
-        Ok(StoreTx { tx })
+        Ok(StoreTx { tx, added_requests: 0 })
     }
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>, StoreError> {
@@ -405,6 +405,9 @@ impl Store {
 /// refuses further statements.
 pub struct StoreTx {
     tx: sqlx::Transaction<'static, Any>,
+    /// Requests inserted so far: analyzed at commit when they are many
+    /// (`sql::analyze_after_load`), however many calls inserted them.
+    added_requests: usize,
 }
 
 impl fmt::Debug for StoreTx {
@@ -507,7 +510,9 @@ impl StoreTx {
     /// entry (from nothing to its state, by its requester, at its creation).
     /// Returns the new ids in input order.
     pub async fn insert_requests(&mut self, reqs: &[ApprovalRequest]) -> Result<Vec<RequestId>, StoreError> {
-        queries::insert_requests(self.conn(), reqs).await
+        let ids = queries::insert_requests(self.conn(), reqs).await?;
+        self.added_requests += reqs.len();
+        Ok(ids)
     }
 
     /// The requests with these ids that exist, by id.
@@ -545,7 +550,11 @@ impl StoreTx {
         queries::transition_many(self.conn(), ids, from, to, by, at).await
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Commits; on PostgreSQL, requests inserted in bulk are analyzed first
+    /// (the pending sheet and the queues read them in keyset pages by id).
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let added = sql::Analyze::Grown(self.added_requests);
+        sql::analyze_after_load(self.conn(), "requests", added, "analyze requests").await?;
         self.tx.commit().await.map_err(sql::db("commit"))
     }
 

@@ -322,8 +322,6 @@ pub(crate) async fn insert_requests(
         })
         .collect();
     insert_history(conn, &entries).await?;
-    // The pending sheet and the queues read requests in keyset pages by id.
-    analyze_after_load(conn, "requests", Analyze::Grown(reqs.len()), CTX).await?;
     Ok(ids)
 }
 

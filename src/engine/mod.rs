@@ -517,16 +517,17 @@ impl Engine {
         let reported: Vec<ReportedChange> = std::mem::take(&mut plan.changes)
             .into_iter()
             .map(|p| {
-                let mut approval = (p.disposition.request_id(), p.disposition.state());
-                if p.disposition == Disposition::Raise {
-                    if raising {
-                        approval = carrying.next().map_or(approval, |&(id, state)| (Some(id), Some(state)));
-                    } else if let Some(h) = held_by_key.get(&p.change.key) {
-                        // Changes a held run already keeps show as such.
-                        approval = (Some(h.id), Some(RequestState::Held));
-                    }
+                let carrier = match p.disposition {
+                    Disposition::Raise if raising => carrying.next().copied(),
+                    // Changes a held run already keeps show as such.
+                    Disposition::Raise => held_by_key.get(&p.change.key).map(|h| (h.id, RequestState::Held)),
+                    _ => None,
+                };
+                let mut reported = ReportedChange::from(p);
+                if let Some((id, state)) = carrier {
+                    (reported.approval_id, reported.approval_state) = (Some(id), Some(state));
                 }
-                ReportedChange { change: p.change, approval_id: approval.0, approval_state: approval.1 }
+                reported
             })
             .collect();
         let mut held_count = 0;

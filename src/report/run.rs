@@ -81,13 +81,13 @@ pub struct ReportedChange {
     pub approval_state: Option<RequestState>,
 }
 
-impl From<&PlannedChange> for ReportedChange {
-    /// For a dry run: changes to raise have no request yet.
-    fn from(p: &PlannedChange) -> ReportedChange {
+impl From<PlannedChange> for ReportedChange {
+    /// Changes to raise have no request yet: the run sets the one it raised.
+    fn from(p: PlannedChange) -> ReportedChange {
         ReportedChange {
-            change: p.change.clone(),
             approval_id: p.disposition.request_id(),
             approval_state: p.disposition.state(),
+            change: p.change,
         }
     }
 }
@@ -582,7 +582,7 @@ mod tests {
         let fx = Fixture::new();
         let c = fx.data.changes[0].change.clone();
         let check = |d: Disposition, id: Option<RequestId>, state: Option<RequestState>| {
-            let rc = ReportedChange::from(&PlannedChange { change: c.clone(), disposition: d });
+            let rc = ReportedChange::from(PlannedChange { change: c.clone(), disposition: d });
             assert_eq!((rc.approval_id, rc.approval_state), (id, state), "{d:?}");
         };
         check(Disposition::Raise, None, None);

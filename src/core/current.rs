@@ -152,9 +152,21 @@ impl CurrentState {
 
     /// Each person's attachments, in (structure, e-mail) order.
     pub fn people(&self) -> impl Iterator<Item = CurrentPerson<'_>> + '_ {
-        self.rows
+        self.people_in(0..self.rows.len())
+    }
+
+    /// [`CurrentState::people`] of the attachments in `rows` (a range that
+    /// [`CurrentState::position`] bounds, so that it cuts no person).
+    pub fn people_in(&self, rows: std::ops::Range<usize>) -> impl Iterator<Item = CurrentPerson<'_>> + '_ {
+        self.rows[rows]
             .chunk_by(|a, b| a.structure == b.structure && self.email(a) == self.email(b))
             .map(|rows| CurrentPerson { state: self, rows })
+    }
+
+    /// How many attachments come before the person `(structure, email)`'s
+    /// place in the (structure, e-mail) order.
+    pub fn position(&self, structure: &StructureId, email: &str) -> usize {
+        self.rows.partition_point(|r| (self.structure(r), self.email(r)) < (structure, email))
     }
 
     /// Every attached address (once per attachment).

@@ -5,6 +5,8 @@
 use std::{
     cmp::Ordering,
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    ops::Range,
+    sync::{Mutex, PoisonError},
 };
 
 use litemap::LiteMap;
@@ -44,12 +46,18 @@ pub struct DiffInput<'a> {
 }
 
 pub fn diff(input: &DiffInput<'_>) -> Plan {
-    diff_with::<true>(input)
+    diff_with::<true>(input, SPLIT_MIN)
 }
 
+/// People from which the diff compares on two threads, each half of the
+/// people on its own (a million people: ~0.2 s on one). Debug builds (the
+/// tests') split from two people on, so that every test's diff is split.
+const SPLIT_MIN: usize = if cfg!(debug_assertions) { 2 } else { 20_000 };
+
 /// The diff; `FAST = false` (tests only) sends everyone through the full
-/// comparison, which the fast path must agree with.
-fn diff_with<const FAST: bool>(input: &DiffInput<'_>) -> Plan {
+/// comparison, which the fast path must agree with. From `split_min`
+/// people on, the people are compared in two halves on two threads.
+fn diff_with<const FAST: bool>(input: &DiffInput<'_>, split_min: usize) -> Plan {
     let desired = input.desired;
     let mut anomalies = desired.anomalies.clone();
     let mut protected = desired.protected.clone();
@@ -57,158 +65,46 @@ fn diff_with<const FAST: bool>(input: &DiffInput<'_>) -> Plan {
 
     let streaks: HashMap<(&StructureId, &Email), u32> =
         input.absences.iter().map(|s| ((&s.structure, &s.email), s.missed_runs)).collect();
+    let protected_addresses: HashSet<&str, foldhash::fast::RandomState> = protected.iter().map(Email::as_str).collect();
+    let people = People { input, protected: &protected, protected_addresses: &protected_addresses, streaks: &streaks };
+
+    // The second half starts at a desired person, and the current state's
+    // at that person's place: each person falls in one half, both sides of
+    // it together, and the halves in order are the whole.
+    let (count, all) = (desired.len(), input.current.len());
+    // Both halves add to one vector, which grows as a single merge's would:
+    // two vectors joined after were 8 MB more at the peak of a plan.
+    let changes = Mutex::new(Vec::new());
+    let halves = if count >= split_min.max(2) {
+        let mid = count / 2;
+        let (structure, email) = desired.person_key(mid);
+        let at = input.current.position(structure, email);
+        std::thread::scope(|scope| {
+            let high = scope.spawn(|| people.compare::<FAST>(mid..count, at..all, &changes));
+            let low = people.compare::<FAST>(0..mid, 0..at, &changes);
+            // A panic there is a bug, carried on as if it had happened here.
+            vec![low, high.join().unwrap_or_else(|e| std::panic::resume_unwind(e))]
+        })
+    } else {
+        vec![people.compare::<FAST>(0..count, 0..all, &changes)]
+    };
+    // Planned from the start (as raised), so `dispose` decides in place: a
+    // second vector of 50,000 changes was 12 MB at the peak of a plan.
+    let mut changes = changes.into_inner().unwrap_or_else(PoisonError::into_inner);
 
     let mut counts: BTreeMap<StructureId, StructureCounts> =
         input.scope.iter().map(|s| (s.clone(), StructureCounts::default())).collect();
-    // Planned from the start (as raised), so `dispose` decides in place: a
-    // second vector of 50,000 changes was 12 MB at the peak of a plan.
-    let mut changes: Vec<PlannedChange> = Vec::new();
     let mut absences: Vec<AbsenceStreak> = Vec::new();
-
-    // A merge of two sorted sequences, person by person: the desired state
-    // and the current attachments, both in (structure, e-mail) order.
-    let mut current = input.current.people().filter(|p| input.scope.contains(p.structure())).peekable();
-    // The desired side is made one person at a time (see `Desired`), and
-    // only for people the fast path below cannot settle.
-    let mut wanted = desired.people_rows().filter(|w| input.scope.contains(w.structure())).peekable();
-    let protected_addresses: HashSet<&str, foldhash::fast::RandomState> = protected.iter().map(Email::as_str).collect();
-    loop {
-        let order = match (wanted.peek(), current.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(w), Some(p)) => (w.structure(), w.email()).cmp(&(p.structure(), p.email())),
-        };
-        let wanted_now = if order.is_le() { wanted.next() } else { None };
-        let group = if order.is_ge() { current.next() } else { None };
-        // Most people are on both sides and unchanged: counted from the rows as
-        // the full comparison would count them, which would find nothing else.
-        if FAST
-            && let (Some(w), Some(p)) = (&wanted_now, &group)
-            && !protected_addresses.contains(w.email())
-            && let Some(placements) = unchanged(w, p)
-        {
-            let counts = counts.entry(w.structure().clone()).or_default();
-            counts.current += placements;
-            counts.desired += placements;
-            continue;
+    for half in halves {
+        anomalies.extend(half.anomalies);
+        absences.extend(half.absences);
+        for (structure, c) in &half.counts {
+            counts.entry(structure.clone()).or_default().absorb(c);
         }
-        // The person: the desired side's, or made from the portal's key.
-        let ((structure, email), want) = match (wanted_now.map(|w| w.person()), &group) {
-            (Some(person), _) => person,
-            (None, Some(p)) => ((p.structure().clone(), Email::from_normalized(p.email())), DesiredPerson::default()),
-            (None, None) => unreachable!("one side has the smaller person"),
-        };
-        let (structure, email, want) = (&structure, &email, &want);
-        let (have, current_name) = match group {
-            Some(person) => (Some(person.placements()), Some(person.name())),
-            None => (None, None),
-        };
-        let have_count = have.as_ref().map_or(0, LiteMap::len) as u64;
-        let counts = counts.entry(structure.clone()).or_default();
-        counts.current += have_count;
-        counts.desired += want.placements.len() as u64;
-        if protected.contains(email) {
-            // Untouched this run, and their absence streak is neither reset nor extended.
-            if let Some(runs) = streaks.get(&(structure, email)) {
-                absences.push(AbsenceStreak { structure: structure.clone(), email: email.clone(), missed_runs: *runs });
-            }
-            continue;
-        }
-        let name = if want.name.is_empty() { current_name.unwrap_or_default() } else { want.name.clone() };
-        let is_main_manager = input.catalog.get(structure).is_some_and(|s| s.main_manager == *email);
-        let mut person = PersonChanges { structure, email, name: &name, out: Vec::new() };
-        let have: LiteMap<Option<ServiceCode>, Rights> = have.unwrap_or_default();
-        let have = &have;
-
-        // Same service, other rights.
-        for (service, (rights, loc)) in &want.placements {
-            if let Some(current_rights) = have.get(service).filter(|r| *r != rights) {
-                person.push(
-                    Some(placement(service, current_rights)),
-                    Some(placement(service, rights)),
-                    Reason::RightsChanged,
-                    Some(loc),
-                );
-            }
-        }
-        // Other services: pair them into moves, the rest are attaches or detaches.
-        let only_want: Vec<_> = want.placements.iter().filter(|(s, _)| !have.contains_key(*s)).collect();
-        let only_have: Vec<_> = have.iter().filter(|(s, _)| !want.placements.contains_key(*s)).collect();
-        let pairs = only_want.len().min(only_have.len());
-        for ((ws, (wr, loc)), (hs, hr)) in only_want.iter().zip(&only_have) {
-            person.push(Some(placement(hs, hr)), Some(placement(ws, wr)), Reason::ServiceChanged, Some(loc));
-        }
-        for (ws, (wr, loc)) in &only_want[pairs..] {
-            person.push(None, Some(placement(ws, wr)), Reason::New, Some(loc));
-        }
-        let detach_reason = if !want.placements.is_empty() {
-            Some((Reason::ServiceDropped, None))
-        } else if let Some((why, loc)) = want.left.as_deref() {
-            Some((Reason::Left(why.clone()), Some(loc)))
-        } else if have.is_empty() {
-            None
-        } else if is_main_manager {
-            // Main managers are often not in HR exports: no grace, no streak;
-            // the detach below becomes a main_manager_protected anomaly.
-            Some((Reason::Absent { runs: 1 }, None))
-        } else {
-            let runs = streaks.get(&(structure, email)).copied().unwrap_or(0) + 1;
-            absences.push(AbsenceStreak { structure: structure.clone(), email: email.clone(), missed_runs: runs });
-            if runs > input.grace_runs {
-                Some((Reason::Absent { runs }, None))
-            } else {
-                anomalies.push(Anomaly {
-                    structure: Some(structure.clone()),
-                    location: None,
-                    email: Some(email.to_string()),
-                    code: AnomalyCode::AbsentInGrace,
-                    message: format!(
-                        "absent from the source for {runs} run(s); a detach is proposed after {} run(s)",
-                        input.grace_runs + 1
-                    ),
-                });
-                None
-            }
-        };
-        if let Some((reason, loc)) = detach_reason {
-            for (hs, hr) in &only_have[pairs..] {
-                person.push(Some(placement(hs, hr)), None, reason.clone(), loc);
-            }
-        }
-
-        let mut person_changes = person.out;
-        if is_main_manager {
-            person_changes.retain(|c| {
-                let demotes = match (&c.key.before, &c.key.after) {
-                    (Some(_), None) => true,
-                    (Some(b), Some(a)) => b.rights.is_reduced_by(&a.rights),
-                    _ => false,
-                };
-                if demotes {
-                    anomalies.push(Anomaly {
-                        structure: Some(structure.clone()),
-                        location: c.origin.clone(),
-                        email: Some(email.to_string()),
-                        code: AnomalyCode::MainManagerProtected,
-                        message: format!(
-                            "{email} is the main manager of {structure}: not proposed ({} {}, {})",
-                            c.kind,
-                            c.key.before.as_ref().map_or(String::new(), Placement::label),
-                            c.reason
-                        ),
-                    });
-                }
-                !demotes
-            });
-        }
-        for c in &person_changes {
-            counts.add_kind(c.kind);
-        }
-        changes
-            .extend(person_changes.into_iter().map(|change| PlannedChange { change, disposition: Disposition::Raise }));
     }
 
+    // The halves' changes are interleaved in the vector; the sort below
+    // makes the order the one a single merge would give.
     // A plan's change keys are unique (one change per person, structure and
     // placement pair), so an unstable sort gives the one order, without the
     // stable sort's buffer (8 MB for 50,000 changes, at the peak of a plan).
@@ -228,6 +124,199 @@ fn diff_with<const FAST: bool>(input: &DiffInput<'_>) -> Plan {
         }
     }
     Plan { changes, anomalies, supersede, absences, counts }
+}
+
+/// What the comparison of people reads, shared by the halves.
+struct People<'i, 'a> {
+    input: &'i DiffInput<'a>,
+    /// People nothing may change, and their addresses.
+    protected: &'i BTreeSet<Email>,
+    protected_addresses: &'i HashSet<&'i str, foldhash::fast::RandomState>,
+    /// Absence streaks of earlier runs.
+    streaks: &'i HashMap<(&'i StructureId, &'i Email), u32>,
+}
+
+/// What comparing some of the people finds.
+#[derive(Default)]
+struct Found {
+    anomalies: Vec<Anomaly>,
+    absences: Vec<AbsenceStreak>,
+    counts: BTreeMap<StructureId, StructureCounts>,
+}
+
+impl People<'_, '_> {
+    /// Compares the desired people in `wanted` (indexes) with the current
+    /// attachments in `attached` (a range of the same people's places),
+    /// adding the changes to `out` a few hundred at a time.
+    fn compare<const FAST: bool>(
+        &self,
+        wanted: Range<usize>,
+        attached: Range<usize>,
+        out: &Mutex<Vec<PlannedChange>>,
+    ) -> Found {
+        const BATCH: usize = 256;
+        let People { input, protected, protected_addresses, streaks } = *self;
+        let Found { mut anomalies, mut absences, mut counts } = Found::default();
+        let flush = |changes: &mut Vec<PlannedChange>| {
+            out.lock().unwrap_or_else(PoisonError::into_inner).append(changes);
+        };
+        let mut changes = Vec::with_capacity(BATCH);
+        // A merge of two sorted sequences, person by person: the desired state
+        // and the current attachments, both in (structure, e-mail) order.
+        let mut current = input.current.people_in(attached).filter(|p| input.scope.contains(p.structure())).peekable();
+        // The desired side is made one person at a time (see `Desired`), and
+        // only for people the fast path below cannot settle.
+        let mut wanted =
+            input.desired.people_rows_in(wanted).filter(|w| input.scope.contains(w.structure())).peekable();
+        loop {
+            let order = match (wanted.peek(), current.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(w), Some(p)) => (w.structure(), w.email()).cmp(&(p.structure(), p.email())),
+            };
+            let wanted_now = if order.is_le() { wanted.next() } else { None };
+            let group = if order.is_ge() { current.next() } else { None };
+            // Most people are on both sides and unchanged: counted from the rows as
+            // the full comparison would count them, which would find nothing else.
+            if FAST
+                && let (Some(w), Some(p)) = (&wanted_now, &group)
+                && !protected_addresses.contains(w.email())
+                && let Some(placements) = unchanged(w, p)
+            {
+                let counts = counts.entry(w.structure().clone()).or_default();
+                counts.current += placements;
+                counts.desired += placements;
+                continue;
+            }
+            // The person: the desired side's, or made from the portal's key.
+            let ((structure, email), want) = match (wanted_now.map(|w| w.person()), &group) {
+                (Some(person), _) => person,
+                (None, Some(p)) => {
+                    ((p.structure().clone(), Email::from_normalized(p.email())), DesiredPerson::default())
+                }
+                (None, None) => unreachable!("one side has the smaller person"),
+            };
+            let (structure, email, want) = (&structure, &email, &want);
+            let (have, current_name) = match group {
+                Some(person) => (Some(person.placements()), Some(person.name())),
+                None => (None, None),
+            };
+            let have_count = have.as_ref().map_or(0, LiteMap::len) as u64;
+            let counts = counts.entry(structure.clone()).or_default();
+            counts.current += have_count;
+            counts.desired += want.placements.len() as u64;
+            if protected.contains(email) {
+                // Untouched this run, and their absence streak is neither reset nor extended.
+                if let Some(runs) = streaks.get(&(structure, email)) {
+                    absences.push(AbsenceStreak {
+                        structure: structure.clone(),
+                        email: email.clone(),
+                        missed_runs: *runs,
+                    });
+                }
+                continue;
+            }
+            let name = if want.name.is_empty() { current_name.unwrap_or_default() } else { want.name.clone() };
+            let is_main_manager = input.catalog.get(structure).is_some_and(|s| s.main_manager == *email);
+            let mut person = PersonChanges { structure, email, name: &name, out: Vec::new() };
+            let have: LiteMap<Option<ServiceCode>, Rights> = have.unwrap_or_default();
+            let have = &have;
+
+            // Same service, other rights.
+            for (service, (rights, loc)) in &want.placements {
+                if let Some(current_rights) = have.get(service).filter(|r| *r != rights) {
+                    person.push(
+                        Some(placement(service, current_rights)),
+                        Some(placement(service, rights)),
+                        Reason::RightsChanged,
+                        Some(loc),
+                    );
+                }
+            }
+            // Other services: pair them into moves, the rest are attaches or detaches.
+            let only_want: Vec<_> = want.placements.iter().filter(|(s, _)| !have.contains_key(*s)).collect();
+            let only_have: Vec<_> = have.iter().filter(|(s, _)| !want.placements.contains_key(*s)).collect();
+            let pairs = only_want.len().min(only_have.len());
+            for ((ws, (wr, loc)), (hs, hr)) in only_want.iter().zip(&only_have) {
+                person.push(Some(placement(hs, hr)), Some(placement(ws, wr)), Reason::ServiceChanged, Some(loc));
+            }
+            for (ws, (wr, loc)) in &only_want[pairs..] {
+                person.push(None, Some(placement(ws, wr)), Reason::New, Some(loc));
+            }
+            let detach_reason = if !want.placements.is_empty() {
+                Some((Reason::ServiceDropped, None))
+            } else if let Some((why, loc)) = want.left.as_deref() {
+                Some((Reason::Left(why.clone()), Some(loc)))
+            } else if have.is_empty() {
+                None
+            } else if is_main_manager {
+                // Main managers are often not in HR exports: no grace, no streak;
+                // the detach below becomes a main_manager_protected anomaly.
+                Some((Reason::Absent { runs: 1 }, None))
+            } else {
+                let runs = streaks.get(&(structure, email)).copied().unwrap_or(0) + 1;
+                absences.push(AbsenceStreak { structure: structure.clone(), email: email.clone(), missed_runs: runs });
+                if runs > input.grace_runs {
+                    Some((Reason::Absent { runs }, None))
+                } else {
+                    anomalies.push(Anomaly {
+                        structure: Some(structure.clone()),
+                        location: None,
+                        email: Some(email.to_string()),
+                        code: AnomalyCode::AbsentInGrace,
+                        message: format!(
+                            "absent from the source for {runs} run(s); a detach is proposed after {} run(s)",
+                            input.grace_runs + 1
+                        ),
+                    });
+                    None
+                }
+            };
+            if let Some((reason, loc)) = detach_reason {
+                for (hs, hr) in &only_have[pairs..] {
+                    person.push(Some(placement(hs, hr)), None, reason.clone(), loc);
+                }
+            }
+
+            let mut person_changes = person.out;
+            if is_main_manager {
+                person_changes.retain(|c| {
+                    let demotes = match (&c.key.before, &c.key.after) {
+                        (Some(_), None) => true,
+                        (Some(b), Some(a)) => b.rights.is_reduced_by(&a.rights),
+                        _ => false,
+                    };
+                    if demotes {
+                        anomalies.push(Anomaly {
+                            structure: Some(structure.clone()),
+                            location: c.origin.clone(),
+                            email: Some(email.to_string()),
+                            code: AnomalyCode::MainManagerProtected,
+                            message: format!(
+                                "{email} is the main manager of {structure}: not proposed ({} {}, {})",
+                                c.kind,
+                                c.key.before.as_ref().map_or(String::new(), Placement::label),
+                                c.reason
+                            ),
+                        });
+                    }
+                    !demotes
+                });
+            }
+            for c in &person_changes {
+                counts.add_kind(c.kind);
+            }
+            changes.extend(
+                person_changes.into_iter().map(|change| PlannedChange { change, disposition: Disposition::Raise }),
+            );
+            if changes.len() >= BATCH {
+                flush(&mut changes);
+            }
+        }
+        flush(&mut changes);
+        Found { anomalies, absences, counts }
+    }
 }
 
 /// How many placements a person on both sides has, when the full comparison

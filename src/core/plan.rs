@@ -105,6 +105,20 @@ impl StructureCounts {
             ChangeKind::Rights => self.rights += 1,
         }
     }
+
+    /// Adds another count of the same structure (the diff counts each half
+    /// of the people on its own thread).
+    pub fn absorb(&mut self, other: &StructureCounts) {
+        let StructureCounts { current, desired, attach, detach, moves, rights, raised, anomalies } = other;
+        self.current += current;
+        self.desired += desired;
+        self.attach += attach;
+        self.detach += detach;
+        self.moves += moves;
+        self.rights += rights;
+        self.raised += raised;
+        self.anomalies += anomalies;
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

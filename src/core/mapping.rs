@@ -19,7 +19,10 @@ use super::{
 };
 use crate::{
     config::ValueMaps,
-    domain::{Email, EmailError, PersonName, Placement, Rights, StructureId, text::fold},
+    domain::{
+        Email, EmailError, PersonName, Placement, Rights, StructureId,
+        text::{fold, trim},
+    },
 };
 
 /// A valid row: one person in one structure (and service), or a leaver.
@@ -67,12 +70,18 @@ pub struct Mapper<'a> {
 /// handful of them over a million rows; resolving each costs allocations and
 /// Unicode folding (a fifth of reading a file). Only successes are kept, so
 /// every bad cell is reported where it is.
+/// Statuses are folded to be compared, so their answers are kept too. The
+/// keys are few and the look-ups four a row: a quick hash, not SipHash
+/// (which was a tenth of mapping a row).
 #[derive(Default)]
 pub struct Resolved<'a> {
-    structures: RefCell<HashMap<Box<str>, &'a StructureInfo>>,
-    services: RefCell<HashMap<StructureId, HashMap<Box<str>, crate::domain::ServiceCode>>>,
-    rights: RefCell<HashMap<Box<str>, Rights>>,
+    structures: RefCell<Map<Box<str>, &'a StructureInfo>>,
+    services: RefCell<Map<StructureId, Map<Box<str>, crate::domain::ServiceCode>>>,
+    rights: RefCell<Map<Box<str>, Rights>>,
+    inactive: RefCell<Map<Box<str>, bool>>,
 }
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 impl Mapper<'_> {
     fn location(&self, record: &Record, field: Option<Field>) -> Location {
@@ -157,8 +166,7 @@ impl Mapper<'_> {
             },
         };
 
-        let status_left =
-            text(Field::Status).filter(|s| self.values.inactive_status.contains(&fold(s))).map(Cow::into_owned);
+        let status_left = text(Field::Status).filter(|s| self.is_inactive(s)).map(Cow::into_owned);
 
         let structure_id = structure.map(|s| s.id.clone());
         if !problems.is_empty() || email.is_none() {
@@ -249,6 +257,21 @@ impl<'a> Mapper<'a> {
         Ok(code)
     }
 
+    /// Is `status` (trimmed) one of `inactive_status`, folded? The first
+    /// statuses seen are kept: a free-text column would not fill memory.
+    fn is_inactive(&self, status: &str) -> bool {
+        const KEPT: usize = 1_024;
+        if let Some(known) = self.resolved.inactive.borrow().get(status) {
+            return *known;
+        }
+        let inactive = self.values.inactive_status.contains(&fold(status));
+        let mut kept = self.resolved.inactive.borrow_mut();
+        if kept.len() < KEPT {
+            kept.insert(status.into(), inactive);
+        }
+        inactive
+    }
+
     /// A rights cell: a configured label, or `app:mode` pairs.
     fn rights(&self, raw: &str) -> Result<Rights, crate::domain::RightsError> {
         if let Some(r) = self.resolved.rights.borrow().get(raw) {
@@ -265,7 +288,7 @@ impl<'a> Mapper<'a> {
 /// borrowed from text cells (most of them).
 fn trimmed(cell: &Cell) -> Option<Cow<'_, str>> {
     match cell {
-        Cell::Text(s) => Some(s.trim()).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        Cell::Text(s) => Some(trim(s)).filter(|t| !t.is_empty()).map(Cow::Borrowed),
         other => {
             let t = other.to_text();
             let t = t.trim();
@@ -426,6 +449,35 @@ mod tests {
     }
 
     const ACME: &str = "12345678200010";
+
+    /// Statuses are answered from what one mapper kept, for every spelling,
+    /// and still answered once it keeps no more (a free-text column).
+    #[test]
+    fn statuses_answered_the_same_when_kept_and_when_not() {
+        let left = |m: &Mapper, status: &str| {
+            let mut record = Record::new(2);
+            record.set(Field::Email, t("m@acme.fr"));
+            record.set(Field::Status, t(status));
+            match m.map(&record) {
+                Mapped::Row(r) => r.left,
+                Mapped::Rejected { anomalies, .. } => panic!("{status:?} rejected: {anomalies:?}"),
+            }
+        };
+        with_mapper("hr", "hr.csv", |m| {
+            for _ in 0..2 {
+                assert_eq!(left(m, "Sorti"), Some(LeftWhy::Status("Sorti".into())));
+                assert_eq!(left(m, " SORTI"), Some(LeftWhy::Status("SORTI".into())));
+                assert_eq!(left(m, "Actif"), None);
+            }
+            for i in 0..1_100 {
+                assert_eq!(left(m, &format!("note {i}")), None);
+            }
+            assert!(m.resolved.inactive.borrow().len() <= 1_024);
+            assert_eq!(left(m, "sOrTi"), Some(LeftWhy::Status("sOrTi".into())), "not kept, still folded");
+            assert_eq!(left(m, "Sorti"), Some(LeftWhy::Status("Sorti".into())));
+            assert_eq!(left(m, "Actif"), None);
+        });
+    }
 
     #[test]
     fn valid_rows() {

@@ -34,7 +34,7 @@ pub enum EmailError {
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Email, EmailError> {
-        let trimmed = raw.trim();
+        let trimmed = super::text::trim(raw);
         // ASCII is already NFC and lower-cases the same either way; skipping
         // the normalisation saves a few percent of a plan.
         let normalized: String = if trimmed.is_ascii() {

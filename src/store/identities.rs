@@ -27,14 +27,11 @@ pub(crate) async fn identity_changes<'a>(
     conn: &mut AnyConnection,
     pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
 ) -> Result<IdentityChanges, StoreError> {
-    const CTX: &str = "count identities";
     if pairs.len() == 0 {
         return Ok(IdentityChanges::default());
     }
-    let row = sqlx::query("SELECT COUNT(*) FROM identities").fetch_one(&mut *conn).await.map_err(db(CTX))?;
-    let stored: i64 = row.try_get(0).map_err(db(CTX))?;
     // A stored row read in a page costs a few times less than a look-up.
-    if usize::try_from(stored).unwrap_or(usize::MAX) / SCAN_PER_LOOK_UP > pairs.len() {
+    if stored_more_than(conn, pairs.len().saturating_mul(SCAN_PER_LOOK_UP)).await? {
         look_up(conn, pairs).await
     } else {
         let unit = length_unit(conn).await?;
@@ -45,6 +42,31 @@ pub(crate) async fn identity_changes<'a>(
 /// How many stored identities a page reads for the time of one look-up
 /// (measured on SQLite, BENCHMARKS.md).
 const SCAN_PER_LOOK_UP: usize = 4;
+
+/// Does the store hold more than `limit` identities? Without counting them
+/// all: a full `COUNT(*)` read a steady state's million identities (0.17 s
+/// on SQLite) to compare them with four times the ids asked.
+pub(super) async fn stored_more_than(conn: &mut AnyConnection, limit: usize) -> Result<bool, StoreError> {
+    const CTX: &str = "count identities";
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX - 1);
+    if is_sqlite(conn) {
+        // Rowids are positive and each row has its own, so the largest bounds
+        // the count from above, read off the end of the table's b-tree.
+        let row = sqlx::query("SELECT COALESCE(MAX(rowid), 0) FROM identities")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db(CTX))?;
+        if row.try_get::<i64, _>(0).map_err(db(CTX))? <= limit {
+            return Ok(false);
+        }
+    }
+    // Counts at most `limit + 1` rows.
+    let mut b = Binds::new(conn);
+    let most = b.push(limit + 1);
+    let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM identities LIMIT {most}) AS counted");
+    let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
+    Ok(row.try_get::<i64, _>(0).map_err(db(CTX))? > limit)
+}
 
 fn corrupt(column: &'static str, row: String, message: String) -> StoreError {
     StoreError::Corrupt { table: "identities", row, column, message }

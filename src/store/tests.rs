@@ -759,6 +759,27 @@ async fn identities_are_inserted_when_new_and_overwritten_when_changed(store: St
     assert_eq!((answer.unknown, answer.changed.len()), (vec![false], 0), "E2 kept its address");
 }
 
+/// The choice between look-ups and a merge counts the identities only as far
+/// as it needs to, and exactly, however far apart their rowids are.
+async fn stored_identities_are_compared_with_a_limit(store: Store) {
+    let mut tx = store.begin().await.unwrap();
+    let pairs: Vec<(String, String)> = (0..10).map(|i| (format!("E{i}"), format!("p{i}@acme.fr"))).collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
+    for limit in [0, 1, 10] {
+        assert!(!super::identities::stored_more_than(tx.conn(), limit).await.unwrap(), "empty, {limit}");
+    }
+    tx.record_identities(identity_writes(&pairs, &[]), at("2026-03-01T05:00:00Z")).await.unwrap();
+    for (limit, expect) in [(0, true), (9, true), (10, false), (11, false), (usize::MAX, false)] {
+        assert_eq!(super::identities::stored_more_than(tx.conn(), limit).await.unwrap(), expect, "10 stored, {limit}");
+    }
+    // Rows gone from the middle: SQLite's largest rowid stays 10, the count is 3.
+    sqlx::query("DELETE FROM identities WHERE employee_id NOT IN ('E0', 'E5', 'E9')").execute(tx.conn()).await.unwrap();
+    for (limit, expect) in [(2, true), (3, false), (5, false)] {
+        assert_eq!(super::identities::stored_more_than(tx.conn(), limit).await.unwrap(), expect, "3 stored, {limit}");
+    }
+    tx.rollback().await.unwrap();
+}
+
 /// The merge needs the pairs in byte order: pairs out of order are refused,
 /// never merged wrong.
 async fn identity_changes_refuse_pairs_out_of_order(store: Store) {
@@ -1275,6 +1296,7 @@ crate::both_backends!(
     identity_changes_answer_only_new_and_changed_ids,
     identities_are_inserted_when_new_and_overwritten_when_changed,
     identity_changes_refuse_pairs_out_of_order,
+    stored_identities_are_compared_with_a_limit,
     employee_ids_sort_in_byte_order,
     absences_are_replaced_per_structure,
     last_accepted_source_run_ignores_held_and_rejected,

@@ -58,7 +58,8 @@ pub(super) fn indexes(pairs: Vec<Pair>) -> Vec<u32> {
 ///
 /// From [`SPLIT_MIN`] pairs on, on two threads: the sort is the largest
 /// serial step between the end of a read and the diff (a million addresses,
-/// ~0.3 s), and the second core is idle then.
+/// ~0.3 s), and the second core is idle for most of it (the id sort beside
+/// it is shorter).
 pub(super) fn by_text<'t>(pairs: &mut [Pair], head_bytes: usize, text: impl Fn(u32) -> &'t [u8] + Sync) {
     by_text_split(pairs, head_bytes, text, SPLIT_MIN);
 }

@@ -730,6 +730,16 @@ async fn identity_changes_answer_only_new_and_changed_ids(store: Store) {
     check_identity_changes(&store, &stored, &sparse).await;
     // A first run: nothing stored.
     check_identity_changes(&store, &[], &asked[..100]).await;
+    // Ids asked at both ends of the stored ones, pages apart: the page read
+    // ahead during a merge holds none of them, and the read starts again at
+    // the next id asked. Ids beyond every stored one are new.
+    let padded: Vec<(String, Email)> =
+        (0..40_000).map(|i| (format!("P{i:06}"), email(&format!("q{i}@acme.fr")))).collect();
+    let mut ends: Vec<(String, Email)> = padded[..5_000].iter().chain(&padded[35_000..]).cloned().collect();
+    ends[17].1 = email("q17.new@acme.fr");
+    ends[9_999].1 = email("q39999.new@acme.fr");
+    ends.push(("P999999".into(), email("new@acme.fr")));
+    check_identity_changes(&store, &padded, &ends).await;
     // No pair asked.
     check_identity_changes(&store, &stored, &[]).await;
 }

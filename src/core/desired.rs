@@ -429,7 +429,13 @@ impl Desired {
 
     /// Each person's rows, in (structure, e-mail) order.
     fn groups(&self) -> impl Iterator<Item = &[Row]> + '_ {
-        self.people.windows(2).map(|w| &self.rows.rows[w[0] as usize..w[1] as usize])
+        self.groups_from(&self.people)
+    }
+
+    /// The rows of the people whose starts are `starts`, the last entry
+    /// being where the last of them ends (a window of `people`).
+    fn groups_from<'s>(&'s self, starts: &'s [u32]) -> impl Iterator<Item = &'s [Row]> + 's {
+        starts.windows(2).map(|w| &self.rows.rows[w[0] as usize..w[1] as usize])
     }
 
     /// For each of these addresses, the structure of the first person with
@@ -512,7 +518,7 @@ impl Desired {
         // and under way together; a 1M-row diff takes ~0.1 s less.
         const BATCH: usize = 16;
         let text = self.rows.text.as_bytes();
-        starts.windows(2).map(|w| &self.rows.rows[w[0] as usize..w[1] as usize]).enumerate().map(move |(i, group)| {
+        self.groups_from(starts).enumerate().map(move |(i, group)| {
             if i % BATCH == 0 {
                 let mut touched = 0u8;
                 for start in starts.iter().skip(i).take(BATCH) {

@@ -70,6 +70,7 @@ pub struct Mapper<'a> {
 /// handful of them over a million rows; resolving each costs allocations and
 /// Unicode folding (a fifth of reading a file). Only successes are kept, so
 /// every bad cell is reported where it is.
+///
 /// Statuses are folded to be compared, so their answers are kept too. The
 /// keys are few and the look-ups four a row: a quick hash, not SipHash
 /// (which was a tenth of mapping a row).

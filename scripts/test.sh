@@ -35,12 +35,12 @@ if ! pg_isready -q -d "$CHORUS_SYNC_TEST_PG" -t 10; then
   exit 1
 fi
 
-echo "==> cargo fmt --check"
-cargo fmt --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo fmt --all --check"
+cargo fmt --all --check
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
-cargo test --quiet --all-targets
+cargo test --quiet --workspace --all-targets
 # A minute of fuzzing in all (FUZZ_SECONDS to change, 0 skips).
 scripts/fuzz.sh
 echo "==> all checks passed"

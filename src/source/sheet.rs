@@ -55,16 +55,24 @@ fn read_workbook(
     let failed =
         |e: &dyn std::fmt::Display| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() };
     // calamine's xlsx and xlsb cell readers share no trait: one body for both.
+    // The cell loop itself is the `xlsx-cells` crate's (why: its lib.rs).
     macro_rules! stream_cells {
-        ($wb:ident) => {{
+        ($wb:ident, $stream:path) => {{
             let name = pick_sheet($wb.sheets_metadata(), spec, origin)?;
-            let mut cells = $wb.worksheet_cells_reader(&name).map_err(|e| failed(&e))?;
             let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
-            while let Some(cell) = cells.next_cell().map_err(|e| failed(&e))? {
-                let (row, col) = cell.get_position();
-                if asm.wants(col) {
-                    asm.push(u64::from(row) + 1, col, from_ref(cell.get_value()), sink)?;
+            let mut stopped = None;
+            $stream(&mut $wb, &name, &mut |row, col, value| {
+                if asm.wants(col)
+                    && let Err(e) = asm.push(u64::from(row) + 1, col, from_ref(value), sink)
+                {
+                    stopped = Some(e);
+                    return false;
                 }
+                true
+            })
+            .map_err(|e| failed(&e))?;
+            if let Some(e) = stopped {
+                return Err(e);
             }
             Ok((name.clone(), asm.finish(sink)?))
         }};
@@ -72,11 +80,11 @@ fn read_workbook(
     match format {
         Format::Xlsx | Format::Xlsm => {
             let mut wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
-            stream_cells!(wb)
+            stream_cells!(wb, xlsx_cells::xlsx)
         }
         Format::Xlsb => {
             let mut wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
-            stream_cells!(wb)
+            stream_cells!(wb, xlsx_cells::xlsb)
         }
         Format::Xls => {
             super::ole2::check(spec.path, origin)?;

@@ -1,6 +1,7 @@
 //! chorus-sync keeps Chorus Pro attachments in line with HR exports and the
 //! corporate directory. See ARCHITECTURE.md for the map of this crate.
 
+pub(crate) mod caught;
 pub mod config;
 pub mod core;
 pub mod daemon;

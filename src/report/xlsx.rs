@@ -34,38 +34,47 @@ pub fn write_xlsx_sources(path: &Path, sources: &[&(dyn TableSource + Sync)]) ->
     let xlsx_err = |context: String| {
         move |e: XlsxError| ReportError::Xlsx { path: path.to_path_buf(), message: format!("{context}: {e}") }
     };
-    write_atomic(path, |file| {
-        let mut workbook = Workbook::new();
-        // Keep the row buffers next to the report rather than in a /tmp that
-        // may live in RAM.
-        workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
-        let bold = Format::new().set_bold();
-        let mut names = HashSet::new();
-        let mut sheets = Vec::with_capacity(sources.len());
-        for source in sources {
-            let name = sheet_name(source.name(), &mut names);
-            let mut sheet = workbook.new_worksheet_with_constant_memory();
-            sheet.set_name(&name).map_err(xlsx_err(format!("sheet {name}")))?;
-            sheets.push((sheet, name, *source));
-        }
-        // Each sheet's rows become XML on a thread of its own (the changes
-        // and the pending requests are tens of thousands of rows each after a
-        // run); the workbook takes them back in order.
-        let written: Vec<Result<Worksheet, ReportError>> = std::thread::scope(|scope| {
-            let threads: Vec<_> = sheets
-                .into_iter()
-                .map(|(mut sheet, name, source)| {
-                    let bold = &bold;
-                    scope.spawn(move || write_sheet(&mut sheet, source, bold, path, &name).map(|()| sheet))
-                })
-                .collect();
-            // A panic there is a bug, carried on as if it had happened here.
-            threads.into_iter().map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-        });
-        for sheet in written {
-            workbook.push_worksheet(sheet?);
-        }
-        workbook.save_to_writer(std::io::BufWriter::new(file)).map_err(xlsx_err("saving".into()))
+    // rust_xlsxwriter 0.96 unwraps the flush of a constant-memory sheet's
+    // row file before packaging it: on a full disk it panics instead of
+    // returning the error. Caught here, it is this file's error; the
+    // temporary files go with their handles.
+    let written = crate::caught::panics(|| {
+        write_atomic(path, |file| {
+            let mut workbook = Workbook::new();
+            // Keep the row buffers next to the report rather than in a /tmp that
+            // may live in RAM.
+            workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
+            let bold = Format::new().set_bold();
+            let mut names = HashSet::new();
+            let mut sheets = Vec::with_capacity(sources.len());
+            for source in sources {
+                let name = sheet_name(source.name(), &mut names);
+                let mut sheet = workbook.new_worksheet_with_constant_memory();
+                sheet.set_name(&name).map_err(xlsx_err(format!("sheet {name}")))?;
+                sheets.push((sheet, name, *source));
+            }
+            // Each sheet's rows become XML on a thread of its own (the changes
+            // and the pending requests are tens of thousands of rows each after a
+            // run); the workbook takes them back in order.
+            let written: Vec<Result<Worksheet, ReportError>> = std::thread::scope(|scope| {
+                let threads: Vec<_> = sheets
+                    .into_iter()
+                    .map(|(mut sheet, name, source)| {
+                        let bold = &bold;
+                        scope.spawn(move || write_sheet(&mut sheet, source, bold, path, &name).map(|()| sheet))
+                    })
+                    .collect();
+                // A panic there is a bug, carried on as if it had happened here.
+                threads.into_iter().map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            });
+            for sheet in written {
+                workbook.push_worksheet(sheet?);
+            }
+            workbook.save_to_writer(std::io::BufWriter::new(file)).map_err(xlsx_err("saving".into()))
+        })
+    });
+    written.unwrap_or_else(|why| {
+        Err(ReportError::Xlsx { path: path.to_path_buf(), message: format!("the XLSX writer failed: {why}") })
     })
 }
 

@@ -29,19 +29,12 @@ pub(super) fn read(
     // left half-updated: the sink only collects records of a read that fails.
     // (Found by fuzzing: calamine 0.38 slices past the end of a truncated
     // OLE2 sector chain; see tests/data/bad/fuzz-xls-cfb-sector-past-end.xls.)
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_workbook(spec, format, origin, sink))).unwrap_or_else(
-        |payload| {
-            let why = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(SourceError::Spreadsheet {
-                path: origin.to_string(),
-                message: format!("the file is malformed (the spreadsheet parser failed on it: {why})"),
-            })
-        },
-    )
+    crate::caught::panics(|| read_workbook(spec, format, origin, sink)).unwrap_or_else(|why| {
+        Err(SourceError::Spreadsheet {
+            path: origin.to_string(),
+            message: format!("the file is malformed (the spreadsheet parser failed on it: {why})"),
+        })
+    })
 }
 
 fn read_workbook(

@@ -11,7 +11,8 @@ enum Break {
     Config(fn(String) -> String),
 }
 
-fn check(name: &str, brk: Break, code: i32, expect: &[&str]) {
+/// Returns the run's output (stdout then stderr) for further checks.
+fn check(name: &str, brk: Break, code: i32, expect: &[&str]) -> String {
     let env = match brk {
         Break::Config(edit) => Env::new(Backend::Sqlite, edit),
         Break::File(file, bytes) => {
@@ -29,6 +30,7 @@ fn check(name: &str, brk: Break, code: i32, expect: &[&str]) {
     }
     let requests = env.run(&["approvals", "list", "--format", "json"]).expect(0).json();
     assert_eq!(requests, serde_json::json!([]), "{name}: nothing may be raised");
+    out
 }
 
 fn hr_xlsx() -> Vec<u8> {
@@ -57,6 +59,17 @@ fn missing_file() {
 fn truncated_xlsx() {
     let half = hr_xlsx()[..3000].to_vec();
     check("truncated xlsx", Break::File("hr.xlsx", half), 3, &["REJECTED", "samples/hr.xlsx"]);
+}
+
+/// calamine 0.38 panics on this truncated OLE2 sector chain (found by
+/// fuzzing): the file is rejected with the parser's message, and the panic is
+/// not printed as a raw line (it would break JSON logs).
+#[test]
+fn a_parser_panic_is_a_rejection_not_a_printed_panic() {
+    let bytes = std::fs::read(repo().join("tests/data/bad/fuzz-xls-cfb-sector-past-end.xls")).unwrap();
+    let expect = ["REJECTED", "samples/hr.xlsx", "the spreadsheet parser failed on it"];
+    let out = check("parser panic", Break::File("hr.xlsx", bytes), 3, &expect);
+    assert!(!out.contains("panicked"), "{out}");
 }
 
 #[test]

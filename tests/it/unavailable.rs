@@ -197,3 +197,30 @@ fn a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_repo
 fn a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report_postgres() {
     a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report(Backend::Postgres);
 }
+
+/// rust_xlsxwriter 0.96 unwraps the flush of a constant-memory sheet's row
+/// file when it packages the workbook: a disk that fills up there panicked
+/// the run (seen when the CSV files came to be written beside the workbook).
+/// Now it is the workbook's error, and nothing is left on the disk.
+#[test]
+fn a_disk_that_fills_while_the_workbook_is_packaged_is_an_error_not_a_panic() {
+    use std::io::Write;
+
+    use chorus_sync::report::{Table, Value, write_xlsx};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = TinyDisk::mount(tmp.path().join("full"));
+    // Fill the disk to the last byte: the sheet's rows stay in the row
+    // file's buffer until packaging flushes them.
+    let mut filler = std::fs::File::create(disk.0.join("filler")).unwrap();
+    while filler.write(&[b'x'; 512]).is_ok_and(|n| n > 0) {}
+    while filler.write(b"x").is_ok_and(|n| n > 0) {}
+    drop(filler);
+    let rows = (0..50).map(|i| vec![Value::from(format!("person{i}@acme.fr")), Value::from(i as i64)]).collect();
+    let table = Table { name: "Changes".into(), headers: vec!["email".into(), "n".into()], rows };
+    let path = disk.0.join("report.xlsx");
+    let err = write_xlsx(&path, &[table]).unwrap_err().to_string();
+    assert!(err.contains("report.xlsx") && err.contains("No space left on device"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&disk.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["filler"], "nothing but the filler is left");
+}

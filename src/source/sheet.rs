@@ -47,37 +47,14 @@ fn read_workbook(
     let rs = BufReader::new(file);
     let failed =
         |e: &dyn std::fmt::Display| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() };
-    // calamine's xlsx and xlsb cell readers share no trait: one body for both.
-    // The cell loop itself is the `xlsx-cells` crate's (why: its lib.rs).
-    macro_rules! stream_cells {
-        ($wb:ident, $stream:path) => {{
-            let name = pick_sheet($wb.sheets_metadata(), spec, origin)?;
-            let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
-            let mut stopped = None;
-            $stream(&mut $wb, &name, &mut |row, col, value| {
-                if asm.wants(col)
-                    && let Err(e) = asm.push(u64::from(row) + 1, col, from_ref(value), sink)
-                {
-                    stopped = Some(e);
-                    return false;
-                }
-                true
-            })
-            .map_err(|e| failed(&e))?;
-            if let Some(e) = stopped {
-                return Err(e);
-            }
-            Ok((name.clone(), asm.finish(sink)?))
-        }};
-    }
     match format {
         Format::Xlsx | Format::Xlsm => {
-            let mut wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
-            stream_cells!(wb, xlsx_cells::xlsx)
+            let wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
+            read_streamed(wb, xlsx_cells::xlsx, spec, origin, sink)
         }
         Format::Xlsb => {
-            let mut wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
-            stream_cells!(wb, xlsx_cells::xlsb)
+            let wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
+            read_streamed(wb, xlsx_cells::xlsb, spec, origin, sink)
         }
         Format::Xls => {
             super::ole2::check(spec.path, origin)?;
@@ -92,6 +69,34 @@ fn read_workbook(
             Err(SourceError::UnknownFormat { path: origin.to_string(), why: "csv is not a workbook".into() })
         }
     }
+}
+
+/// xlsx and xlsb, cell by cell: `stream` is the `xlsx-cells` crate's loop
+/// for the format (why a crate of its own: its lib.rs).
+fn read_streamed<RS: Read + Seek, R: Reader<RS>, E: std::fmt::Display>(
+    mut wb: R,
+    stream: fn(&mut R, &str, &mut xlsx_cells::Each<'_>) -> Result<(), E>,
+    spec: &TableSpec<'_>,
+    origin: &str,
+    sink: &mut Sink<'_>,
+) -> Result<(String, Table), SourceError> {
+    let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
+    let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
+    let mut stopped = None;
+    stream(&mut wb, &name, &mut |row, col, value| {
+        if asm.wants(col)
+            && let Err(e) = asm.push(u64::from(row) + 1, col, from_ref(value), sink)
+        {
+            stopped = Some(e);
+            return false;
+        }
+        true
+    })
+    .map_err(|e| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() })?;
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    Ok((name.clone(), asm.finish(sink)?))
 }
 
 fn read_range<RS: Read + Seek, R: Reader<RS>>(

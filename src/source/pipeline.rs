@@ -12,7 +12,11 @@
 //! ([`text_cell`]): nine strings a row were allocated on one thread and freed
 //! on the other (a tenth of the reader's time at a million rows).
 
-use std::{cell::RefCell, sync::mpsc};
+use std::{
+    cell::RefCell,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
 
 use crate::core::record::{Cell, Record};
 
@@ -60,6 +64,8 @@ pub(super) fn pipelined<T: Send>(
             .name("chorus-sync-reader".into())
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH);
+                // Time blocked on a full hand-off: the sink is then the bottleneck.
+                let mut waited = Duration::ZERO;
                 let mut hand_over = |record: Record| {
                     if let Ok(buffers) = spare_rx.try_recv() {
                         SPARE.with_borrow_mut(|spare| {
@@ -70,7 +76,15 @@ pub(super) fn pipelined<T: Send>(
                     batch.push(record);
                     if batch.len() == BATCH {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        tx.send(full).map_err(|_| SourceError::Other("reading stopped".into()))?;
+                        let stopped = || SourceError::Other("reading stopped".into());
+                        match tx.try_send(full) {
+                            Err(mpsc::TrySendError::Full(full)) => {
+                                let since = Instant::now();
+                                tx.send(full).map_err(|_| stopped())?;
+                                waited += since.elapsed();
+                            }
+                            sent => sent.map_err(|_| stopped())?,
+                        }
                     }
                     Ok(())
                 };
@@ -81,11 +95,16 @@ pub(super) fn pipelined<T: Send>(
                     // after a sink error, which wins anyway.
                     let _ = tx.send(batch);
                 }
-                result
+                (result, waited)
             })
             .map_err(|e| SourceError::Other(format!("cannot start a reader thread: {e}")))?;
         let mut sink_error = None;
-        'batches: for batch in rx.iter() {
+        // Time spent waiting for a batch: the reader is then the bottleneck.
+        let mut idle = Duration::ZERO;
+        'batches: loop {
+            let since = Instant::now();
+            let Ok(batch) = rx.recv() else { break };
+            idle += since.elapsed();
             let mut buffers = Vec::with_capacity(BATCH * 4);
             for mut record in batch {
                 if let Err(e) = sink(&record) {
@@ -106,11 +125,19 @@ pub(super) fn pipelined<T: Send>(
         // Dropping the receiver makes the reader's next hand-off fail: it stops.
         drop(rx);
         let read = reader.join();
+        if let Ok((_, waited)) = &read {
+            // Which side bounds the read (BENCHMARKS.md, session 12).
+            tracing::debug!(
+                reader_waited_ms = waited.as_millis() as u64,
+                sink_waited_ms = idle.as_millis() as u64,
+                "read pipeline: time each side waited for the other"
+            );
+        }
         if let Some(e) = sink_error {
             return Err(e);
         }
         match read {
-            Ok(result) => result,
+            Ok((result, _)) => result,
             Err(_) => Err(SourceError::Other("the reader thread stopped unexpectedly".into())),
         }
     })
@@ -184,6 +211,68 @@ mod tests {
         // The reader blocks once IN_FLIGHT batches wait, so the sink has
         // given buffers back long before the fiftieth batch.
         assert!(out.unwrap() > 0, "the reader never reused a buffer");
+    }
+
+    /// The waits the read's debug event reports, for a reader that makes
+    /// `n` records and a sink, with `-vv` on.
+    fn waits(n: u64, reader_pause: Duration, sink_pause: Duration) -> (u64, u64) {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            pipelined(
+                |sink| {
+                    for r in records(n) {
+                        if r.row % BATCH as u64 == 1 {
+                            std::thread::sleep(reader_pause);
+                        }
+                        sink(r)?;
+                    }
+                    Ok(())
+                },
+                &mut |r| {
+                    if r.row % BATCH as u64 == 1 {
+                        std::thread::sleep(sink_pause);
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap()
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line = text.lines().find(|l| l.contains("read pipeline")).expect("the read's waits are logged");
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ms = |field: &str| event["fields"][field].as_u64().unwrap_or_else(|| panic!("{field} in {line}"));
+        (ms("reader_waited_ms"), ms("sink_waited_ms"))
+    }
+
+    #[test]
+    fn the_read_tells_which_side_waited_for_the_other() {
+        let batches = 3 * IN_FLIGHT as u64;
+        let pause = Duration::from_millis(5);
+        // A slow sink: once IN_FLIGHT batches wait, each hand-off waits for
+        // a pause of the sink (lower bounds only: sleeps never end early).
+        let (reader, _) = waits(batches * BATCH as u64, Duration::ZERO, pause);
+        assert!(reader >= 10, "the reader waited {reader} ms for a slow sink");
+        // A slow reader: the sink waits for every batch.
+        let (_, sink) = waits(batches * BATCH as u64, pause, Duration::ZERO);
+        assert!(sink >= 10, "the sink waited {sink} ms for a slow reader");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use litemap::LiteMap;
 
 use super::{
-    compact::{Table, email_length, field, length, permute, present, push_strings, ranks},
+    compact::{Table, TextAt, email_length, field, length, permute, present, push_strings, ranks},
     sort::{self, Pair},
 };
 use crate::domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId};
@@ -21,7 +21,7 @@ pub struct CurrentAttachment {
 /// One attachment. Its strings are `text[text..]`: e-mail, last name, first name.
 #[derive(Debug, Clone, Copy)]
 struct Row {
-    text: usize,
+    text: TextAt,
     email: u16,
     /// Lengths, or [`NONE`](super::compact::NONE).
     last_name: u32,
@@ -30,6 +30,9 @@ struct Row {
     service: u32,
     rights: u32,
 }
+
+// A million of them at a plan's peak of memory (compact::TextAt).
+const _: () = assert!(size_of::<Row>() == 28);
 
 /// The attachments of the structures a run reads, in (structure, e-mail,
 /// service) order once [`CurrentState::finish`] has run.
@@ -134,7 +137,7 @@ impl CurrentState {
         permute(&mut self.rows, &mut order);
         // Then each person's attachments by service (a few each).
         let (text, rows) = (&self.text, &mut self.rows);
-        let email = |r: &Row| &text[r.text..r.text + usize::from(r.email)];
+        let email = |r: &Row| &text[r.text.get()..r.text.get() + usize::from(r.email)];
         for person in rows.chunk_by_mut(|a, b| a.structure == b.structure && email(a) == email(b)) {
             person.sort_unstable_by_key(|r| services[r.service as usize]);
         }
@@ -187,11 +190,11 @@ impl CurrentState {
     }
 
     fn email(&self, r: &Row) -> &str {
-        &self.text[r.text..r.text + usize::from(r.email)]
+        &self.text[r.text.get()..r.text.get() + usize::from(r.email)]
     }
 
     fn name(&self, r: &Row) -> PersonName {
-        let at = r.text + usize::from(r.email);
+        let at = r.text.get() + usize::from(r.email);
         PersonName {
             last_name: field(&self.text, at, r.last_name).map(Into::into),
             first_name: field(&self.text, at + present(r.last_name), r.first_name).map(Into::into),

@@ -19,7 +19,7 @@ use litemap::LiteMap;
 use super::{
     anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
     change::LeftWhy,
-    compact::{NONE, Table, email_length, field, length, permute, present, push_strings, ranks},
+    compact::{NONE, Table, TextAt, email_length, field, length, permute, present, push_strings, ranks},
     mapping::{Mapped, SourceRow},
     sort::{self, Pair},
 };
@@ -42,7 +42,7 @@ pub struct DesiredPerson {
 #[derive(Debug, Clone, Copy)]
 struct Row {
     /// Where this row's strings start in the builder's text.
-    text: usize,
+    text: TextAt,
     email: u16,
     /// Lengths, or [`NONE`].
     last_name: u32,
@@ -58,6 +58,9 @@ struct Row {
     /// Index + 1 into the leaving reasons, or 0 when the row does not say the person left.
     left: u32,
 }
+
+// A million of them at a plan's peak of memory (compact::TextAt).
+const _: () = assert!(size_of::<Row>() == 48);
 
 /// The shared values of a desired state.
 #[derive(Debug, Clone, Default)]
@@ -121,11 +124,11 @@ impl Rows {
 
     /// The row's field that starts `skip` bytes into its text and is `len` long.
     fn field(&self, r: &Row, skip: usize, len: u32) -> Option<&str> {
-        field(&self.text, r.text + skip, len)
+        field(&self.text, r.text.get() + skip, len)
     }
 
     fn email(&self, r: &Row) -> &str {
-        &self.text[r.text..r.text + usize::from(r.email)]
+        &self.text[r.text.get()..r.text.get() + usize::from(r.email)]
     }
 
     fn last_name(&self, r: &Row) -> Option<&str> {
@@ -523,8 +526,9 @@ impl Desired {
                 let mut touched = 0u8;
                 for start in starts.iter().skip(i).take(BATCH) {
                     if let Some(r) = self.rows.rows.get(*start as usize) {
-                        let last = r.text + usize::from(r.email).saturating_sub(1);
-                        touched ^= text.get(r.text).copied().unwrap_or_default();
+                        let first = r.text.get();
+                        let last = first + usize::from(r.email).saturating_sub(1);
+                        touched ^= text.get(first).copied().unwrap_or_default();
                         touched ^= text.get(last).copied().unwrap_or_default();
                     }
                 }

@@ -45,30 +45,33 @@ fn read_workbook(
 ) -> Result<(String, Table), SourceError> {
     let file = File::open(spec.path).map_err(|e| SourceError::io(origin, e))?;
     let rs = BufReader::new(file);
-    let failed =
-        |e: &dyn std::fmt::Display| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() };
     match format {
         Format::Xlsx | Format::Xlsm => {
-            let wb = Xlsx::new(rs).map_err(|e| failed(&e))?;
+            let wb = Xlsx::new(rs).map_err(|e| failed(origin, &e))?;
             read_streamed(wb, xlsx_cells::xlsx, spec, origin, sink)
         }
         Format::Xlsb => {
-            let wb = Xlsb::new(rs).map_err(|e| failed(&e))?;
+            let wb = Xlsb::new(rs).map_err(|e| failed(origin, &e))?;
             read_streamed(wb, xlsx_cells::xlsb, spec, origin, sink)
         }
         Format::Xls => {
             super::ole2::check(spec.path, origin)?;
-            let wb = Xls::new(rs).map_err(|e| failed(&explain_xls(e, spec)))?;
+            let wb = Xls::new(rs).map_err(|e| failed(origin, &explain_xls(e, spec)))?;
             read_range(wb, spec, origin, sink)
         }
         Format::Ods => {
-            let wb = Ods::new(rs).map_err(|e| failed(&e))?;
+            let wb = Ods::new(rs).map_err(|e| failed(origin, &e))?;
             read_range(wb, spec, origin, sink)
         }
         Format::Csv => {
             Err(SourceError::UnknownFormat { path: origin.to_string(), why: "csv is not a workbook".into() })
         }
     }
+}
+
+/// calamine's error reading `origin`, as this file's error.
+fn failed(origin: &str, e: &dyn std::fmt::Display) -> SourceError {
+    SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() }
 }
 
 /// xlsx and xlsb, cell by cell: `stream` is the `xlsx-cells` crate's loop
@@ -92,7 +95,7 @@ fn read_streamed<RS: Read + Seek, R: Reader<RS>, E: std::fmt::Display>(
         }
         true
     })
-    .map_err(|e| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() })?;
+    .map_err(|e| failed(origin, &e))?;
     if let Some(e) = stopped {
         return Err(e);
     }
@@ -109,9 +112,7 @@ where
     R::Error: std::fmt::Display,
 {
     let name = pick_sheet(wb.sheets_metadata(), spec, origin)?;
-    let range = wb
-        .worksheet_range(&name)
-        .map_err(|e| SourceError::Spreadsheet { path: origin.to_string(), message: e.to_string() })?;
+    let range = wb.worksheet_range(&name).map_err(|e| failed(origin, &e))?;
     let mut asm = Assembler::new(origin, Some(&name), spec.columns, spec.required, spec.limits);
     if let Some((top, left)) = range.start() {
         // `used_cells` skips empty cells, row by row.

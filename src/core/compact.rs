@@ -77,6 +77,12 @@ impl TextAt {
         let [a, b, c] = self.0.map(u64::from);
         (a | b << 16 | c << 32) as usize
     }
+
+    /// The `len` bytes from here (a row's first string: its e-mail).
+    pub(super) fn span(self, len: u16) -> std::ops::Range<usize> {
+        let at = self.get();
+        at..at + usize::from(len)
+    }
 }
 
 /// Appends a row's present strings one after the other; answers where they start.

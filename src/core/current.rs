@@ -137,7 +137,7 @@ impl CurrentState {
         permute(&mut self.rows, &mut order);
         // Then each person's attachments by service (a few each).
         let (text, rows) = (&self.text, &mut self.rows);
-        let email = |r: &Row| &text[r.text.get()..r.text.get() + usize::from(r.email)];
+        let email = |r: &Row| &text[r.text.span(r.email)];
         for person in rows.chunk_by_mut(|a, b| a.structure == b.structure && email(a) == email(b)) {
             person.sort_unstable_by_key(|r| services[r.service as usize]);
         }
@@ -190,7 +190,7 @@ impl CurrentState {
     }
 
     fn email(&self, r: &Row) -> &str {
-        &self.text[r.text.get()..r.text.get() + usize::from(r.email)]
+        &self.text[r.text.span(r.email)]
     }
 
     fn name(&self, r: &Row) -> PersonName {

@@ -128,7 +128,7 @@ impl Rows {
     }
 
     fn email(&self, r: &Row) -> &str {
-        &self.text[r.text.get()..r.text.get() + usize::from(r.email)]
+        &self.text[r.text.span(r.email)]
     }
 
     fn last_name(&self, r: &Row) -> Option<&str> {

@@ -56,48 +56,76 @@ pub(super) fn pipelined<T: Send>(
     read: impl FnOnce(&mut dyn FnMut(Record) -> Result<(), SourceError>) -> Result<T, SourceError> + Send,
     sink: &mut dyn FnMut(&Record) -> Result<(), SourceError>,
 ) -> Result<T, SourceError> {
+    let (result, waits) = timed(read, sink);
+    if let Some(Waits { reader, sink }) = waits {
+        // Which side bounds the read (BENCHMARKS.md, session 12).
+        tracing::debug!(
+            reader_waited_ms = reader.as_millis() as u64,
+            sink_waited_ms = sink.as_millis() as u64,
+            "read pipeline: time each side waited for the other"
+        );
+    }
+    result
+}
+
+/// How long each side of a read waited for the other.
+#[derive(Debug, Clone, Copy)]
+struct Waits {
+    /// Blocked on a full hand-off: the sink was the bottleneck.
+    reader: Duration,
+    /// Waiting for a batch: the reader was.
+    sink: Duration,
+}
+
+/// [`pipelined`], answering also each side's waits (none when the reader
+/// thread did not end normally).
+fn timed<T: Send>(
+    read: impl FnOnce(&mut dyn FnMut(Record) -> Result<(), SourceError>) -> Result<T, SourceError> + Send,
+    sink: &mut dyn FnMut(&Record) -> Result<(), SourceError>,
+) -> (Result<T, SourceError>, Option<Waits>) {
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Vec<Record>>(IN_FLIGHT);
         // Text buffers going back; never waited on by either side.
         let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<String>>(IN_FLIGHT);
-        let reader = std::thread::Builder::new()
-            .name("chorus-sync-reader".into())
-            .spawn_scoped(scope, move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                // Time blocked on a full hand-off: the sink is then the bottleneck.
-                let mut waited = Duration::ZERO;
-                let mut hand_over = |record: Record| {
-                    if let Ok(buffers) = spare_rx.try_recv() {
-                        SPARE.with_borrow_mut(|spare| {
-                            let room = SPARE_MAX.saturating_sub(spare.len());
-                            spare.extend(buffers.into_iter().take(room));
-                        });
-                    }
-                    batch.push(record);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        let stopped = || SourceError::Other("reading stopped".into());
-                        match tx.try_send(full) {
-                            Err(mpsc::TrySendError::Full(full)) => {
-                                let since = Instant::now();
-                                tx.send(full).map_err(|_| stopped())?;
-                                waited += since.elapsed();
-                            }
-                            sent => sent.map_err(|_| stopped())?,
-                        }
-                    }
-                    Ok(())
-                };
-                let result = read(&mut hand_over);
-                if !batch.is_empty() {
-                    // Also after an error: the rows before it are counted, as
-                    // when reading on one thread. The receiver only goes away
-                    // after a sink error, which wins anyway.
-                    let _ = tx.send(batch);
+        let reader = std::thread::Builder::new().name("chorus-sync-reader".into()).spawn_scoped(scope, move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            // Time blocked on a full hand-off: the sink is then the bottleneck.
+            let mut waited = Duration::ZERO;
+            let mut hand_over = |record: Record| {
+                if let Ok(buffers) = spare_rx.try_recv() {
+                    SPARE.with_borrow_mut(|spare| {
+                        let room = SPARE_MAX.saturating_sub(spare.len());
+                        spare.extend(buffers.into_iter().take(room));
+                    });
                 }
-                (result, waited)
-            })
-            .map_err(|e| SourceError::Other(format!("cannot start a reader thread: {e}")))?;
+                batch.push(record);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    let stopped = || SourceError::Other("reading stopped".into());
+                    match tx.try_send(full) {
+                        Err(mpsc::TrySendError::Full(full)) => {
+                            let since = Instant::now();
+                            tx.send(full).map_err(|_| stopped())?;
+                            waited += since.elapsed();
+                        }
+                        sent => sent.map_err(|_| stopped())?,
+                    }
+                }
+                Ok(())
+            };
+            let result = read(&mut hand_over);
+            if !batch.is_empty() {
+                // Also after an error: the rows before it are counted, as
+                // when reading on one thread. The receiver only goes away
+                // after a sink error, which wins anyway.
+                let _ = tx.send(batch);
+            }
+            (result, waited)
+        });
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(e) => return (Err(SourceError::Other(format!("cannot start a reader thread: {e}"))), None),
+        };
         let mut sink_error = None;
         // Time spent waiting for a batch: the reader is then the bottleneck.
         let mut idle = Duration::ZERO;
@@ -125,21 +153,13 @@ pub(super) fn pipelined<T: Send>(
         // Dropping the receiver makes the reader's next hand-off fail: it stops.
         drop(rx);
         let read = reader.join();
-        if let Ok((_, waited)) = &read {
-            // Which side bounds the read (BENCHMARKS.md, session 12).
-            tracing::debug!(
-                reader_waited_ms = waited.as_millis() as u64,
-                sink_waited_ms = idle.as_millis() as u64,
-                "read pipeline: time each side waited for the other"
-            );
-        }
-        if let Some(e) = sink_error {
-            return Err(e);
-        }
-        match read {
-            Ok((result, _)) => result,
-            Err(_) => Err(SourceError::Other("the reader thread stopped unexpectedly".into())),
-        }
+        let waits = read.as_ref().ok().map(|(_, waited)| Waits { reader: *waited, sink: idle });
+        let result = match (sink_error, read) {
+            (Some(e), _) => Err(e),
+            (None, Ok((result, _))) => result,
+            (None, Err(_)) => Err(SourceError::Other("the reader thread stopped unexpectedly".into())),
+        };
+        (result, waits)
     })
 }
 
@@ -213,53 +233,29 @@ mod tests {
         assert!(out.unwrap() > 0, "the reader never reused a buffer");
     }
 
-    /// The waits the read's debug event reports, for a reader that makes
-    /// `n` records and a sink, with `-vv` on.
-    fn waits(n: u64, reader_pause: Duration, sink_pause: Duration) -> (u64, u64) {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Captured(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            pipelined(
-                |sink| {
-                    for r in records(n) {
-                        if r.row % BATCH as u64 == 1 {
-                            std::thread::sleep(reader_pause);
-                        }
-                        sink(r)?;
-                    }
-                    Ok(())
-                },
-                &mut |r| {
+    /// Each side's waits in milliseconds, for a reader that makes `n`
+    /// records and a sink, each pausing at the start of every batch.
+    fn waits(n: u64, reader_pause: Duration, sink_pause: Duration) -> (u128, u128) {
+        let (result, waits) = timed(
+            |sink| {
+                for r in records(n) {
                     if r.row % BATCH as u64 == 1 {
-                        std::thread::sleep(sink_pause);
+                        std::thread::sleep(reader_pause);
                     }
-                    Ok(())
-                },
-            )
-            .unwrap()
-        });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let line = text.lines().find(|l| l.contains("read pipeline")).expect("the read's waits are logged");
-        let event: serde_json::Value = serde_json::from_str(line).unwrap();
-        let ms = |field: &str| event["fields"][field].as_u64().unwrap_or_else(|| panic!("{field} in {line}"));
-        (ms("reader_waited_ms"), ms("sink_waited_ms"))
+                    sink(r)?;
+                }
+                Ok(())
+            },
+            &mut |r| {
+                if r.row % BATCH as u64 == 1 {
+                    std::thread::sleep(sink_pause);
+                }
+                Ok(())
+            },
+        );
+        result.unwrap();
+        let Waits { reader, sink } = waits.expect("the reader ended normally");
+        (reader.as_millis(), sink.as_millis())
     }
 
     #[test]

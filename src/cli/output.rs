@@ -171,7 +171,7 @@ pub fn import_summary(out: &mut impl Write, file: &Path, s: &ImportSummary, conf
 const LIST_COLUMNS: [&str; 10] =
     ["id", "state", "kind", "structure", "service", "user_email", "description", "created_at", "manager", "run_id"];
 
-fn list_row(r: &ApprovalRequest) -> Vec<Value> {
+fn list_row(r: &ApprovalRequest) -> Vec<Value<'_>> {
     vec![
         Value::Int(r.id),
         r.state.as_str().into(),
@@ -203,7 +203,7 @@ pub fn approvals_list(
             let table = Table {
                 name: "Approvals".into(),
                 headers: LIST_COLUMNS.iter().map(|s| s.to_string()).collect(),
-                rows: reqs.iter().map(list_row).collect(),
+                rows: reqs.iter().map(|r| report::owned(list_row(r))).collect(),
             };
             report::write_csv_to(&mut *out, &table, delimiter, false)?;
         }

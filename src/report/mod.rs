@@ -21,7 +21,7 @@ pub use self::run::{
     SUMMARY_COLUMNS, TOTAL, anomalies_table, changes_table, pending_table, run_info_table, summary_table,
     write_run_reports,
 };
-pub use self::table::{Table, TableSource, Value, collect, neutralize};
+pub use self::table::{Table, TableSource, Value, collect, neutralize, owned};
 pub use self::xlsx::{write_xlsx, write_xlsx_sources};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +94,7 @@ fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> Result<(), ReportEr
 mod tests {
     use super::*;
 
-    fn table(rows: Vec<Vec<Value>>) -> Table {
+    fn table(rows: Vec<Vec<Value<'static>>>) -> Table {
         Table { name: "T".into(), headers: vec!["a".into(), "b".into()], rows }
     }
 

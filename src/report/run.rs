@@ -248,7 +248,7 @@ impl TableSource for View<'_, '_> {
         }
     }
 
-    fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value]>> + '_> {
+    fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value<'_>]>> + '_> {
         let r = self.report;
         match self.part {
             Part::Summary => Box::new(summary_rows(r).map(Cow::Owned)),
@@ -264,7 +264,7 @@ fn structure_name<'a>(r: &RunReport<'a>, id: &StructureId) -> Option<&'a str> {
     r.catalog.get(id).map(|s| s.name.as_str())
 }
 
-fn change_row(r: &RunReport<'_>, rc: &ReportedChange) -> Vec<Value> {
+fn change_row<'v>(r: &'v RunReport<'_>, rc: &'v ReportedChange) -> Vec<Value<'v>> {
     let c = &rc.change;
     vec![
         r.run_id.into(),
@@ -283,7 +283,7 @@ fn change_row(r: &RunReport<'_>, rc: &ReportedChange) -> Vec<Value> {
     ]
 }
 
-fn anomaly_row(r: &RunReport<'_>, a: &Anomaly) -> Vec<Value> {
+fn anomaly_row<'v>(r: &'v RunReport<'_>, a: &'v Anomaly) -> Vec<Value<'v>> {
     vec![
         r.run_id.into(),
         a.source().into(),
@@ -294,7 +294,7 @@ fn anomaly_row(r: &RunReport<'_>, a: &Anomaly) -> Vec<Value> {
     ]
 }
 
-fn summary_rows<'v>(r: &'v RunReport<'_>) -> impl Iterator<Item = Vec<Value>> + 'v {
+fn summary_rows<'v>(r: &'v RunReport<'_>) -> impl Iterator<Item = Vec<Value<'v>>> + 'v {
     let mut total = StructureCounts::default();
     for c in r.counts.values() {
         total.current += c.current;
@@ -308,7 +308,7 @@ fn summary_rows<'v>(r: &'v RunReport<'_>) -> impl Iterator<Item = Vec<Value>> + 
     }
     let unattributed = r.anomalies.iter().filter(|a| a.structure.as_ref().is_none_or(|s| !r.counts.contains_key(s)));
     total.anomalies += unattributed.count() as u64;
-    let row = move |structure: Value, name: Value, c: &StructureCounts| {
+    let row = move |structure: Value<'v>, name: Value<'v>, c: &StructureCounts| {
         vec![
             r.run_id.into(),
             structure,
@@ -329,7 +329,7 @@ fn summary_rows<'v>(r: &'v RunReport<'_>) -> impl Iterator<Item = Vec<Value>> + 
         .chain(iter::once_with(move || row(TOTAL.into(), Value::Empty, &total)))
 }
 
-fn pending_row(r: &RunReport<'_>, p: &QueuedRequest) -> Vec<Value> {
+fn pending_row<'v>(r: &'v RunReport<'_>, p: &'v QueuedRequest) -> Vec<Value<'v>> {
     // The request keeps the name it was raised with; fall back to the catalog.
     let name = if p.structure_name.is_empty() {
         structure_name(r, &p.structure).unwrap_or_default()
@@ -675,7 +675,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("changes.xlsx");
         let mut long = changes_table(&fx.report(Some(7)));
-        long.rows[0][10] = Value::Text("x".repeat(500));
+        long.rows[0][10] = Value::from("x".repeat(500));
         crate::report::write_xlsx(&path, &[long]).unwrap();
         // calamine does not expose view settings: look at the sheet XML.
         let xml = zip_sheet(&path);

@@ -2,16 +2,19 @@
 
 use std::borrow::Cow;
 
-/// One cell. Text is neutralised on output; integers stay numbers.
+/// One cell. Text is neutralised on output; integers stay numbers. Text
+/// borrows what it can: a report's rows are built as they are written, and
+/// most of their cells are strings the run already holds (issue 7: no
+/// allocation per cell for a value that can be borrowed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Value {
+pub enum Value<'a> {
     #[default]
     Empty,
-    Text(String),
+    Text(Cow<'a, str>),
     Int(i64),
 }
 
-impl Value {
+impl Value<'_> {
     /// The cell as written in a CSV file (and as the text of an XLSX cell).
     pub fn to_text(&self) -> Cow<'_, str> {
         match self {
@@ -29,41 +32,50 @@ impl Value {
             Value::Int(i) => i.to_string().len(),
         }
     }
-}
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Value {
-        Value::Text(s.to_string())
+    /// The same cell, owning its text (for a table kept in memory).
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Empty => Value::Empty,
+            Value::Text(s) => Value::Text(Cow::Owned(s.into_owned())),
+            Value::Int(i) => Value::Int(i),
+        }
     }
 }
 
-impl From<String> for Value {
-    fn from(s: String) -> Value {
-        Value::Text(s)
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Value<'a> {
+        Value::Text(Cow::Borrowed(s))
     }
 }
 
-impl From<&String> for Value {
-    fn from(s: &String) -> Value {
-        Value::Text(s.clone())
+impl From<String> for Value<'_> {
+    fn from(s: String) -> Self {
+        Value::Text(Cow::Owned(s))
     }
 }
 
-impl From<i64> for Value {
-    fn from(i: i64) -> Value {
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(s: &'a String) -> Value<'a> {
+        Value::Text(Cow::Borrowed(s))
+    }
+}
+
+impl From<i64> for Value<'_> {
+    fn from(i: i64) -> Self {
         Value::Int(i)
     }
 }
 
-impl From<u64> for Value {
+impl From<u64> for Value<'_> {
     /// Beyond `i64::MAX` the digits are kept as text rather than wrapped.
-    fn from(u: u64) -> Value {
-        i64::try_from(u).map_or_else(|_| Value::Text(u.to_string()), Value::Int)
+    fn from(u: u64) -> Self {
+        i64::try_from(u).map_or_else(|_| Value::Text(Cow::Owned(u.to_string())), Value::Int)
     }
 }
 
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(o: Option<T>) -> Value {
+impl<'a, T: Into<Value<'a>>> From<Option<T>> for Value<'a> {
+    fn from(o: Option<T>) -> Value<'a> {
         o.map_or(Value::Empty, Into::into)
     }
 }
@@ -74,13 +86,23 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 pub struct Table {
     pub name: String,
     pub headers: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
+    pub rows: Vec<Vec<Value<'static>>>,
 }
 
 impl Table {
     pub fn new<S: Into<String>>(name: impl Into<String>, headers: impl IntoIterator<Item = S>) -> Table {
         Table { name: name.into(), headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
+
+    /// Adds a row, its text copied: a table outlives what its rows are made from.
+    pub fn push(&mut self, row: Vec<Value<'_>>) {
+        self.rows.push(owned(row));
+    }
+}
+
+/// A row that owns its text.
+pub fn owned(row: Vec<Value<'_>>) -> Vec<Value<'static>> {
+    row.into_iter().map(Value::into_owned).collect()
 }
 
 /// Anything that can hand out its rows in order, more than once: a `Table`,
@@ -90,7 +112,7 @@ pub trait TableSource {
     fn name(&self) -> &str;
     fn headers(&self) -> Vec<&str>;
     /// Called twice by the XLSX writer (column widths, then data).
-    fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value]>> + '_>;
+    fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value<'_>]>> + '_>;
 }
 
 impl TableSource for Table {
@@ -102,7 +124,7 @@ impl TableSource for Table {
         self.headers.iter().map(String::as_str).collect()
     }
 
-    fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value]>> + '_> {
+    fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value<'_>]>> + '_> {
         Box::new(self.rows.iter().map(|r| Cow::Borrowed(r.as_slice())))
     }
 }
@@ -112,7 +134,7 @@ pub fn collect(source: &dyn TableSource) -> Table {
     Table {
         name: source.name().to_string(),
         headers: source.headers().into_iter().map(str::to_string).collect(),
-        rows: source.rows().map(Cow::into_owned).collect(),
+        rows: source.rows().map(|row| owned(row.into_owned())).collect(),
     }
 }
 

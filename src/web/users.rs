@@ -44,14 +44,13 @@ fn table(state: &WebState, viewer: &Viewer, rows: &[CurrentAttachment]) -> Table
     for r in rows {
         let a = &r.attachment;
         let name = state.config().catalog.get(&a.structure).map(|s| s.name.clone()).unwrap_or_default();
-        let opt = |o: Option<&str>| o.map_or(Value::Empty, Value::from);
-        table.rows.push(vec![
+        table.push(vec![
             Value::from(a.structure.to_string()),
             Value::from(name),
-            opt(a.placement.service.as_ref().map(|s| s.as_str())),
+            Value::from(a.placement.service.as_ref().map(|s| s.as_str())),
             Value::from(a.email.as_str()),
-            opt(r.name.last_name.as_deref()),
-            opt(r.name.first_name.as_deref()),
+            Value::from(r.name.last_name.as_deref()),
+            Value::from(r.name.first_name.as_deref()),
             Value::from(a.placement.rights.to_string()),
         ]);
     }

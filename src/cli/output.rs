@@ -200,11 +200,10 @@ pub fn approvals_list(
             writeln!(out)?;
         }
         Format::Csv => {
-            let table = Table {
-                name: "Approvals".into(),
-                headers: LIST_COLUMNS.iter().map(|s| s.to_string()).collect(),
-                rows: reqs.iter().map(|r| report::owned(list_row(r))).collect(),
-            };
+            let mut table = Table::new("Approvals", LIST_COLUMNS);
+            for r in reqs {
+                table.push(list_row(r));
+            }
             report::write_csv_to(&mut *out, &table, delimiter, false)?;
         }
         Format::Table => {

@@ -21,7 +21,7 @@ pub use self::run::{
     SUMMARY_COLUMNS, TOTAL, anomalies_table, changes_table, pending_table, run_info_table, summary_table,
     write_run_reports,
 };
-pub use self::table::{Table, TableSource, Value, collect, neutralize, owned};
+pub use self::table::{Table, TableSource, Value, collect, neutralize};
 pub use self::xlsx::{write_xlsx, write_xlsx_sources};
 
 #[derive(Debug, thiserror::Error)]

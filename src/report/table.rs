@@ -101,7 +101,7 @@ impl Table {
 }
 
 /// A row that owns its text.
-pub fn owned(row: Vec<Value<'_>>) -> Vec<Value<'static>> {
+fn owned(row: Vec<Value<'_>>) -> Vec<Value<'static>> {
     row.into_iter().map(Value::into_owned).collect()
 }
 

@@ -56,6 +56,8 @@ fn story(backend: Backend) {
         for f in ["summary.csv", "changes.csv", "anomalies.csv"] {
             golden(&format!("run1-{f}"), &env.read(&format!("reports/1/{f}")));
         }
+        // The queue as a manager's script reads it (no BOM on stdout).
+        golden("run1-approvals.csv", &env.run(&["approvals", "list", "--format", "csv"]).expect(0).stdout);
     }
     let expected_changes = [
         "detach claire.moreau@acme.fr ACHATS left: end date 2026-10-31",

@@ -45,8 +45,8 @@ use crate::{
     secret::mask_url,
     source::{self, DirectorySpec, TableSpec},
     store::{
-        CurrentSnapshot, CurrentState, IdentityChanges, IdentityWrites, QueueVersion, RequestFilter, SourceRunRecord,
-        Store, StoreError, StoreTx,
+        CurrentSnapshot, CurrentState, IdentityChanges, IdentityWrites, RequestFilter, SourceRunRecord, Store,
+        StoreError, StoreTx,
     },
 };
 
@@ -276,8 +276,6 @@ impl Engine {
             return Ok(RunSummary { notes: read.notes, ..summary });
         }
 
-        // Before this run's own writes: the queues as the transaction began.
-        let queues_at_begin = tx.queue_version().await?;
         // A set: the pending requests read below are filtered by it.
         let expired: BTreeSet<RequestId> = self.expire(&mut tx, &scope).await?.into_iter().collect();
         if !expired.is_empty() {
@@ -300,7 +298,7 @@ impl Engine {
         // rows) while this one checks the current state and reads the requests.
         let builder = std::mem::take(&mut read.desired);
         let sorting = tokio::task::spawn_blocking(move || builder.finish());
-        let (current, queues) = snapshot.current_in(&mut tx, &scope).await?;
+        let current = snapshot.current_in(&mut tx, &scope).await?;
         let open = tx.open_requests(&scope).await?;
         let refused = tx.refused_changes(&scope).await?;
         let absences = tx.absences(&scope).await?;
@@ -339,17 +337,8 @@ impl Engine {
                 run.message = Some(text);
             }
         }
-        // The queues as the transaction began, read outside it, so without
-        // this run's expiries: those read beside the source if no request
-        // changed in between, else read now (writers are serialised: still
-        // the same state).
-        let mut pending_before = match queues.and_then(|q| q.if_still_at(queues_at_begin)) {
-            Some(requests) => requests,
-            None => {
-                tracing::debug!("request queues changed since they were read beside the source: read again");
-                self.store.queued_requests(&scope).await?
-            }
-        };
+        // Read outside the transaction, so without this run's expiries.
+        let mut pending_before = self.store.queued_requests(&scope).await?;
         pending_before.retain(|r| !expired.contains(&r.id));
         let approved: BTreeSet<_> = open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
         let lines = trips
@@ -707,27 +696,10 @@ fn identity_writes(desired: &Desired, plan: &Plan, ids: &IdentityChanges) -> Ide
     writes
 }
 
-/// The store's reads of a run's structures, on their own task beside the
-/// source read: the current state, then the request queues for the report's
-/// Pending sheet (50,000 requests after a million-row run: a quarter of a
-/// second a plan would otherwise wait for at its end). Dropped unfinished (a
-/// rejected source, an error), it is aborted.
-struct SnapshotRead(tokio::task::JoinHandle<Result<(CurrentSnapshot, QueueRead), StoreError>>);
-
-/// The request queues read beside the source, and their version just before.
-struct QueueRead {
-    version: QueueVersion,
-    requests: Vec<QueuedRequest>,
-}
-
-impl QueueRead {
-    /// The requests, if the queues are still at `version` (that of the run's
-    /// transaction as it began: nothing changed in between, so this is what
-    /// a read then would give).
-    fn if_still_at(self, version: QueueVersion) -> Option<Vec<QueuedRequest>> {
-        (self.version == version).then_some(self.requests)
-    }
-}
+/// The store's read of the current state of a run's structures, on its own
+/// task beside the source read. Dropped unfinished (a rejected source, an
+/// error), it is aborted.
+struct SnapshotRead(tokio::task::JoinHandle<Result<CurrentSnapshot, StoreError>>);
 
 impl SnapshotRead {
     fn start(store: &Store, scope: Vec<StructureId>) -> SnapshotRead {
@@ -736,38 +708,28 @@ impl SnapshotRead {
             let snapshot = store.current_snapshot(&scope).await?;
             let attachments = snapshot.attachments.len();
             tracing::debug!(attachments, rss_mb = ?resident_mb(), "current attachments read (snapshot)");
-            // After the snapshot, which is needed first: the two would share
-            // the core the source read leaves.
-            let version = store.queue_version().await?;
-            let requests = store.queued_requests(&scope).await?;
-            tracing::debug!(requests = requests.len(), "request queues read (for the report)");
-            Ok((snapshot, QueueRead { version, requests }))
+            Ok(snapshot)
         }))
     }
 
     /// The current state as of the write transaction `tx`: the snapshot when
     /// no structure of `scope` was replaced since it was taken (the same
     /// generations), else read again in `tx`. Writers are serialised, so
-    /// nothing replaces it between this check and the commit. With it, the
-    /// request queues read beside the source (none if that read stopped).
-    async fn current_in(
-        mut self,
-        tx: &mut StoreTx,
-        scope: &[StructureId],
-    ) -> Result<(CurrentState, Option<QueueRead>), EngineError> {
+    /// nothing replaces it between this check and the commit.
+    async fn current_in(mut self, tx: &mut StoreTx, scope: &[StructureId]) -> Result<CurrentState, EngineError> {
         let now = tx.current_generations(scope).await?;
-        let (snapshot, queues) = match (&mut self.0).await {
+        let snapshot = match (&mut self.0).await {
             Ok(read) => read?,
             // A panic there is a bug, carried on as if it had happened here.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => {
                 tracing::debug!("current attachments: the snapshot read stopped ({e}); read in the transaction");
-                return Ok((tx.current_attachments(scope).await?, None));
+                return Ok(tx.current_attachments(scope).await?);
             }
         };
         if snapshot.generations == now {
             tracing::debug!("current attachments: the snapshot is current (no structure replaced since)");
-            return Ok((snapshot.attachments, Some(queues)));
+            return Ok(snapshot.attachments);
         }
         let replaced: Vec<&str> =
             scope.iter().filter(|s| snapshot.generations.get(*s) != now.get(*s)).map(StructureId::as_str).collect();
@@ -778,7 +740,7 @@ impl SnapshotRead {
         drop(snapshot);
         let current = tx.current_attachments(scope).await?;
         tracing::debug!(attachments = current.len(), rss_mb = ?resident_mb(), "current attachments read");
-        Ok((current, Some(queues)))
+        Ok(current)
     }
 }
 

@@ -118,7 +118,6 @@ pub struct RequestFilter {
 pub use accounts::{OidcFlow, WebSession};
 pub use identities::{IdentityChanges, IdentityWrites};
 pub use page::{AttachmentQuery, RequestQuery, RequestSort};
-pub use queue::QueueVersion;
 pub use slots::SlotClaim;
 pub use stats::{OutcomeCount, RequestCount, SourceLastRun};
 
@@ -255,11 +254,6 @@ impl Store {
     /// queues show them (a run's pending sheet), by id.
     pub async fn queued_requests(&self, structures: &[StructureId]) -> Result<Vec<QueuedRequest>, StoreError> {
         queue::queued_requests(&mut *self.conn().await?, structures).await
-    }
-
-    /// Where the request queues stand now (see [`QueueVersion`]).
-    pub async fn queue_version(&self) -> Result<QueueVersion, StoreError> {
-        queue::queue_version(&mut *self.conn().await?).await
     }
 
     /// Requests matching `f`, by id.
@@ -429,11 +423,6 @@ impl StoreTx {
 
     pub async fn current_attachments(&mut self, structures: &[StructureId]) -> Result<CurrentState, StoreError> {
         current::current_attachments(self.conn(), structures).await
-    }
-
-    /// Where the request queues stand as this transaction sees them.
-    pub async fn queue_version(&mut self) -> Result<QueueVersion, StoreError> {
-        queue::queue_version(self.conn()).await
     }
 
     /// The generation of each of `structures` as this transaction sees it.

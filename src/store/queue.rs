@@ -6,7 +6,7 @@
 //! them took 1.2 s of a 7.5 s plan; a framed page is one row for 10,000
 //! requests (see `framing`).
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{
     RequestFilter, StoreError,
@@ -51,21 +51,6 @@ pub(crate) async fn queued_requests(
 ) -> Result<Vec<QueuedRequest>, StoreError> {
     let unit = length_unit(conn).await?;
     read_queue(conn, structures, unit, PAGE).await
-}
-
-/// Where the request queues stand: the id of the history's last entry.
-/// Every change to a request appends to its history in the same
-/// transaction, writers are serialised and the history is append-only
-/// (triggers), so two equal versions mean that no request changed between
-/// the two reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueVersion(i64);
-
-pub(crate) async fn queue_version(conn: &mut AnyConnection) -> Result<QueueVersion, StoreError> {
-    const CTX: &str = "read the request history's last id";
-    let row =
-        sqlx::query("SELECT COALESCE(MAX(id), 0) FROM request_history").fetch_one(&mut *conn).await.map_err(db(CTX))?;
-    Ok(QueueVersion(row.try_get::<i64, _>(0).map_err(db(CTX))?))
 }
 
 /// [`queued_requests`] in pages of `page` requests (the tests choose).

@@ -1085,42 +1085,6 @@ async fn bulk_insert_of_10_500_requests(store: Store) {
     assert_eq!(raw_count(&store, "request_history").await, 21_001);
 }
 
-/// The queue's version moves with every committed change to a request
-/// (raised, decided), and only then: a run compares it to reuse a queue read
-/// before its transaction began.
-async fn the_queue_version_moves_with_every_change_to_a_request(store: Store) {
-    let empty = store.queue_version().await.unwrap();
-    let run = new_run(&store).await;
-    assert_eq!(store.queue_version().await.unwrap(), empty, "a run alone changes no queue");
-    // Raised, then rolled back: the queue is as it was.
-    let mut tx = store.begin().await.unwrap();
-    tx.insert_requests(&[request(run, ACME, "marie@acme.fr", None, place(None, "factures:consultation"))])
-        .await
-        .unwrap();
-    assert_ne!(tx.queue_version().await.unwrap(), empty, "the transaction sees its own request");
-    assert_eq!(store.queue_version().await.unwrap(), empty, "others do not, before the commit");
-    tx.rollback().await.unwrap();
-    assert_eq!(store.queue_version().await.unwrap(), empty);
-    // Raised and committed.
-    let mut tx = store.begin().await.unwrap();
-    let ids = tx
-        .insert_requests(&[request(run, ACME, "marie@acme.fr", None, place(None, "factures:consultation"))])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let raised = store.queue_version().await.unwrap();
-    assert_ne!(raised, empty);
-    // Decided by a manager.
-    let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.queue_version().await.unwrap(), raised, "the same version inside and out");
-    let refused = (RequestState::Pending, RequestState::Refused);
-    tx.transition(ids[0], refused.0, refused.1, Some("gp@acme.fr"), at("2026-03-03T09:00:00Z"), Some("inconnue"))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert_ne!(store.queue_version().await.unwrap(), raised);
-}
-
 async fn concurrent_writers_are_serialised(store: Store) {
     let tx1 = store.begin().await.unwrap();
     let second = {
@@ -1350,7 +1314,6 @@ crate::both_backends!(
     open_and_refused_requests,
     open_refused_and_held_keys_of_every_placement_shape,
     bulk_insert_of_10_500_requests,
-    the_queue_version_moves_with_every_change_to_a_request,
     concurrent_writers_are_serialised,
 );
 

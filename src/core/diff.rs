@@ -416,18 +416,28 @@ fn dispose(
     input: &DiffInput<'_>,
     protected: &BTreeSet<Email>,
 ) -> Vec<super::approval::RequestId> {
-    let open: HashMap<&ChangeKey, &OpenRequest> =
-        input.open.iter().filter(|o| input.scope.contains(&o.key.structure)).map(|o| (&o.key, o)).collect();
-    let mut refused: HashMap<(&ChangeKey, &str), super::approval::RequestId> = HashMap::new();
+    // foldhash, not SipHash: after a first adoption a million changes each
+    // look up their key among a million open requests, and SipHash over the
+    // keys' text was a third of the diff (BENCHMARKS.md, session 14).
+    let open: foldhash::HashMap<&ChangeKey, usize> = input
+        .open
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| input.scope.contains(&o.key.structure))
+        .map(|(i, o)| (&o.key, i))
+        .collect();
+    let mut refused: foldhash::HashMap<(&ChangeKey, &str), super::approval::RequestId> = Default::default();
     for r in input.refused {
         let id = refused.entry((&r.key, r.reason_category.as_str())).or_insert(r.id);
         *id = (*id).max(r.id);
     }
-    let mut kept = BTreeSet::new();
+    // By position in `input.open`.
+    let mut kept = vec![false; input.open.len()];
     for PlannedChange { change, disposition } in changes.iter_mut() {
         *disposition = match open.get(&change.key) {
-            Some(o) => {
-                kept.insert(o.id);
+            Some(&i) => {
+                kept[i] = true;
+                let o = &input.open[i];
                 if o.state == RequestState::Approved { Disposition::Approved(o.id) } else { Disposition::Pending(o.id) }
             }
             None => match refused.get(&(&change.key, change.reason.category())) {
@@ -439,9 +449,9 @@ fn dispose(
     let mut supersede: Vec<_> = input
         .open
         .iter()
-        .filter(|o| input.scope.contains(&o.key.structure))
-        .filter(|o| !kept.contains(&o.id) && !protected.contains(&o.key.email))
-        .map(|o| o.id)
+        .zip(&kept)
+        .filter(|(o, kept)| input.scope.contains(&o.key.structure) && !**kept && !protected.contains(&o.key.email))
+        .map(|(o, _)| o.id)
         .collect();
     supersede.sort_unstable();
     supersede

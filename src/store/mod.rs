@@ -449,7 +449,7 @@ impl StoreTx {
 
     /// Pending and approved requests of `structures`, by id.
     pub async fn open_requests(&mut self, structures: &[StructureId]) -> Result<Vec<OpenRequest>, StoreError> {
-        queries::open_requests(self.conn(), structures).await
+        queue::open_requests(self.conn(), structures).await
     }
 
     /// The latest refused request of each change key of `structures`, by id.

@@ -18,7 +18,7 @@ use crate::{
     core::{
         approval::{ApprovalRequest, HistoryEntry, RequestId, RequestState, RunId, rfc3339},
         change::{ChangeKey, ChangeKind},
-        plan::{AbsenceStreak, OpenRequest, RefusedChange},
+        plan::{AbsenceStreak, RefusedChange},
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
     domain::{Attachment, PersonName, Placement, StructureId},
@@ -33,10 +33,8 @@ pub(crate) const REQUEST_COLS: &str = "run_id, state, kind, structure, email, \
     last_name, first_name, reason, reason_category, description, requester, structure_name, manager, origin, \
     created_at, decided_by, decided_at, motive, comment";
 const REQUEST_COL_COUNT: usize = 25;
-/// What the diff needs of an open request: its id, state and change key.
-const OPEN_COLS: &str = "id, state, structure, email, \
-    before_present, before_service, before_rights, after_present, after_service, after_rights";
-/// What it needs of a refused one: the key and the facts it was refused on.
+/// What the diff needs of a refused request: the key and the facts it was
+/// refused on (of an open one: `queue::open_requests`).
 const REFUSED_COLS: &str = "id, structure, email, \
     before_present, before_service, before_rights, after_present, after_service, after_rights, reason_category";
 
@@ -222,22 +220,6 @@ async fn requests_in<T>(
         })
         .await?;
     }
-    Ok(out)
-}
-
-/// The pending and approved requests of `structures`, by id: only their
-/// keys and states are read (the diff needs nothing else).
-pub(crate) async fn open_requests(
-    conn: &mut AnyConnection,
-    structures: &[StructureId],
-) -> Result<Vec<OpenRequest>, StoreError> {
-    let states = [RequestState::Pending, RequestState::Approved];
-    let mut out = requests_in(conn, structures, &states, OPEN_COLS, |row, interner| {
-        let c = Cols::new(row, "requests").keyed_by_id()?;
-        Ok(OpenRequest { id: c.get("id")?, state: state_of(&c)?, key: key_of(&c, interner)? })
-    })
-    .await?;
-    out.sort_by_key(|r| r.id);
     Ok(out)
 }
 

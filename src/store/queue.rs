@@ -1,25 +1,27 @@
-//! The open requests of some structures as their managers' queues show them
-//! (a run's pending sheet): only the sheet's columns, in framed pages by id.
+//! The open requests of some structures, in framed pages by id: as their
+//! managers' queues show them (a run's pending sheet: only the sheet's
+//! columns) and as the diff needs them (their keys and states).
 //!
-//! After a run the queues hold tens of thousands of requests. Read as rows
-//! (26 columns, each row turned into an `AnyRow` and decoded), 50,286 of
-//! them took 1.2 s of a 7.5 s plan; a framed page is one row for 10,000
-//! requests (see `framing`).
+//! After a run the queues hold tens of thousands of requests, after a first
+//! adoption a million. Read as rows (26 columns, each row turned into an
+//! `AnyRow` and decoded), 50,286 of them took 1.2 s of a 7.5 s plan; a framed
+//! page is one row for 10,000 requests (see `framing`).
 
 use sqlx::AnyConnection;
 
 use super::{
     RequestFilter, StoreError,
-    framing::{Rows, Unit, framed_row, length_unit, page_aggregate, page_answer},
+    framing::{Rows, Span, Unit, framed_row, length_unit, page_aggregate, page_answer},
     queries::{STRUCTURES_PER_QUERY, where_filter},
     sql::{Binds, Interner, db, is_sqlite, parse_time, query},
 };
 use crate::{
     core::{
         approval::{QueuedRequest, RequestId, RequestState},
-        change::ChangeKind,
+        change::{ChangeKey, ChangeKind},
+        plan::OpenRequest,
     },
-    domain::{PersonName, StructureId},
+    domain::{Email, PersonName, Placement, StructureId},
 };
 
 /// Requests per page.
@@ -61,8 +63,71 @@ pub(super) async fn read_queue(
     page: usize,
 ) -> Result<Vec<QueuedRequest>, StoreError> {
     const CTX: &str = "read the queued requests";
+    read_framed(conn, structures, unit, page, &COLUMNS, CTX, |r| r.id, queued).await
+}
+
+/// Open requests per page of the diff's read: it runs beside the sort of
+/// the desired state, a plan's peak of memory, and a page's answer is held
+/// twice while it is read (the database's, the driver's copy). 10,000 a page
+/// added 3.5 MB to the peak of a million-row plan after a run (50,286 open
+/// requests); this many cost no more than reading them as rows.
+const OPEN_PAGE: usize = 2_500;
+
+/// The columns the diff reads of an open request: its key and state.
+const OPEN_COLUMNS: [(&str, &str); 10] = [
+    ("id", "CAST(id AS TEXT)"),
+    ("state", "state"),
+    ("structure", "structure"),
+    ("email", "email"),
+    ("before_present", "CAST(before_present AS TEXT)"),
+    ("before_service", "before_service"),
+    ("before_rights", "before_rights"),
+    ("after_present", "CAST(after_present AS TEXT)"),
+    ("after_service", "after_service"),
+    ("after_rights", "after_rights"),
+];
+
+/// The pending and approved requests of `structures`, by id: only their
+/// keys and states (the diff needs nothing else).
+///
+/// In framed pages: after a first adoption (a request per person), a
+/// million of them read as rows took 6.3 s of a plan (BENCHMARKS.md,
+/// session 14).
+pub(crate) async fn open_requests(
+    conn: &mut AnyConnection,
+    structures: &[StructureId],
+) -> Result<Vec<OpenRequest>, StoreError> {
+    let unit = length_unit(conn).await?;
+    read_open(conn, structures, unit, OPEN_PAGE).await
+}
+
+/// [`open_requests`] in pages of `page` requests (the tests choose).
+pub(super) async fn read_open(
+    conn: &mut AnyConnection,
+    structures: &[StructureId],
+    unit: Unit,
+    page: usize,
+) -> Result<Vec<OpenRequest>, StoreError> {
+    const CTX: &str = "read the open requests";
+    read_framed(conn, structures, unit, page, &OPEN_COLUMNS, CTX, |r| r.id, open).await
+}
+
+/// The pending and approved requests of `structures` in pages of `page` by
+/// id, each page one framed row of `columns` (the first is the id as text),
+/// each request decoded by `decode` as its page arrives. Answered by id.
+#[allow(clippy::too_many_arguments)]
+async fn read_framed<T, const N: usize>(
+    conn: &mut AnyConnection,
+    structures: &[StructureId],
+    unit: Unit,
+    page: usize,
+    columns: &[(&'static str, &'static str); N],
+    context: &'static str,
+    id_of: fn(&T) -> RequestId,
+    decode: fn(&Fields<'_, N>, &mut Interner) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let sqlite = is_sqlite(conn);
-    let framed = framed_row(unit, &COLUMNS.map(|(_, sql)| sql));
+    let framed = framed_row(unit, &columns.map(|(_, sql)| sql));
     let aggregate = page_aggregate(sqlite);
     let states = vec![RequestState::Pending, RequestState::Approved];
     let mut interner = Interner::default();
@@ -81,68 +146,137 @@ pub(super) async fn read_queue(
             let sql = format!(
                 "SELECT {aggregate} FROM (SELECT {framed} FROM requests{filter} ORDER BY id LIMIT {page}) AS page"
             );
-            let row = query(sql, b, CTX)?.fetch_one(&mut *conn).await.map_err(db(CTX))?;
+            let row = query(sql, b, context)?.fetch_one(&mut *conn).await.map_err(db(context))?;
             let before = out.len();
-            read_page(page_answer(&row, sqlite, CTX)?, unit, &mut interner, &mut out)?;
+            read_page(page_answer(&row, sqlite, context)?, unit, columns, &mut interner, &mut out, decode)?;
             if out.len() - before < page {
                 break;
             }
-            after = out[before..].iter().map(|r| r.id).max();
+            after = out[before..].iter().map(id_of).max();
         }
     }
     // Pages (and chunks of structures) may come in any order.
-    out.sort_unstable_by_key(|r| r.id);
+    out.sort_unstable_by_key(id_of);
     Ok(out)
+}
+
+/// One request of a page: its fields, and errors that name it and the column.
+struct Fields<'a, const N: usize> {
+    text: &'a str,
+    row: [Span; N],
+    columns: &'a [(&'static str, &'static str); N],
+}
+
+impl<'a, const N: usize> Fields<'a, N> {
+    /// Column `i`'s text, `None` for NULL.
+    fn get(&self, i: usize) -> Result<Option<&'a str>, StoreError> {
+        // With lengths in bytes, a wrong one may cut a character.
+        self.row[i]
+            .map(|(a, b)| self.text.get(a..b).ok_or_else(|| self.corrupt(i, "a length cuts a character")))
+            .transpose()
+    }
+
+    fn required(&self, i: usize) -> Result<&'a str, StoreError> {
+        self.get(i)?.ok_or_else(|| self.corrupt(i, "NULL"))
+    }
+
+    /// The id column's text, when it reads.
+    fn id(&self) -> Option<&'a str> {
+        self.row[0].and_then(|(a, b)| self.text.get(a..b))
+    }
+
+    fn corrupt(&self, i: usize, message: impl Into<String>) -> StoreError {
+        corrupt(self.columns, self.id(), i, message.into())
+    }
+}
+
+fn corrupt<const N: usize>(
+    columns: &[(&'static str, &'static str); N],
+    id: Option<&str>,
+    column: usize,
+    message: String,
+) -> StoreError {
+    StoreError::Corrupt { table: "requests", row: id.unwrap_or("?").to_string(), column: columns[column].0, message }
 }
 
 /// Adds the requests of a page's answer to `out`. Errors name the request
 /// (its id, when it reads) and the column.
-fn read_page(
+fn read_page<T, const N: usize>(
     answer: &[u8],
     unit: Unit,
+    columns: &[(&'static str, &'static str); N],
     interner: &mut Interner,
-    out: &mut Vec<QueuedRequest>,
+    out: &mut Vec<T>,
+    decode: fn(&Fields<'_, N>, &mut Interner) -> Result<T, StoreError>,
 ) -> Result<(), StoreError> {
-    let corrupt = |id: Option<&str>, column: usize, message: String| StoreError::Corrupt {
-        table: "requests",
-        row: id.unwrap_or("?").to_string(),
-        column: COLUMNS[column].0,
-        message,
-    };
-    let text =
-        std::str::from_utf8(answer).map_err(|e| corrupt(None, 0, format!("not UTF-8 at byte {}", e.valid_up_to())))?;
-    for row in (Rows::<{ COLUMNS.len() }> { answer, at: 0, unit }) {
-        let row = row.map_err(|e| corrupt(e.key.and_then(|(a, b)| text.get(a..b)), e.column, e.message))?;
-        // With lengths in bytes, a wrong one may cut a character.
-        let field = |i: usize, id: Option<&str>| -> Result<Option<&str>, StoreError> {
-            row[i]
-                .map(|(a, b)| text.get(a..b).ok_or_else(|| corrupt(id, i, "a length cuts a character".into())))
-                .transpose()
-        };
-        let id_text = field(0, None)?.ok_or_else(|| corrupt(None, 0, "NULL".into()))?;
-        let id = Some(id_text);
-        let required = |i: usize| field(i, id)?.ok_or_else(|| corrupt(id, i, "NULL".into()));
-        let state = required(1)?;
-        let kind = required(2)?;
-        let structure = required(3)?;
-        let created_at = required(11)?;
-        let structure = interner.structure(structure).map_err(|m| corrupt(id, 3, m))?;
-        out.push(QueuedRequest {
-            id: id_text.parse().map_err(|e| corrupt(id, 0, format!("{id_text:?}: {e}")))?,
-            state: RequestState::parse(state).ok_or_else(|| corrupt(id, 1, format!("unknown state {state:?}")))?,
-            kind: ChangeKind::parse(kind).ok_or_else(|| corrupt(id, 2, format!("unknown kind {kind:?}")))?,
-            structure,
-            structure_name: required(4)?.to_string(),
-            service: field(5, id)?.map(str::to_string),
-            email: required(6)?.to_string(),
-            name: PersonName { last_name: field(7, id)?.map(Into::into), first_name: field(8, id)?.map(Into::into) },
-            description: required(9)?.to_string(),
-            reason: required(10)?.to_string(),
-            created_at: parse_time(created_at).map_err(|m| corrupt(id, 11, m))?,
-            manager: required(12)?.to_string(),
-        });
+    let text = std::str::from_utf8(answer)
+        .map_err(|e| corrupt(columns, None, 0, format!("not UTF-8 at byte {}", e.valid_up_to())))?;
+    for row in (Rows::<N> { answer, at: 0, unit }) {
+        let row = row.map_err(|e| corrupt(columns, e.key.and_then(|(a, b)| text.get(a..b)), e.column, e.message))?;
+        out.push(decode(&Fields { text, row, columns }, interner)?);
     }
     Ok(())
+}
+
+/// A request of the queues' read ([`COLUMNS`]).
+fn queued(f: &Fields<'_, 13>, interner: &mut Interner) -> Result<QueuedRequest, StoreError> {
+    let id = f.required(0)?;
+    let state = f.required(1)?;
+    let kind = f.required(2)?;
+    let created_at = f.required(11)?;
+    Ok(QueuedRequest {
+        id: id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?,
+        state: RequestState::parse(state).ok_or_else(|| f.corrupt(1, format!("unknown state {state:?}")))?,
+        kind: ChangeKind::parse(kind).ok_or_else(|| f.corrupt(2, format!("unknown kind {kind:?}")))?,
+        structure: interner.structure(f.required(3)?).map_err(|m| f.corrupt(3, m))?,
+        structure_name: f.required(4)?.to_string(),
+        service: f.get(5)?.map(str::to_string),
+        email: f.required(6)?.to_string(),
+        name: PersonName { last_name: f.get(7)?.map(Into::into), first_name: f.get(8)?.map(Into::into) },
+        description: f.required(9)?.to_string(),
+        reason: f.required(10)?.to_string(),
+        created_at: parse_time(created_at).map_err(|m| f.corrupt(11, m))?,
+        manager: f.required(12)?.to_string(),
+    })
+}
+
+/// A request of the diff's read ([`OPEN_COLUMNS`]).
+fn open(f: &Fields<'_, 10>, interner: &mut Interner) -> Result<OpenRequest, StoreError> {
+    let id = f.required(0)?;
+    let state = f.required(1)?;
+    let email = f.required(3)?;
+    // As `Cols::placement_in`: `<prefix>_present`, then the service (NULL or
+    // '': the structure level) and the rights.
+    let mut placement = |present: usize| -> Result<Option<Placement>, StoreError> {
+        match f.required(present)? {
+            "0" => Ok(None),
+            "1" => Ok(Some(Placement {
+                service: interner
+                    .service(f.get(present + 1)?.unwrap_or_default())
+                    .map_err(|m| f.corrupt(present + 1, m))?,
+                rights: interner
+                    .rights(f.get(present + 2)?.unwrap_or_default())
+                    .map_err(|m| f.corrupt(present + 2, m))?,
+            })),
+            n => Err(f.corrupt(present, format!("expected 0 or 1, found {n}"))),
+        }
+    };
+    let (before, after) = (placement(4)?, placement(7)?);
+    Ok(OpenRequest {
+        id: id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?,
+        state: RequestState::parse(state).ok_or_else(|| f.corrupt(1, format!("unknown state {state:?}")))?,
+        key: ChangeKey {
+            structure: interner.structure(f.required(2)?).map_err(|m| f.corrupt(2, m))?,
+            // What the store holds was parsed before (see `Cols::email`).
+            email: if Email::is_normalized(email) {
+                Email::from_normalized(email)
+            } else {
+                Email::parse(email).map_err(|e| f.corrupt(3, format!("{email:?}: {e}")))?
+            },
+            before,
+            after,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -157,7 +291,8 @@ mod tests {
 
     fn read(answer: &str) -> Result<Vec<QueuedRequest>, String> {
         let mut out = Vec::new();
-        read_page(answer.as_bytes(), Unit::Bytes, &mut Interner::default(), &mut out).map_err(|e| e.to_string())?;
+        read_page(answer.as_bytes(), Unit::Bytes, &COLUMNS, &mut Interner::default(), &mut out, queued)
+            .map_err(|e| e.to_string())?;
         Ok(out)
     }
 
@@ -176,6 +311,56 @@ mod tests {
         Some("2026-03-02T06:31:00Z"),
         Some("gp@x.fr"),
     ];
+
+    fn read_open(answer: &str) -> Result<Vec<OpenRequest>, String> {
+        let mut out = Vec::new();
+        read_page(answer.as_bytes(), Unit::Bytes, &OPEN_COLUMNS, &mut Interner::default(), &mut out, open)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    #[test]
+    fn an_open_request_reads_back_its_key_and_names_the_column_that_does_not() {
+        let frame10 = |rows: &[[Option<&str>; 10]]| {
+            let field = |f: &Option<&str>| f.map_or(":".to_string(), |t| format!("{}:{t}", t.len()));
+            rows.iter().flat_map(|r| r.iter().map(field)).collect::<String>()
+        };
+        let row = [
+            Some("9"),
+            Some("approved"),
+            Some("12345678200010"),
+            Some("a@x.fr"),
+            Some("1"),
+            None,
+            Some("factures:consultation"),
+            Some("1"),
+            Some("COMPTA"),
+            Some("factures:modification"),
+        ];
+        let got = read_open(&frame10(&[row])).unwrap();
+        let key = &got[0].key;
+        assert_eq!((got[0].id, got[0].state), (9, RequestState::Approved));
+        assert_eq!((key.structure.as_str(), key.email.as_str()), ("12345678200010", "a@x.fr"));
+        let (before, after) = (key.before.as_ref().unwrap(), key.after.as_ref().unwrap());
+        assert_eq!((before.service.as_ref(), before.rights.to_string().as_str()), (None, "factures:consultation"));
+        assert_eq!(
+            (after.service.as_ref().map(|s| s.as_str()), after.rights.to_string().as_str()),
+            (Some("COMPTA"), "factures:modification")
+        );
+        let mut detach = row;
+        detach[7..].copy_from_slice(&[Some("0"), None, None]);
+        assert_eq!(read_open(&frame10(&[detach])).unwrap()[0].key.after, None);
+        for (column, value, expect) in [
+            (4, Some("2"), "row 9, column before_present: expected 0 or 1, found 2"),
+            (3, Some("not an address"), "row 9, column email"),
+            (1, Some("lost"), "row 9, column state: unknown state \"lost\""),
+        ] {
+            let mut bad = row;
+            bad[column] = value;
+            let err = read_open(&frame10(&[row, bad])).unwrap_err();
+            assert!(err.contains(expect), "{err}");
+        }
+    }
 
     #[test]
     fn a_page_reads_back_each_column_and_names_the_request_and_column_that_do_not() {

@@ -1029,6 +1029,16 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
         let read = queue::read_queue(&mut conn, &scope, unit, page).await.unwrap();
         assert_eq!(read, want, "pages of {page}");
     }
+    // The diff's read of the same requests, in pages too.
+    let open: Vec<OpenRequest> = want
+        .iter()
+        .map(|q| stored.iter().find(|r| r.id == q.id).unwrap())
+        .map(|r| OpenRequest { id: r.id, state: r.state, key: r.key.clone() })
+        .collect();
+    for page in [1, 3, open.len(), open.len() + 1] {
+        let read = queue::read_open(&mut conn, &scope, unit, page).await.unwrap();
+        assert_eq!(read, open, "pages of {page}");
+    }
     drop(conn);
     let other: Vec<QueuedRequest> = want.iter().filter(|r| r.structure == sid(OTHER)).cloned().collect();
     assert_eq!(other.len(), 2 * 2);

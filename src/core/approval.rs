@@ -252,40 +252,43 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
 }
 
 /// An open request as a manager's queue shows it: what a run's pending
-/// sheet says of each (the store reads only these columns for it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedRequest {
+/// sheet says of each (the store reads only these columns for it), borrowed
+/// from a [`super::queue::Queue`] or a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedRequest<'a> {
     pub id: RequestId,
     pub state: RequestState,
     pub kind: ChangeKind,
-    pub structure: StructureId,
+    pub structure: &'a StructureId,
     /// As the request was raised; empty in requests of older versions.
-    pub structure_name: String,
+    pub structure_name: &'a str,
     /// See [`ApprovalRequest::service`].
-    pub service: Option<String>,
-    pub email: String,
-    pub name: PersonName,
-    pub description: String,
-    pub reason: String,
+    pub service: Option<&'a str>,
+    pub email: &'a str,
+    pub last_name: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub description: &'a str,
+    pub reason: &'a str,
     pub created_at: DateTime<Utc>,
-    pub manager: String,
+    pub manager: &'a str,
 }
 
-impl From<&ApprovalRequest> for QueuedRequest {
-    fn from(r: &ApprovalRequest) -> QueuedRequest {
+impl<'a> From<&'a ApprovalRequest> for QueuedRequest<'a> {
+    fn from(r: &'a ApprovalRequest) -> QueuedRequest<'a> {
         QueuedRequest {
             id: r.id,
             state: r.state,
             kind: r.kind,
-            structure: r.key.structure.clone(),
-            structure_name: r.structure_name.clone(),
-            service: r.service().map(str::to_string),
-            email: r.key.email.to_string(),
-            name: r.name.clone(),
-            description: r.description.clone(),
-            reason: r.reason.clone(),
+            structure: &r.key.structure,
+            structure_name: &r.structure_name,
+            service: r.service(),
+            email: r.key.email.as_str(),
+            last_name: r.name.last_name.as_deref(),
+            first_name: r.name.first_name.as_deref(),
+            description: &r.description,
+            reason: &r.reason,
             created_at: r.created_at,
-            manager: r.manager.clone(),
+            manager: &r.manager,
         }
     }
 }

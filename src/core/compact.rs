@@ -3,7 +3,7 @@
 //! repeated values (structures, services, rights…) are indexes into tables.
 //! A million rows then cost tens of bytes each, not hundreds.
 
-use std::{collections::HashMap, hash::Hash};
+use std::{borrow::Borrow, collections::HashMap, hash::Hash};
 
 /// "No value" in a row's optional fields (lengths and row numbers).
 pub(super) const NONE: u32 = u32::MAX;
@@ -35,6 +35,25 @@ impl<T: Clone + Eq + Hash> Table<T> {
         self.last = match self.index.get(value) {
             Some(&i) => i,
             None => self.intern(value.clone()),
+        };
+        self.last
+    }
+
+    /// [`Table::intern_ref`] given a borrowed form of a value (`&str` for
+    /// `String`): nothing is allocated for a value already there.
+    pub(super) fn intern_borrowed<Q>(&mut self, value: &Q) -> u32
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = T> + ?Sized,
+    {
+        if let Some(last) = self.values.get(self.last as usize)
+            && last.borrow() == value
+        {
+            return self.last;
+        }
+        self.last = match self.index.get(value) {
+            Some(&i) => i,
+            None => self.intern(value.to_owned()),
         };
         self.last
     }

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod guards;
 pub mod mapping;
 pub mod plan;
+pub mod queue;
 pub mod record;
 pub mod run;
 mod sort;

@@ -37,6 +37,7 @@ use crate::{
         guards,
         mapping::Mapper,
         plan::{Disposition, Plan, StructureCounts},
+        queue::Queue,
         record::Field,
         run::{RunCounts, RunOutcome, RunRecord, SourceRun},
     },
@@ -266,7 +267,7 @@ impl Engine {
                     &read.stats,
                     plan,
                     IdentityWrites::default(),
-                    Vec::new(),
+                    Queue::default(),
                     &[],
                     &BTreeSet::new(),
                     notes,
@@ -339,7 +340,7 @@ impl Engine {
         }
         // Read outside the transaction, so without this run's expiries.
         let mut pending_before = self.store.queued_requests(&scope).await?;
-        pending_before.retain(|r| !expired.contains(&r.id));
+        pending_before.retain(|id| !expired.contains(&id));
         let approved: BTreeSet<_> = open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
         let lines = trips
             .iter()
@@ -424,7 +425,7 @@ impl Engine {
         stats: &[SourceRunRecord],
         mut plan: Plan,
         identities: IdentityWrites,
-        pending_before: Vec<QueuedRequest>,
+        pending_before: Queue,
         held_before: &[ApprovalRequest],
         approved: &BTreeSet<RequestId>,
         extra_info: Vec<(String, String)>,
@@ -458,7 +459,13 @@ impl Engine {
         // The request carrying each change to raise, in plan order, and the
         // Pending sheet's rows of those a done run queues.
         let mut carried: Vec<(RequestId, RequestState)> = Vec::new();
-        let mut queued: Vec<QueuedRequest> = Vec::new();
+        // The pending sheet: what managers have in their queues after this
+        // run, the requests it raises or releases added as they are.
+        let mut pending = pending_before;
+        if done {
+            let superseded: BTreeSet<_> = plan.supersede.iter().copied().collect();
+            pending.retain(|id| !superseded.contains(&id));
+        }
         if raising {
             let state = if done { RequestState::Pending } else { RequestState::Held };
             let to_raise: Vec<&Change> = plan.to_raise().collect();
@@ -495,7 +502,7 @@ impl Engine {
                     };
                     carried.push((req.id, req.state));
                     if done {
-                        queued.push(QueuedRequest::from(&req));
+                        pending.push(&QueuedRequest::from(&req));
                     }
                 }
             }
@@ -553,12 +560,7 @@ impl Engine {
         }
         run.counts = totals;
 
-        // The pending sheet: what managers have in their queues after this run.
-        let superseded: BTreeSet<_> = if done { plan.supersede.iter().copied().collect() } else { BTreeSet::new() };
-        let mut pending = pending_before;
-        pending.retain(|r| !superseded.contains(&r.id));
-        pending.extend(queued);
-        pending.sort_by_key(|r| r.id);
+        pending.sort_by_id();
 
         let dir = match (&opts.out, run_id) {
             (Some(out), _) => out.clone(),

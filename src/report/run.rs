@@ -21,6 +21,7 @@ use crate::{
         catalog::Catalog,
         change::Change,
         plan::{PlannedChange, StructureCounts},
+        queue::Queue,
     },
     domain::{Placement, ServiceCode, StructureId},
 };
@@ -105,7 +106,7 @@ pub struct RunReport<'a> {
     pub anomalies: &'a [Anomaly],
     pub counts: &'a BTreeMap<StructureId, StructureCounts>,
     /// Open (pending/approved) requests of the run's structures after the run.
-    pub pending: &'a [QueuedRequest],
+    pub pending: &'a Queue,
     /// Key/value lines of the last sheet, "Run" (outcome, sources, guard message...).
     pub info: &'a [(String, String)],
 }
@@ -118,7 +119,7 @@ pub struct RunReportData {
     pub changes: Vec<ReportedChange>,
     pub anomalies: Vec<Anomaly>,
     pub counts: BTreeMap<StructureId, StructureCounts>,
-    pub pending: Vec<QueuedRequest>,
+    pub pending: Queue,
     pub info: Vec<(String, String)>,
 }
 
@@ -329,27 +330,24 @@ fn summary_rows<'v>(r: &'v RunReport<'_>) -> impl Iterator<Item = Vec<Value<'v>>
         .chain(iter::once_with(move || row(TOTAL.into(), Value::Empty, &total)))
 }
 
-fn pending_row<'v>(r: &'v RunReport<'_>, p: &'v QueuedRequest) -> Vec<Value<'v>> {
+fn pending_row<'v>(r: &'v RunReport<'_>, p: QueuedRequest<'v>) -> Vec<Value<'v>> {
     // The request keeps the name it was raised with; fall back to the catalog.
-    let name = if p.structure_name.is_empty() {
-        structure_name(r, &p.structure).unwrap_or_default()
-    } else {
-        p.structure_name.as_str()
-    };
+    let name =
+        if p.structure_name.is_empty() { structure_name(r, p.structure).unwrap_or_default() } else { p.structure_name };
     vec![
         p.id.into(),
         p.state.as_str().into(),
         p.kind.as_str().into(),
         p.structure.as_str().into(),
         name.into(),
-        p.service.as_deref().into(),
-        p.email.as_str().into(),
-        p.name.last_name.as_deref().into(),
-        p.name.first_name.as_deref().into(),
-        p.description.as_str().into(),
-        p.reason.as_str().into(),
+        p.service.into(),
+        p.email.into(),
+        p.last_name.into(),
+        p.first_name.into(),
+        p.description.into(),
+        p.reason.into(),
         rfc3339(&p.created_at).into(),
-        p.manager.as_str().into(),
+        p.manager.into(),
     ]
 }
 
@@ -473,7 +471,7 @@ mod tests {
             };
             counts.insert(acme.clone(), c);
             counts.insert(noumea, StructureCounts { current: 2, desired: 2, moves: 1, ..Default::default() });
-            let pending = vec![QueuedRequest::from(&ApprovalRequest {
+            let pending = [QueuedRequest::from(&ApprovalRequest {
                 id: 101,
                 run_id: 7,
                 state: RequestState::Pending,
@@ -492,7 +490,9 @@ mod tests {
                 decided_at: None,
                 motive: None,
                 comment: None,
-            })];
+            })]
+            .into_iter()
+            .collect();
             let info = vec![("outcome".to_string(), "done".to_string()), ("sources".into(), "hr".into())];
             Fixture {
                 catalog: sample(),

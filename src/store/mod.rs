@@ -37,9 +37,10 @@ use sqlx::{Any, AnyConnection, AnyPool, any::AnyPoolOptions};
 
 use crate::{
     core::{
-        approval::{ApprovalRequest, HistoryEntry, QueuedRequest, RequestId, RequestState, RunId},
+        approval::{ApprovalRequest, HistoryEntry, RequestId, RequestState, RunId},
         change::ChangeKind,
         plan::{AbsenceStreak, OpenRequest, RefusedChange},
+        queue::Queue,
         run::{RunRecord, SourceRun},
     },
     domain::StructureId,
@@ -252,7 +253,7 @@ impl Store {
 
     /// The pending and approved requests of `structures` as the managers'
     /// queues show them (a run's pending sheet), by id.
-    pub async fn queued_requests(&self, structures: &[StructureId]) -> Result<Vec<QueuedRequest>, StoreError> {
+    pub async fn queued_requests(&self, structures: &[StructureId]) -> Result<Queue, StoreError> {
         queue::queued_requests(&mut *self.conn().await?, structures).await
     }
 

@@ -20,8 +20,9 @@ use crate::{
         approval::{QueuedRequest, RequestId, RequestState},
         change::{ChangeKey, ChangeKind},
         plan::OpenRequest,
+        queue::Queue,
     },
-    domain::{Email, PersonName, Placement, StructureId},
+    domain::{Email, Placement, StructureId},
 };
 
 /// Requests per page.
@@ -47,10 +48,7 @@ const COLUMNS: [(&str, &str); 13] = [
 ];
 
 /// The pending and approved requests of `structures`, by id.
-pub(crate) async fn queued_requests(
-    conn: &mut AnyConnection,
-    structures: &[StructureId],
-) -> Result<Vec<QueuedRequest>, StoreError> {
+pub(crate) async fn queued_requests(conn: &mut AnyConnection, structures: &[StructureId]) -> Result<Queue, StoreError> {
     let unit = length_unit(conn).await?;
     read_queue(conn, structures, unit, PAGE).await
 }
@@ -61,9 +59,13 @@ pub(super) async fn read_queue(
     structures: &[StructureId],
     unit: Unit,
     page: usize,
-) -> Result<Vec<QueuedRequest>, StoreError> {
+) -> Result<Queue, StoreError> {
     const CTX: &str = "read the queued requests";
-    read_framed(conn, structures, unit, page, &COLUMNS, CTX, |r| r.id, queued).await
+    let mut queue = Queue::default();
+    read_framed(conn, structures, unit, page, &COLUMNS, CTX, &mut queue, queued).await?;
+    // Pages (and chunks of structures) may come in any order.
+    queue.sort_by_id();
+    Ok(queue)
 }
 
 /// Open requests per page of the diff's read: it runs beside the sort of
@@ -109,29 +111,33 @@ pub(super) async fn read_open(
     page: usize,
 ) -> Result<Vec<OpenRequest>, StoreError> {
     const CTX: &str = "read the open requests";
-    read_framed(conn, structures, unit, page, &OPEN_COLUMNS, CTX, |r| r.id, open).await
+    let mut out = Vec::new();
+    read_framed(conn, structures, unit, page, &OPEN_COLUMNS, CTX, &mut out, open).await?;
+    // Pages (and chunks of structures) may come in any order.
+    out.sort_unstable_by_key(|r| r.id);
+    Ok(out)
 }
 
 /// The pending and approved requests of `structures` in pages of `page` by
 /// id, each page one framed row of `columns` (the first is the id as text),
-/// each request decoded by `decode` as its page arrives. Answered by id.
+/// each request added to `out` by `decode` as its page arrives, which
+/// answers its id.
 #[allow(clippy::too_many_arguments)]
-async fn read_framed<T, const N: usize>(
+async fn read_framed<O, const N: usize>(
     conn: &mut AnyConnection,
     structures: &[StructureId],
     unit: Unit,
     page: usize,
     columns: &[(&'static str, &'static str); N],
     context: &'static str,
-    id_of: fn(&T) -> RequestId,
-    decode: fn(&Fields<'_, N>, &mut Interner) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
+    out: &mut O,
+    decode: Decode<O, N>,
+) -> Result<(), StoreError> {
     let sqlite = is_sqlite(conn);
     let framed = framed_row(unit, &columns.map(|(_, sql)| sql));
     let aggregate = page_aggregate(sqlite);
     let states = vec![RequestState::Pending, RequestState::Approved];
     let mut interner = Interner::default();
-    let mut out = Vec::new();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
         let mut after: Option<RequestId> = None;
         loop {
@@ -147,18 +153,19 @@ async fn read_framed<T, const N: usize>(
                 "SELECT {aggregate} FROM (SELECT {framed} FROM requests{filter} ORDER BY id LIMIT {page}) AS page"
             );
             let row = query(sql, b, context)?.fetch_one(&mut *conn).await.map_err(db(context))?;
-            let before = out.len();
-            read_page(page_answer(&row, sqlite, context)?, unit, columns, &mut interner, &mut out, decode)?;
-            if out.len() - before < page {
+            let (read, last) =
+                read_page(page_answer(&row, sqlite, context)?, unit, columns, &mut interner, out, decode)?;
+            if read < page {
                 break;
             }
-            after = out[before..].iter().map(id_of).max();
+            after = last;
         }
     }
-    // Pages (and chunks of structures) may come in any order.
-    out.sort_unstable_by_key(id_of);
-    Ok(out)
+    Ok(())
 }
+
+/// Adds one request of a page to the output, and answers its id.
+type Decode<O, const N: usize> = fn(&Fields<'_, N>, &mut Interner, &mut O) -> Result<RequestId, StoreError>;
 
 /// One request of a page: its fields, and errors that name it and the column.
 struct Fields<'a, const N: usize> {
@@ -199,49 +206,56 @@ fn corrupt<const N: usize>(
     StoreError::Corrupt { table: "requests", row: id.unwrap_or("?").to_string(), column: columns[column].0, message }
 }
 
-/// Adds the requests of a page's answer to `out`. Errors name the request
-/// (its id, when it reads) and the column.
-fn read_page<T, const N: usize>(
+/// Adds the requests of a page's answer to `out`, and answers how many and
+/// the largest id. Errors name the request (its id, when it reads) and the
+/// column.
+fn read_page<O, const N: usize>(
     answer: &[u8],
     unit: Unit,
     columns: &[(&'static str, &'static str); N],
     interner: &mut Interner,
-    out: &mut Vec<T>,
-    decode: fn(&Fields<'_, N>, &mut Interner) -> Result<T, StoreError>,
-) -> Result<(), StoreError> {
+    out: &mut O,
+    decode: Decode<O, N>,
+) -> Result<(usize, Option<RequestId>), StoreError> {
     let text = std::str::from_utf8(answer)
         .map_err(|e| corrupt(columns, None, 0, format!("not UTF-8 at byte {}", e.valid_up_to())))?;
+    let (mut read, mut last) = (0, None);
     for row in (Rows::<N> { answer, at: 0, unit }) {
         let row = row.map_err(|e| corrupt(columns, e.key.and_then(|(a, b)| text.get(a..b)), e.column, e.message))?;
-        out.push(decode(&Fields { text, row, columns }, interner)?);
+        let id = decode(&Fields { text, row, columns }, interner, out)?;
+        read += 1;
+        last = last.max(Some(id));
     }
-    Ok(())
+    Ok((read, last))
 }
 
 /// A request of the queues' read ([`COLUMNS`]).
-fn queued(f: &Fields<'_, 13>, interner: &mut Interner) -> Result<QueuedRequest, StoreError> {
+fn queued(f: &Fields<'_, 13>, interner: &mut Interner, out: &mut Queue) -> Result<RequestId, StoreError> {
     let id = f.required(0)?;
     let state = f.required(1)?;
     let kind = f.required(2)?;
     let created_at = f.required(11)?;
-    Ok(QueuedRequest {
+    let request = QueuedRequest {
         id: id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?,
         state: RequestState::parse(state).ok_or_else(|| f.corrupt(1, format!("unknown state {state:?}")))?,
         kind: ChangeKind::parse(kind).ok_or_else(|| f.corrupt(2, format!("unknown kind {kind:?}")))?,
-        structure: interner.structure(f.required(3)?).map_err(|m| f.corrupt(3, m))?,
-        structure_name: f.required(4)?.to_string(),
-        service: f.get(5)?.map(str::to_string),
-        email: f.required(6)?.to_string(),
-        name: PersonName { last_name: f.get(7)?.map(Into::into), first_name: f.get(8)?.map(Into::into) },
-        description: f.required(9)?.to_string(),
-        reason: f.required(10)?.to_string(),
+        structure: &interner.structure(f.required(3)?).map_err(|m| f.corrupt(3, m))?,
+        structure_name: f.required(4)?,
+        service: f.get(5)?,
+        email: f.required(6)?,
+        last_name: f.get(7)?,
+        first_name: f.get(8)?,
+        description: f.required(9)?,
+        reason: f.required(10)?,
         created_at: parse_time(created_at).map_err(|m| f.corrupt(11, m))?,
-        manager: f.required(12)?.to_string(),
-    })
+        manager: f.required(12)?,
+    };
+    out.push(&request);
+    Ok(request.id)
 }
 
 /// A request of the diff's read ([`OPEN_COLUMNS`]).
-fn open(f: &Fields<'_, 10>, interner: &mut Interner) -> Result<OpenRequest, StoreError> {
+fn open(f: &Fields<'_, 10>, interner: &mut Interner, out: &mut Vec<OpenRequest>) -> Result<RequestId, StoreError> {
     let id = f.required(0)?;
     let state = f.required(1)?;
     let email = f.required(3)?;
@@ -262,8 +276,9 @@ fn open(f: &Fields<'_, 10>, interner: &mut Interner) -> Result<OpenRequest, Stor
         }
     };
     let (before, after) = (placement(4)?, placement(7)?);
-    Ok(OpenRequest {
-        id: id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?,
+    let id = id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?;
+    out.push(OpenRequest {
+        id,
         state: RequestState::parse(state).ok_or_else(|| f.corrupt(1, format!("unknown state {state:?}")))?,
         key: ChangeKey {
             structure: interner.structure(f.required(2)?).map_err(|m| f.corrupt(2, m))?,
@@ -276,7 +291,8 @@ fn open(f: &Fields<'_, 10>, interner: &mut Interner) -> Result<OpenRequest, Stor
             before,
             after,
         },
-    })
+    });
+    Ok(id)
 }
 
 #[cfg(test)]
@@ -289,8 +305,8 @@ mod tests {
         rows.iter().flat_map(|r| r.iter().map(field)).collect()
     }
 
-    fn read(answer: &str) -> Result<Vec<QueuedRequest>, String> {
-        let mut out = Vec::new();
+    fn read(answer: &str) -> Result<Queue, String> {
+        let mut out = Queue::default();
         read_page(answer.as_bytes(), Unit::Bytes, &COLUMNS, &mut Interner::default(), &mut out, queued)
             .map_err(|e| e.to_string())?;
         Ok(out)
@@ -366,12 +382,13 @@ mod tests {
     fn a_page_reads_back_each_column_and_names_the_request_and_column_that_do_not() {
         let got = read(&frame(&[ROW])).unwrap();
         assert_eq!(got.len(), 1);
-        let r = &got[0];
+        let r = got.iter().next().unwrap();
         assert_eq!((r.id, r.state, r.kind), (7, RequestState::Pending, ChangeKind::Detach));
-        assert_eq!((r.structure.as_str(), r.service.as_deref(), r.email.as_str()), ("12345678200010", None, "a@x.fr"));
-        assert_eq!((r.name.last_name.as_deref(), r.name.first_name.as_deref()), (Some("Noël"), None));
+        assert_eq!((r.structure.as_str(), r.service, r.email), ("12345678200010", None, "a@x.fr"));
+        assert_eq!((r.last_name, r.first_name, r.structure_name, r.manager), (Some("Noël"), None, "ACME", "gp@x.fr"));
+        assert_eq!((r.description, r.reason), ("Détacher a@x.fr", "left"));
         assert_eq!(r.created_at.to_rfc3339(), "2026-03-02T06:31:00+00:00");
-        assert_eq!(read(""), Ok(vec![]));
+        assert!(read("").unwrap().is_empty());
         for (column, value, expect) in [
             (1, Some("lost"), "row 7, column state: unknown state \"lost\""),
             (2, None, "row 7, column kind: NULL"),

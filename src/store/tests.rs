@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::*;
 use crate::{
     core::{
+        approval::QueuedRequest,
         change::ChangeKey,
         run::{RunCounts, RunOutcome, SourceRun},
     },
@@ -1022,12 +1023,12 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
     // id, whatever the page size and however the structures are chunked.
     let want: Vec<QueuedRequest> =
         in_state(&[RequestState::Pending, RequestState::Approved]).map(QueuedRequest::from).collect();
-    assert_eq!(store.queued_requests(&scope).await.unwrap(), want);
+    assert_eq!(store.queued_requests(&scope).await.unwrap().iter().collect::<Vec<_>>(), want);
     let mut conn = store.conn().await.unwrap();
     let unit = framing::length_unit(&mut conn).await.unwrap();
     for page in [1, 3, want.len(), want.len() + 1] {
         let read = queue::read_queue(&mut conn, &scope, unit, page).await.unwrap();
-        assert_eq!(read, want, "pages of {page}");
+        assert_eq!(read.iter().collect::<Vec<_>>(), want, "pages of {page}");
     }
     // The diff's read of the same requests, in pages too.
     let open: Vec<OpenRequest> = want
@@ -1040,10 +1041,10 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
         assert_eq!(read, open, "pages of {page}");
     }
     drop(conn);
-    let other: Vec<QueuedRequest> = want.iter().filter(|r| r.structure == sid(OTHER)).cloned().collect();
+    let other: Vec<QueuedRequest> = want.iter().filter(|r| *r.structure == sid(OTHER)).copied().collect();
     assert_eq!(other.len(), 2 * 2);
-    assert_eq!(store.queued_requests(&[sid(OTHER)]).await.unwrap(), other);
-    assert_eq!(store.queued_requests(&[]).await.unwrap(), vec![]);
+    assert_eq!(store.queued_requests(&[sid(OTHER)]).await.unwrap().iter().collect::<Vec<_>>(), other);
+    assert!(store.queued_requests(&[]).await.unwrap().is_empty());
 }
 
 /// More rows than one statement takes on either backend (1,200 a VALUES

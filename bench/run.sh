@@ -5,7 +5,7 @@
 #
 #   bench/run.sh WORKLOAD [SIZE]
 #
-# WORKLOAD: xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | all
+# WORKLOAD: xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | adoption | all
 # SIZE: HR rows (defaults: 1000000 for xlsx/csv, 100000 for ldap/run/python).
 # REPEAT=n (default 5): the two commands of a ratio are interleaved n times and
 # the medians compared, so a load change on the shared machine hits both.
@@ -254,6 +254,34 @@ workload_run() {
   cd "$ROOT"
 }
 
+# A first adoption (not one of the issue's workloads; BENCHMARKS.md, session
+# 14): a portal holding one attachment per structure, so the first run raises
+# a request per person, then the next plan with all of them in the managers'
+# queues, as every day until they are worked through. SQLite; ADOPTION_REPEAT
+# rounds (default 1: ~1.5 min at a million rows), each from a fresh store.
+workload_adoption() {
+  local dir size=${1:-1000000}
+  dir=$(data "$size")
+  cd "$dir"
+  # The header and the first attachment of each structure (4th column).
+  (head -n 1 portal.csv && awk -F';' 'NR > 1 && !seen[$4]++' portal.csv) >"$T/portal-one.csv"
+  rm -f "$T/adopt.db"*
+  CHORUS_SYNC__STORE__URL="sqlite://$T/adopt.db" "$BIN" -q import-current "$T/portal-one.csv" >/dev/null
+  : >"$T/a"
+  : >"$T/b"
+  for _ in $(seq "${ADOPTION_REPEAT:-1}"); do
+    cp "$T/adopt.db" "$T/run.db"
+    rm -f "$T/run.db-wal" "$T/run.db-shm"
+    measure "$T/a" env CHORUS_SYNC__STORE__URL="sqlite://$T/run.db" "$BIN" -q run --force --out "$T/run-out"
+    measure "$T/b" env CHORUS_SYNC__STORE__URL="sqlite://$T/run.db" "$BIN" -q plan --out "$T/plan-out"
+  done
+  printf '| first adoption, %s rows, SQLite (%s requests) | run --force %.2fs wall, %.2fs CPU, %s MB | the plan after it %.2fs wall, %.2fs CPU, %s MB |\n' \
+    "$size" "$(($(wc -l <"$T/run-out/changes.csv") - 1))" \
+    "$(col 1 "$T/a" | median)" "$(cpu "$T/a" | median)" "$(max_rss_mb "$T/a")" \
+    "$(col 1 "$T/b" | median)" "$(cpu "$T/b" | median)" "$(max_rss_mb "$T/b")"
+  cd "$ROOT"
+}
+
 # Adds N requests to a store, copied from one a real run raised: structure X
 # gets the same 1,000 pending ones at every size (plus the run's own), the
 # rest are decided or belong to other structures, so the listing is the same
@@ -426,7 +454,7 @@ main() {
   trap 'stop_slapd; drop_pg_schemas; rm -rf "$T"' EXIT
   load
   case $w in
-    xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats) "workload_$w" "$@" ;;
+    xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | adoption) "workload_$w" "$@" ;;
     all)
       for x in xlsx steady csv ldap run approvals python daemon scaling formats; do "workload_$x"; done
       ;;

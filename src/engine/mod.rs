@@ -456,8 +456,7 @@ impl Engine {
         // Raise the new requests (held ones when the run is held) and supersede the stale ones.
         let held_by_key: HashMap<&ChangeKey, &ApprovalRequest> = held_before.iter().map(|r| (&r.key, r)).collect();
         let raising = !opts.dry_run && run.outcome != RunOutcome::Rejected;
-        // The request carrying each change to raise, in plan order, and the
-        // Pending sheet's rows of those a done run queues.
+        // The request carrying each change to raise, in plan order.
         let mut carried: Vec<(RequestId, RequestState)> = Vec::new();
         // The pending sheet: what managers have in their queues after this
         // run, the requests it raises or releases added as they are.
@@ -559,7 +558,7 @@ impl Engine {
             }
         }
         run.counts = totals;
-
+        // Held requests released keep the ids of the runs that held them.
         pending.sort_by_id();
 
         let dir = match (&opts.out, run_id) {

@@ -259,6 +259,18 @@ impl TableSource for View<'_, '_> {
             Part::Info => Box::new(r.info.iter().map(|(k, v)| Cow::Owned(vec![k.into(), v.into()]))),
         }
     }
+
+    fn row_count(&self) -> Option<usize> {
+        let r = self.report;
+        Some(match self.part {
+            // A row per structure, then the total.
+            Part::Summary => r.counts.len() + 1,
+            Part::Changes => r.changes.len(),
+            Part::Anomalies => r.anomalies.len(),
+            Part::Pending => r.pending.len(),
+            Part::Info => r.info.len(),
+        })
+    }
 }
 
 fn structure_name<'a>(r: &RunReport<'a>, id: &StructureId) -> Option<&'a str> {

@@ -113,6 +113,11 @@ pub trait TableSource {
     fn headers(&self) -> Vec<&str>;
     /// Called twice by the XLSX writer (column widths, then data).
     fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value<'_>]>> + '_>;
+    /// How many rows `rows` gives, when known: the XLSX writer continues a
+    /// table longer than a sheet holds on as many sheets as it takes.
+    fn row_count(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl TableSource for Table {
@@ -126,6 +131,10 @@ impl TableSource for Table {
 
     fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value<'_>]>> + '_> {
         Box::new(self.rows.iter().map(|r| Cow::Borrowed(r.as_slice())))
+    }
+
+    fn row_count(&self) -> Option<usize> {
+        Some(self.rows.len())
     }
 }
 

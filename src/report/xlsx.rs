@@ -30,7 +30,18 @@ pub fn write_xlsx(path: &Path, tables: &[Table]) -> Result<(), ReportError> {
 }
 
 /// Same as [`write_xlsx`] for rows built on the fly.
+///
+/// A source with more rows than a sheet holds (1,048,575 under the header)
+/// goes on over as many sheets as it takes, `Changes`, `Changes (2)`...,
+/// each with the header: a first adoption of more than a million people
+/// raises as many requests, and its run must still have its reports.
 pub fn write_xlsx_sources(path: &Path, sources: &[&(dyn TableSource + Sync)]) -> Result<(), ReportError> {
+    write_with_limit(path, sources, MAX_ROWS)
+}
+
+/// [`write_xlsx_sources`] with sheets of at most `max_rows` rows, the
+/// header's included (the tests choose).
+fn write_with_limit(path: &Path, sources: &[&(dyn TableSource + Sync)], max_rows: usize) -> Result<(), ReportError> {
     let xlsx_err = |context: String| {
         move |e: XlsxError| ReportError::Xlsx { path: path.to_path_buf(), message: format!("{context}: {e}") }
     };
@@ -46,29 +57,40 @@ pub fn write_xlsx_sources(path: &Path, sources: &[&(dyn TableSource + Sync)]) ->
             workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
             let bold = Format::new().set_bold();
             let mut names = HashSet::new();
-            let mut sheets = Vec::with_capacity(sources.len());
+            let mut tables = Vec::with_capacity(sources.len());
             for source in sources {
-                let name = sheet_name(source.name(), &mut names);
-                let mut sheet = workbook.new_worksheet_with_constant_memory();
-                sheet.set_name(&name).map_err(xlsx_err(format!("sheet {name}")))?;
-                sheets.push((sheet, name, *source));
+                // Continued sheets are named as duplicates are: "Changes (2)".
+                let parts = source.row_count().map_or(1, |n| n.div_ceil(max_rows - 1).max(1));
+                let mut sheets = Vec::with_capacity(parts);
+                for _ in 0..parts {
+                    let name = sheet_name(source.name(), &mut names);
+                    let mut sheet = workbook.new_worksheet_with_constant_memory();
+                    sheet.set_name(&name).map_err(xlsx_err(format!("sheet {name}")))?;
+                    sheets.push((sheet, name));
+                }
+                tables.push((sheets, *source));
             }
-            // Each sheet's rows become XML on a thread of its own (the changes
+            // Each table's rows become XML on a thread of its own (the changes
             // and the pending requests are tens of thousands of rows each after a
             // run); the workbook takes them back in order.
-            let written: Vec<Result<Worksheet, ReportError>> = std::thread::scope(|scope| {
-                let threads: Vec<_> = sheets
+            let written: Vec<Result<Vec<Worksheet>, ReportError>> = std::thread::scope(|scope| {
+                let threads: Vec<_> = tables
                     .into_iter()
-                    .map(|(mut sheet, name, source)| {
+                    .map(|(mut sheets, source)| {
                         let bold = &bold;
-                        scope.spawn(move || write_sheet(&mut sheet, source, bold, path, &name).map(|()| sheet))
+                        scope.spawn(move || {
+                            write_table(&mut sheets, source, bold, path, max_rows)
+                                .map(|()| sheets.into_iter().map(|(sheet, _)| sheet).collect())
+                        })
                     })
                     .collect();
                 // A panic there is a bug, carried on as if it had happened here.
                 threads.into_iter().map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             });
-            for sheet in written {
-                workbook.push_worksheet(sheet?);
+            for sheets in written {
+                for sheet in sheets? {
+                    workbook.push_worksheet(sheet);
+                }
             }
             workbook.save_to_writer(std::io::BufWriter::new(file)).map_err(xlsx_err("saving".into()))
         })
@@ -78,14 +100,15 @@ pub fn write_xlsx_sources(path: &Path, sources: &[&(dyn TableSource + Sync)]) ->
     })
 }
 
-fn write_sheet(
-    sheet: &mut Worksheet,
+/// Writes `source` into `sheets`, `max_rows - 1` rows under the header of each.
+fn write_table(
+    sheets: &mut [(Worksheet, String)],
     source: &dyn TableSource,
     bold: &Format,
     path: &Path,
-    name: &str,
+    max_rows: usize,
 ) -> Result<(), ReportError> {
-    let err = |row: usize, e: XlsxError| ReportError::Xlsx {
+    let err = |name: &str, row: usize, e: XlsxError| ReportError::Xlsx {
         path: path.to_path_buf(),
         message: format!("sheet {name}, row {row}: {e}"),
     };
@@ -93,8 +116,9 @@ fn write_sheet(
     if headers.is_empty() {
         return Ok(());
     }
+    let first = sheets.first().map_or(source.name(), |(_, name)| name.as_str()).to_string();
     let last_col = ColNum::try_from(headers.len() - 1)
-        .map_err(|_| err(1, XlsxError::ParameterError(format!("{} columns", headers.len()))))?;
+        .map_err(|_| err(&first, 1, XlsxError::ParameterError(format!("{} columns", headers.len()))))?;
 
     // Widths must be known up front: written rows are gone from memory.
     // Header width leaves room for the filter arrow.
@@ -104,29 +128,36 @@ fn write_sheet(
             *w = (*w).max(v.display_len() + 1);
         }
     }
-    for (col, w) in (0..=last_col).zip(&widths) {
-        let width = (*w).clamp(MIN_COLUMN_WIDTH, MAX_COLUMN_WIDTH) as f64;
-        sheet.set_column_width(col, width).map_err(|e| err(1, e))?;
+    for (sheet, name) in sheets.iter_mut() {
+        for (col, w) in (0..=last_col).zip(&widths) {
+            let width = (*w).clamp(MIN_COLUMN_WIDTH, MAX_COLUMN_WIDTH) as f64;
+            sheet.set_column_width(col, width).map_err(|e| err(name, 1, e))?;
+        }
+        sheet.set_freeze_panes(1, 0).map_err(|e| err(name, 1, e))?;
+        for (col, h) in (0..=last_col).zip(&headers) {
+            sheet.write_string_with_format(0, col, neutralize(h), bold).map_err(|e| err(name, 1, e))?;
+        }
     }
-    sheet.set_freeze_panes(1, 0).map_err(|e| err(1, e))?;
-
-    for (col, h) in (0..=last_col).zip(&headers) {
-        sheet.write_string_with_format(0, col, neutralize(h), bold).map_err(|e| err(1, e))?;
-    }
-    let mut last_row: RowNum = 0;
+    let per_sheet = max_rows - 1;
+    let mut last_rows: Vec<RowNum> = vec![0; sheets.len()];
     for (i, row) in source.rows().enumerate() {
-        if i + 1 >= MAX_ROWS {
-            let message = format!("sheet {name}: more than {} data rows, Excel's limit", MAX_ROWS - 1);
+        // Only a source that said fewer rows than it gives runs out of sheets.
+        let Some((sheet, name)) = sheets.get_mut(i / per_sheet) else {
+            let message = format!("sheet {first}: more than {} data rows, Excel's limit", per_sheet * sheets.len());
             return Err(ReportError::Xlsx { path: path.to_path_buf(), message });
-        }
+        };
+        let at = i % per_sheet + 1;
         ReportError::check_row(path, source.name(), i + 1, headers.len(), row.len())?;
-        // Fits: checked against MAX_ROWS above.
-        last_row = (i + 1) as RowNum;
+        // Fits: `at` < max_rows ≤ Excel's limit.
+        let r = at as RowNum;
+        last_rows[i / per_sheet] = r;
         for (col, value) in (0..=last_col).zip(row.iter()) {
-            write_cell(sheet, last_row, col, value).map_err(|e| err(i + 2, e))?;
+            write_cell(sheet, r, col, value).map_err(|e| err(name, at + 1, e))?;
         }
     }
-    sheet.autofilter(0, 0, last_row, last_col).map_err(|e| err(1, e))?;
+    for ((sheet, name), last_row) in sheets.iter_mut().zip(last_rows) {
+        sheet.autofilter(0, 0, last_row, last_col).map_err(|e| err(name, 1, e))?;
+    }
     Ok(())
 }
 
@@ -177,6 +208,8 @@ fn sheet_name(raw: &str, taken: &mut HashSet<String>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use calamine::{Data, Reader, Xlsx, open_workbook};
 
     use super::*;
@@ -202,6 +235,50 @@ mod tests {
         check((2, 1), Data::String("x".repeat(MAX_CELL_CHARS)));
         // Empty cells are not written: the blank last row ends the range.
         assert_eq!(range.height(), 3);
+    }
+
+    /// Regression: a table longer than a sheet holds made the whole
+    /// workbook fail ("more than 1048575 data rows, Excel's limit"), so a run
+    /// raising more than a million requests could not be recorded.
+    #[test]
+    fn a_table_longer_than_a_sheet_goes_on_over_more_sheets_each_with_the_header() {
+        let mut long = Table::new("Changes", ["n", "text"]);
+        for i in 0..5 {
+            long.rows.push(vec![Value::Int(i), format!("row {i}").into()]);
+        }
+        let short = Table::new("Changes (2)", ["other"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.xlsx");
+        let sources: Vec<&(dyn TableSource + Sync)> = vec![&long, &short];
+        // Sheets of three rows: the header and two data rows.
+        write_with_limit(&path, &sources, 3).unwrap();
+        let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
+        assert_eq!(wb.sheet_names(), ["Changes", "Changes (2)", "Changes (3)", "Changes (2) (2)"]);
+        let mut rows = Vec::new();
+        for sheet in ["Changes", "Changes (2)", "Changes (3)"] {
+            let range = wb.worksheet_range(sheet).unwrap();
+            let texts: Vec<Vec<String>> = range.rows().map(|r| r.iter().map(ToString::to_string).collect()).collect();
+            assert_eq!(texts[0], ["n", "text"], "{sheet}");
+            rows.extend(texts[1..].iter().cloned());
+        }
+        let want: Vec<Vec<String>> = (0..5).map(|i| vec![i.to_string(), format!("row {i}")]).collect();
+        assert_eq!(rows, want);
+        // A source that does not say how many rows it has keeps to one sheet.
+        struct Unsized(Table);
+        impl TableSource for Unsized {
+            fn name(&self) -> &str {
+                self.0.name()
+            }
+            fn headers(&self) -> Vec<&str> {
+                self.0.headers()
+            }
+            fn rows(&self) -> Box<dyn Iterator<Item = Cow<'_, [Value<'_>]>> + '_> {
+                self.0.rows()
+            }
+        }
+        let unsized_long = Unsized(long);
+        let err = write_with_limit(&path, &[&unsized_long], 3).unwrap_err().to_string();
+        assert!(err.contains("sheet Changes: more than 2 data rows, Excel's limit"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
     anomaly::{Anomaly, AnomalyCode, Location, SourceFile},
     catalog::{Catalog, ServiceLookupError, StructureInfo, StructureLookupError},
     change::LeftWhy,
-    record::{Cell, ColumnMap, Field, Record},
+    record::{CellRef, ColumnMap, Field, Record},
 };
 use crate::{
     config::ValueMaps,
@@ -209,7 +209,7 @@ impl Mapper<'_> {
         })
     }
 
-    fn structure(&self, cell: &Cell, problems: &mut Vec<(Field, AnomalyCode, String)>) -> Option<&StructureInfo> {
+    fn structure(&self, cell: CellRef<'_>, problems: &mut Vec<(Field, AnomalyCode, String)>) -> Option<&StructureInfo> {
         let info = if cell.is_blank() {
             match self.default_structure.and_then(|id| self.catalog.get(id)) {
                 Some(info) => info,
@@ -287,9 +287,9 @@ impl<'a> Mapper<'a> {
 
 /// A cell's text without surrounding white space, `None` when blank;
 /// borrowed from text cells (most of them).
-fn trimmed(cell: &Cell) -> Option<Cow<'_, str>> {
+fn trimmed(cell: CellRef<'_>) -> Option<Cow<'_, str>> {
     match cell {
-        Cell::Text(s) => Some(trim(s)).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        CellRef::Text(s) => Some(trim(s)).filter(|t| !t.is_empty()).map(Cow::Borrowed),
         other => {
             let t = other.to_text();
             let t = t.trim();
@@ -304,24 +304,24 @@ fn email_message(raw: &str, e: &EmailError) -> String {
 
 /// A structure cell as text. Spreadsheets that typed a SIRET as a number
 /// drop its leading zero (13 digits): put it back.
-fn structure_text(cell: &Cell) -> Cow<'_, str> {
-    if let Cell::Text(s) = cell {
+fn structure_text(cell: CellRef<'_>) -> Cow<'_, str> {
+    if let CellRef::Text(s) = cell {
         return Cow::Borrowed(s);
     }
     let t = cell.to_text();
-    let numeric = matches!(cell, Cell::Int(_) | Cell::Float(_));
+    let numeric = matches!(cell, CellRef::Int(_) | CellRef::Float(_));
     Cow::Owned(if numeric && t.len() == 13 && t.bytes().all(|b| b.is_ascii_digit()) { format!("0{t}") } else { t })
 }
 
 /// Dates as HR exports write them: typed spreadsheet dates, Excel serial
 /// numbers, `dd/mm/yyyy` (French order, never US), ISO `yyyy-mm-dd`, with or
 /// without a time.
-pub fn parse_date(cell: &Cell) -> Option<NaiveDate> {
+pub fn parse_date(cell: CellRef<'_>) -> Option<NaiveDate> {
     match cell {
-        Cell::DateTime(d) => Some(d.date()),
-        Cell::Int(n) => excel_serial(*n as f64),
-        Cell::Float(f) => excel_serial(*f),
-        Cell::Text(s) => parse_date_text(s.trim()),
+        CellRef::DateTime(d) => Some(d.date()),
+        CellRef::Int(n) => excel_serial(n as f64),
+        CellRef::Float(f) => excel_serial(f),
+        CellRef::Text(s) => parse_date_text(s.trim()),
         _ => None,
     }
 }
@@ -368,6 +368,7 @@ fn plausible(d: NaiveDate) -> Option<NaiveDate> {
 mod tests {
     use super::*;
     use crate::core::catalog::tests::sample;
+    use crate::core::record::Cell;
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
@@ -414,7 +415,7 @@ mod tests {
     fn map(cells: &[(Field, Cell)]) -> Mapped {
         let mut record = Record::new(7);
         for (f, c) in cells {
-            record.set(*f, c.clone());
+            record.set(*f, c.as_ref());
         }
         with_mapper("hr", "hr.csv", |m| m.map(&record))
     }
@@ -457,8 +458,8 @@ mod tests {
     fn statuses_answered_the_same_when_kept_and_when_not() {
         let left = |m: &Mapper, status: &str| {
             let mut record = Record::new(2);
-            record.set(Field::Email, t("m@acme.fr"));
-            record.set(Field::Status, t(status));
+            record.set(Field::Email, t("m@acme.fr").as_ref());
+            record.set(Field::Status, t(status).as_ref());
             match m.map(&record) {
                 Mapped::Row(r) => r.left,
                 Mapped::Rejected { anomalies, .. } => panic!("{status:?} rejected: {anomalies:?}"),
@@ -558,7 +559,7 @@ mod tests {
         let mut record = Record::new(3);
         record.entry = Some("uid=marie,ou=people,dc=example,dc=org".into());
         record.left = Some(LeftWhy::Disabled);
-        record.set(Field::Email, t("marie@acme.fr"));
+        record.set(Field::Email, t("marie@acme.fr").as_ref());
         match with_mapper("annuaire", "ldaps://ldap.example.org", |m| m.map(&record)) {
             Mapped::Row(r) => {
                 assert_eq!(r.left, Some(LeftWhy::Disabled));
@@ -590,7 +591,7 @@ mod tests {
             (Cell::Bool(true), None),
             (Cell::Float(-3.0), None),
         ] {
-            assert_eq!(parse_date(&cell), expect, "{cell:?}");
+            assert_eq!(parse_date(cell.as_ref()), expect, "{cell:?}");
         }
     }
 }

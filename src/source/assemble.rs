@@ -5,11 +5,11 @@
 
 use crate::{
     config::LimitsConfig,
-    core::record::{Cell, ColumnMap, Field, Record},
+    core::record::{Cell, CellRef, ColumnMap, Field, Record},
     domain::text::fold,
 };
 
-use super::{HEADER_SCAN_ROWS, SourceError, limits::limit};
+use super::{HEADER_SCAN_ROWS, SourceError, limits::limit, pipeline::spare_record};
 
 /// What the assembler learned, for `TableInfo`.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub(super) struct Table {
     pub headers: Vec<(Field, String)>,
 }
 
-pub(super) type Sink<'s> = dyn FnMut(Record) -> Result<(), SourceError> + 's;
+pub(super) use super::pipeline::Hand as Sink;
 
 pub(super) struct Assembler<'a> {
     origin: &'a str,
@@ -46,7 +46,7 @@ enum Phase {
     /// `by_col[c]` is a bit set of the fields fed by column `c`.
     Data {
         by_col: Vec<u16>,
-        /// Boxed to keep the enum small; reused row after row.
+        /// Boxed to keep the enum small; filled row after row, copied out at each row's end.
         record: Box<Record>,
         dirty: bool,
     },
@@ -100,10 +100,10 @@ impl<'a> Assembler<'a> {
     /// cell, of one field, short enough), which it stores and nothing else;
     /// every other cell takes [`Assembler::push_any`].
     #[inline]
-    pub fn push(&mut self, row: u64, col: u32, cell: Cell, sink: &mut Sink<'_>) -> Result<(), SourceError> {
-        let short = match &cell {
-            Cell::Empty => false,
-            Cell::Text(text) => text.len() as u64 <= self.limits.max_cell_chars,
+    pub fn push(&mut self, row: u64, col: u32, cell: CellRef<'_>, sink: &mut Sink<'_>) -> Result<(), SourceError> {
+        let short = match cell {
+            CellRef::Empty => false,
+            CellRef::Text(text) => text.len() as u64 <= self.limits.max_cell_chars,
             _ => true,
         };
         if short
@@ -119,11 +119,11 @@ impl<'a> Assembler<'a> {
         self.push_any(row, col, cell, sink)
     }
 
-    fn push_any(&mut self, row: u64, col: u32, cell: Cell, sink: &mut Sink<'_>) -> Result<(), SourceError> {
-        if matches!(cell, Cell::Empty) {
+    fn push_any(&mut self, row: u64, col: u32, cell: CellRef<'_>, sink: &mut Sink<'_>) -> Result<(), SourceError> {
+        if matches!(cell, CellRef::Empty) {
             return Ok(());
         }
-        if let Cell::Text(text) = &cell {
+        if let CellRef::Text(text) = cell {
             let max = self.limits.max_cell_chars;
             // Bytes bound characters from above: count only when it may matter.
             if text.len() as u64 > max && text.chars().count() as u64 > max {
@@ -147,19 +147,17 @@ impl<'a> Assembler<'a> {
         }
         self.seen_any = true;
         match &mut self.phase {
-            Phase::Header { cells, .. } => cells.push((col, cell)),
+            Phase::Header { cells, .. } => cells.push((col, cell.to_owned())),
             Phase::Data { by_col, record, dirty } => {
                 let Some(&mask) = by_col.get(col as usize) else { return Ok(()) };
                 if mask == 0 {
                     return Ok(());
                 }
                 *dirty = true;
-                // Several fields may share a column: clone for all but the last.
-                let last = 15 - mask.leading_zeros() as usize;
-                for field in Field::ALL.iter().filter(|f| f.index() < last && mask & (1 << f.index()) != 0) {
-                    record.set(*field, cell.clone());
+                // Several fields may share a column.
+                for field in Field::ALL.iter().filter(|f| mask & (1 << f.index()) != 0) {
+                    record.set(*field, cell);
                 }
-                record.set(Field::ALL[last], cell);
             }
         }
         Ok(())
@@ -193,10 +191,11 @@ impl<'a> Assembler<'a> {
                     return Ok(());
                 }
                 *dirty = false;
-                let mut done = std::mem::take(&mut **record);
-                if done.is_blank() {
+                if record.is_blank() {
+                    record.clear();
                     return Ok(());
                 }
+                let mut done = std::mem::replace(&mut **record, spare_record());
                 done.row = self.row;
                 if self.rows >= self.limits.max_rows {
                     let max = self.limits.max_rows;
@@ -251,7 +250,7 @@ impl<'a> Assembler<'a> {
             }
             self.header_row = self.row;
             self.headers = headers;
-            self.phase = Phase::Data { by_col, record: Box::default(), dirty: false };
+            self.phase = Phase::Data { by_col, record: Box::new(spare_record()), dirty: false };
             return Ok(());
         }
 
@@ -340,12 +339,12 @@ mod tests {
                 r.get(Field::LastName).to_text(),
                 r.get(Field::FirstName).to_text(),
             ));
-            assert_eq!(r.get(Field::Status), &Cell::Empty);
+            assert_eq!(r.get(Field::Status), Cell::Empty);
             Ok(())
         };
         for (row, cells) in rows {
             for (c, text) in cells.iter().enumerate() {
-                let cell = if text.is_empty() { Cell::Empty } else { Cell::Text(text.to_string()) };
+                let cell = if text.is_empty() { CellRef::Empty } else { CellRef::Text(text) };
                 asm.push(*row, c as u32, cell, &mut sink).map_err(|e| e.to_string())?;
             }
         }
@@ -423,9 +422,9 @@ mod tests {
         let mut sink = |_: Record| Ok(());
         assert!(asm.wants(7));
         for (c, h) in ["x", "Courriel", "y", "Nom"].iter().enumerate() {
-            asm.push(1, c as u32, Cell::Text(h.to_string()), &mut sink).unwrap();
+            asm.push(1, c as u32, CellRef::Text(h), &mut sink).unwrap();
         }
-        asm.push(2, 1, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
+        asm.push(2, 1, CellRef::Text("a@b.fr"), &mut sink).unwrap();
         assert_eq!((0..6).map(|c| asm.wants(c)).collect::<Vec<_>>(), [false, true, false, true, false, false]);
     }
 
@@ -438,11 +437,11 @@ mod tests {
             got.push(r);
             Ok(())
         };
-        asm.push(1, 0, Cell::Text("Mail".into()), &mut sink).unwrap();
-        asm.push(2, 0, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
+        asm.push(1, 0, CellRef::Text("Mail"), &mut sink).unwrap();
+        asm.push(2, 0, CellRef::Text("a@b.fr"), &mut sink).unwrap();
         asm.finish(&mut sink).unwrap();
-        assert_eq!(got[0].get(Field::Email), &Cell::Text("a@b.fr".into()));
-        assert_eq!(got[0].get(Field::EmployeeId), &Cell::Text("a@b.fr".into()));
+        assert_eq!(got[0].get(Field::Email), Cell::Text("a@b.fr".into()));
+        assert_eq!(got[0].get(Field::EmployeeId), Cell::Text("a@b.fr".into()));
     }
 
     /// The cells after the first of a data row take `push`'s inlined path:
@@ -464,24 +463,23 @@ mod tests {
             Ok(())
         };
         for (c, h) in ["Courriel", "x", "Nom", "Statut"].iter().enumerate() {
-            asm.push(1, c as u32, Cell::Text(h.to_string()), &mut sink).unwrap();
+            asm.push(1, c as u32, CellRef::Text(h), &mut sink).unwrap();
         }
-        for (c, cell) in
-            [Cell::Text("a@b.fr".into()), Cell::Text("unmapped".into()), Cell::Text("Dupont".into()), Cell::Empty]
-                .into_iter()
-                .enumerate()
+        for (c, cell) in [CellRef::Text("a@b.fr"), CellRef::Text("unmapped"), CellRef::Text("Dupont"), CellRef::Empty]
+            .into_iter()
+            .enumerate()
         {
             asm.push(2, c as u32, cell, &mut sink).unwrap();
         }
-        asm.push(3, 0, Cell::Text("c@d.fr".into()), &mut sink).unwrap();
-        let err = asm.push(3, 3, Cell::Text("abcdefghi".into()), &mut sink).unwrap_err();
+        asm.push(3, 0, CellRef::Text("c@d.fr"), &mut sink).unwrap();
+        let err = asm.push(3, 3, CellRef::Text("abcdefghi"), &mut sink).unwrap_err();
         assert_eq!(err.to_string(), "t.csv: row 3, column 4: a cell of 9 characters, more than max_cell_chars = 8");
         assert_eq!(got.len(), 1);
         let r = &got[0];
-        assert_eq!(r.get(Field::Email), &Cell::Text("a@b.fr".into()));
-        assert_eq!(r.get(Field::LastName), &Cell::Text("Dupont".into()));
-        assert_eq!(r.get(Field::EmployeeId), &Cell::Text("Dupont".into()));
-        assert_eq!(r.get(Field::Status), &Cell::Empty);
+        assert_eq!(r.get(Field::Email), Cell::Text("a@b.fr".into()));
+        assert_eq!(r.get(Field::LastName), Cell::Text("Dupont".into()));
+        assert_eq!(r.get(Field::EmployeeId), Cell::Text("Dupont".into()));
+        assert_eq!(r.get(Field::Status), Cell::Empty);
     }
 
     #[test]
@@ -490,9 +488,9 @@ mod tests {
         let mut asm = Assembler::new("t.csv", None, &columns, &[Field::Email], LimitsConfig::default());
         let mut sink =
             |r: Record| Err(SourceError::Limit { path: "t.csv".into(), message: format!("stop at {}", r.row) });
-        asm.push(1, 0, Cell::Text("Courriel".into()), &mut sink).unwrap();
-        asm.push(2, 0, Cell::Text("a@b.fr".into()), &mut sink).unwrap();
-        let err = asm.push(3, 0, Cell::Text("c@d.fr".into()), &mut sink).unwrap_err();
+        asm.push(1, 0, CellRef::Text("Courriel"), &mut sink).unwrap();
+        asm.push(2, 0, CellRef::Text("a@b.fr"), &mut sink).unwrap();
+        let err = asm.push(3, 0, CellRef::Text("c@d.fr"), &mut sink).unwrap_err();
         assert_eq!(err.to_string(), "t.csv: stop at 2");
     }
 
@@ -509,7 +507,7 @@ mod tests {
             };
             let result = rows
                 .iter()
-                .try_for_each(|(row, text)| asm.push(*row, 1, Cell::Text(text.to_string()), &mut sink))
+                .try_for_each(|(row, text)| asm.push(*row, 1, CellRef::Text(text), &mut sink))
                 .and_then(|()| asm.finish(&mut sink).map(|_| ()));
             (seen, result.map_err(|e| e.to_string()))
         };

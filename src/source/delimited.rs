@@ -10,11 +10,12 @@ use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use sha2::{Digest, Sha256};
 
+use crate::core::record::CellRef;
+
 use super::{
     Format, HEADER_SCAN_ROWS, SourceError, TableInfo, TableSpec,
     assemble::{Assembler, Sink},
     hex,
-    pipeline::text_cell,
 };
 
 /// Encoding and delimiter are guessed from this much of the file.
@@ -271,7 +272,7 @@ pub(super) fn read(spec: &TableSpec<'_>, origin: &str, sink: &mut Sink<'_>) -> R
                     encoding.name()
                 ),
             })?;
-            asm.push(row, col, text_cell(text), sink)?;
+            asm.push(row, col, CellRef::Text(text), sink)?;
         }
     }
     let table = asm.finish(sink)?;

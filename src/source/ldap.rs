@@ -21,7 +21,7 @@ use ldap3::{
     controls::{Control, ControlType, PagedResults, RawControl},
 };
 
-use super::SourceError;
+use super::{SourceError, pipeline::Hand};
 use crate::{
     config::LdapSource,
     core::record::{ColumnMap, Field, Record},
@@ -120,7 +120,7 @@ impl<'a> Reader<'a> {
 
     /// Connects, binds, reads group members, then pages through the people.
     /// Returns (entries, pages).
-    fn read(&self, out: &mut dyn FnMut(Record) -> Result<(), SourceError>) -> Result<(u64, u64), SourceError> {
+    fn read(&self, out: &mut Hand<'_>) -> Result<(u64, u64), SourceError> {
         let mut conn = self.connect()?;
         let result = self.bind(&mut conn).and_then(|()| self.search_people(&mut conn, out));
         // Best effort: the server drops the connection anyway.
@@ -200,11 +200,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn search_people(
-        &self,
-        conn: &mut LdapConn,
-        out: &mut dyn FnMut(Record) -> Result<(), SourceError>,
-    ) -> Result<(u64, u64), Stop> {
+    fn search_people(&self, conn: &mut LdapConn, out: &mut Hand<'_>) -> Result<(u64, u64), Stop> {
         let src = self.src();
         let groups = self.group_index(conn)?;
         let mut attrs: Vec<String> = self.spec.attributes.iter().map(|(_, a)| a.to_string()).collect();

@@ -168,10 +168,7 @@ pub fn read_table(
 }
 
 /// [`read_table`] on the calling thread.
-fn read_table_here(
-    spec: &TableSpec<'_>,
-    sink: &mut dyn FnMut(Record) -> Result<(), SourceError>,
-) -> Result<TableInfo, SourceError> {
+fn read_table_here(spec: &TableSpec<'_>, sink: &mut pipeline::Hand<'_>) -> Result<TableInfo, SourceError> {
     let origin = spec.path.display().to_string();
     if let Some(field) = spec.required.iter().find(|f| !spec.columns.contains(**f)) {
         return Err(SourceError::Unconfigured { path: origin, field: *field });

@@ -7,10 +7,13 @@
 //! (a channel send, a wake-up) is paid once per batch, not once per row.
 
 //!
-//! The text of the records' cells goes back to the reader once the sink is
-//! done with a batch, and the reader's cells are written into those buffers
-//! ([`text_cell`]): nine strings a row were allocated on one thread and freed
-//! on the other (a tenth of the reader's time at a million rows).
+//! A record's text buffer goes back to the reader once the sink is done with
+//! its batch, and the reader's next records are written into those buffers
+//! ([`spare_buffer`]): allocated on one thread and freed on the other, they
+//! cost a tenth of the reader's time at a million rows. Records themselves
+//! move by value: a reader fills one record, always the same, hot in its
+//! cache, and copies it into the batch; boxed records handed over and
+//! recycled whole cost the reader 2–3% more (BENCHMARKS.md, session 15).
 
 use std::{
     cell::RefCell,
@@ -18,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::core::record::{Cell, Record};
+use crate::core::record::Record;
 
 use super::SourceError;
 
@@ -26,34 +29,31 @@ use super::SourceError;
 const BATCH: usize = 512;
 /// Batches in flight: enough to ride out a slow row, few enough to bound memory.
 const IN_FLIGHT: usize = 8;
-/// Spare text buffers a reader keeps at most (about two batches' worth).
-const SPARE_MAX: usize = 2 * BATCH * crate::core::record::Field::COUNT;
-/// Buffers larger than this are freed, not kept: a few long cells must not
+/// Spare text buffers a reader keeps at most (two batches' worth).
+const SPARE_MAX: usize = 2 * BATCH;
+/// Buffers larger than this are freed, not kept: a few long rows must not
 /// pin their size in every spare.
-const SPARE_CAPACITY_MAX: usize = 256;
+const SPARE_CAPACITY_MAX: usize = 1024;
+
+/// What a reader hands over, one record at a time.
+pub(super) type Hand<'s> = dyn FnMut(Record) -> Result<(), SourceError> + 's;
 
 thread_local! {
     /// This thread's spare text buffers: those of records a sink is done with.
     static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A text cell, written into a spare buffer when this (reader) thread has one.
-pub(super) fn text_cell(text: &str) -> Cell {
-    match SPARE.with_borrow_mut(Vec::pop) {
-        Some(mut buffer) => {
-            buffer.clear();
-            buffer.push_str(text);
-            Cell::Text(buffer)
-        }
-        None => Cell::Text(text.to_owned()),
-    }
+/// An empty record to fill, its text in a spare buffer when this (reader)
+/// thread has one.
+pub(super) fn spare_record() -> Record {
+    Record::with_buffer(SPARE.with_borrow_mut(Vec::pop).unwrap_or_default())
 }
 
 /// Runs `read` on a scoped thread, feeding its records to `sink` on this one,
 /// in order. The first error wins: a sink error stops the reader (its next
 /// hand-off fails) and is returned; otherwise the reader's result is.
 pub(super) fn pipelined<T: Send>(
-    read: impl FnOnce(&mut dyn FnMut(Record) -> Result<(), SourceError>) -> Result<T, SourceError> + Send,
+    read: impl FnOnce(&mut Hand<'_>) -> Result<T, SourceError> + Send,
     sink: &mut dyn FnMut(&Record) -> Result<(), SourceError>,
 ) -> Result<T, SourceError> {
     let (result, waits) = timed(read, sink);
@@ -80,7 +80,7 @@ struct Waits {
 /// [`pipelined`], answering also each side's waits (none when the reader
 /// thread did not end normally).
 fn timed<T: Send>(
-    read: impl FnOnce(&mut dyn FnMut(Record) -> Result<(), SourceError>) -> Result<T, SourceError> + Send,
+    read: impl FnOnce(&mut Hand<'_>) -> Result<T, SourceError> + Send,
     sink: &mut dyn FnMut(&Record) -> Result<(), SourceError>,
 ) -> (Result<T, SourceError>, Option<Waits>) {
     std::thread::scope(|scope| {
@@ -133,18 +133,15 @@ fn timed<T: Send>(
             let since = Instant::now();
             let Ok(batch) = rx.recv() else { break };
             idle += since.elapsed();
-            let mut buffers = Vec::with_capacity(BATCH * 4);
-            for mut record in batch {
+            let mut buffers = Vec::with_capacity(BATCH);
+            for record in batch {
                 if let Err(e) = sink(&record) {
                     sink_error = Some(e);
                     break 'batches;
                 }
-                for cell in &mut record.cells {
-                    if let Cell::Text(text) = std::mem::take(cell)
-                        && text.capacity() <= SPARE_CAPACITY_MAX
-                    {
-                        buffers.push(text);
-                    }
+                let text = record.into_buffer();
+                if text.capacity() <= SPARE_CAPACITY_MAX {
+                    buffers.push(text);
                 }
             }
             // The reader may be ahead with its spares: then these are freed.
@@ -194,22 +191,23 @@ mod tests {
 
     #[test]
     fn recycled_text_buffers_carry_no_stale_text() {
-        use crate::core::record::Field;
+        use crate::core::record::{CellRef, Field};
         let n = 50 * BATCH as u64;
         let mut reused = 0;
         let mut checked = 0u64;
         let out = pipelined(
             |sink| {
                 for row in 1..=n {
-                    let mut r = Record::new(row);
                     reused += usize::from(SPARE.with_borrow(|s| !s.is_empty()));
+                    let mut r = spare_record();
+                    r.row = row;
                     // Texts of other lengths row after row: a buffer keeps its capacity, never its text.
-                    r.set(Field::Email, text_cell(&format!("p{row}@acme.fr")));
+                    r.set(Field::Email, CellRef::Text(&format!("p{row}@acme.fr")));
                     if row % 3 == 0 {
-                        r.set(Field::LastName, text_cell(&"x".repeat(row as usize % 40)));
+                        r.set(Field::LastName, CellRef::Text(&"x".repeat(row as usize % 40)));
                     }
                     if row % 100 == 0 {
-                        r.set(Field::FirstName, text_cell(&"long ".repeat(100)));
+                        r.set(Field::FirstName, CellRef::Text(&"long ".repeat(300)));
                     }
                     let kept = SPARE.with_borrow(|s| s.iter().map(String::capacity).max().unwrap_or(0));
                     assert!(kept <= SPARE_CAPACITY_MAX, "a spare of {kept} bytes was kept");
@@ -218,11 +216,13 @@ mod tests {
                 Ok(reused)
             },
             &mut |r| {
-                assert_eq!(r.get(Field::Email), &Cell::Text(format!("p{}@acme.fr", r.row)));
-                let last = if r.row % 3 == 0 { Cell::Text("x".repeat(r.row as usize % 40)) } else { Cell::Empty };
-                assert_eq!(r.get(Field::LastName), &last, "row {}", r.row);
-                let first = if r.row % 100 == 0 { Cell::Text("long ".repeat(100)) } else { Cell::Empty };
-                assert_eq!(r.get(Field::FirstName), &first, "row {}", r.row);
+                assert_eq!(r.get(Field::Email), CellRef::Text(&format!("p{}@acme.fr", r.row)));
+                let last = "x".repeat(r.row as usize % 40);
+                let last = if r.row % 3 == 0 { CellRef::Text(&last) } else { CellRef::Empty };
+                assert_eq!(r.get(Field::LastName), last, "row {}", r.row);
+                let first = "long ".repeat(300);
+                let first = if r.row % 100 == 0 { CellRef::Text(&first) } else { CellRef::Empty };
+                assert_eq!(r.get(Field::FirstName), first, "row {}", r.row);
                 checked += 1;
                 Ok(())
             },

@@ -13,9 +13,8 @@ use super::{
     Format, SourceError, TableSpec,
     assemble::{Assembler, Sink, Table},
     limits,
-    pipeline::text_cell,
 };
-use crate::{core::record::Cell, domain::text::fold};
+use crate::{core::record::CellRef, domain::text::fold};
 
 /// Reads the sheet `spec` names; returns the sheet's name and what was found.
 pub(super) fn read(
@@ -88,7 +87,7 @@ fn read_streamed<RS: Read + Seek, R: Reader<RS>, E: std::fmt::Display>(
     let mut stopped = None;
     stream(&mut wb, &name, &mut |row, col, value| {
         if asm.wants(col)
-            && let Err(e) = asm.push(u64::from(row) + 1, col, from_ref(value), sink)
+            && let Err(e) = with_ref(value, |cell| asm.push(u64::from(row) + 1, col, cell, sink))
         {
             stopped = Some(e);
             return false;
@@ -120,7 +119,7 @@ where
             let (Ok(r), Ok(c)) = (u32::try_from(r), u32::try_from(c)) else { continue };
             let col = left.saturating_add(c);
             if asm.wants(col) {
-                asm.push(u64::from(top) + u64::from(r) + 1, col, from_data(data), sink)?;
+                with_data(data, |cell| asm.push(u64::from(top) + u64::from(r) + 1, col, cell, sink))?;
             }
         }
     }
@@ -171,38 +170,47 @@ fn explain_xls(e: calamine::XlsError, spec: &TableSpec<'_>) -> String {
     }
 }
 
-fn from_ref(value: &DataRef<'_>) -> Cell {
-    match value {
-        DataRef::Empty => Cell::Empty,
-        DataRef::String(s) => text_cell(s),
-        DataRef::SharedString(s) => text_cell(s),
-        DataRef::Int(i) => Cell::Int(*i),
-        DataRef::Float(f) => Cell::Float(*f),
-        DataRef::Bool(b) => Cell::Bool(*b),
+/// Hands a cell to `f`, its text borrowed from calamine's (an error value's
+/// text is made for the call).
+fn with_ref<T>(value: &DataRef<'_>, f: impl FnOnce(CellRef<'_>) -> T) -> T {
+    let error;
+    f(match value {
+        DataRef::Empty => CellRef::Empty,
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => CellRef::Text(s),
+        DataRef::SharedString(s) => CellRef::Text(s),
+        DataRef::Int(i) => CellRef::Int(*i),
+        DataRef::Float(f) => CellRef::Float(*f),
+        DataRef::Bool(b) => CellRef::Bool(*b),
         DataRef::DateTime(d) => from_excel_datetime(d),
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::Text(s.clone()),
-        DataRef::Error(e) => Cell::Error(e.to_string()),
-    }
+        DataRef::Error(e) => {
+            error = e.to_string();
+            CellRef::Error(&error)
+        }
+    })
 }
 
-fn from_data(value: &Data) -> Cell {
-    match value {
-        Data::Empty => Cell::Empty,
-        Data::String(s) => text_cell(s),
-        Data::Int(i) => Cell::Int(*i),
-        Data::Float(f) => Cell::Float(*f),
-        Data::Bool(b) => Cell::Bool(*b),
+/// [`with_ref`] for a whole range's cells (xls, ods).
+fn with_data<T>(value: &Data, f: impl FnOnce(CellRef<'_>) -> T) -> T {
+    let error;
+    f(match value {
+        Data::Empty => CellRef::Empty,
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => CellRef::Text(s),
+        Data::Int(i) => CellRef::Int(*i),
+        Data::Float(f) => CellRef::Float(*f),
+        Data::Bool(b) => CellRef::Bool(*b),
         Data::DateTime(d) => from_excel_datetime(d),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::Text(s.clone()),
-        Data::Error(e) => Cell::Error(e.to_string()),
-    }
+        Data::Error(e) => {
+            error = e.to_string();
+            CellRef::Error(&error)
+        }
+    })
 }
 
 /// A serial typed as a date; durations (and dates out of range) stay numbers.
-fn from_excel_datetime(d: &ExcelDateTime) -> Cell {
+fn from_excel_datetime(d: &ExcelDateTime) -> CellRef<'static> {
     match d.as_datetime() {
-        Some(dt) if d.is_datetime() => Cell::DateTime(dt),
-        _ => Cell::Float(d.as_f64()),
+        Some(dt) if d.is_datetime() => CellRef::DateTime(dt),
+        _ => CellRef::Float(d.as_f64()),
     }
 }
 
@@ -253,6 +261,8 @@ mod tests {
     #[test]
     fn cell_conversion() {
         use calamine::{CellErrorType, ExcelDateTimeType};
+
+        use crate::core::record::Cell;
         let date = ExcelDateTime::new(46326.0, ExcelDateTimeType::DateTime, false);
         let expect_date = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap().and_hms_opt(0, 0, 0).unwrap();
         let duration = ExcelDateTime::new(1.5, ExcelDateTimeType::TimeDelta, false);
@@ -268,9 +278,11 @@ mod tests {
             (Data::DurationIso("PT1H".into()), Cell::Text("PT1H".into())),
             (Data::Error(CellErrorType::NA), Cell::Error("#N/A".into())),
         ] {
-            assert_eq!(from_data(&data), expect, "{data:?}");
+            assert_eq!(with_data(&data, |c| c.to_owned()), expect, "{data:?}");
         }
-        assert_eq!(from_ref(&DataRef::SharedString("partagé")), Cell::Text("partagé".into()));
-        assert_eq!(from_ref(&DataRef::DateTime(date)), Cell::DateTime(expect_date));
+        assert_eq!(with_ref(&DataRef::SharedString("partagé"), |c| c.to_owned()), Cell::Text("partagé".into()));
+        assert_eq!(with_ref(&DataRef::DateTime(date), |c| c.to_owned()), Cell::DateTime(expect_date));
+        let error = DataRef::Error(CellErrorType::Div0);
+        assert_eq!(with_ref(&error, |c| c.to_owned()), Cell::Error("#DIV/0!".into()));
     }
 }

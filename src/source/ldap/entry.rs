@@ -6,12 +6,12 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use ldap3::asn1::StructureTag;
 
-use super::{super::pipeline::text_cell, DirectorySpec};
+use super::DirectorySpec;
 use crate::{
     config::GroupRule,
     core::{
         change::LeftWhy,
-        record::{Cell, Field, Record},
+        record::{Cell, CellRef, Field, Record},
     },
 };
 
@@ -74,15 +74,16 @@ impl Entry {
         self.values(name).next()
     }
 
-    fn cell(&self, field: Field, attr: &str, tz: chrono_tz::Tz) -> Cell {
-        let Some(raw) = self.raw(attr).first() else { return Cell::Empty };
+    /// Sets `field` of `record` from the first value of `attr`, if any.
+    fn set_cell(&self, record: &mut Record, field: Field, attr: &str, tz: chrono_tz::Tz) {
+        let Some(raw) = self.raw(attr).first() else { return };
         if field == Field::EmployeeId && attr.eq_ignore_ascii_case("objectGUID") && raw.len() == 16 {
-            return Cell::Text(guid(raw));
+            return record.set(field, CellRef::Text(&guid(raw)));
         }
         let text = String::from_utf8_lossy(raw);
         match field {
-            Field::EndDate => end_date_cell(&text, tz),
-            _ => text_cell(&text),
+            Field::EndDate => record.set(field, end_date_cell(&text, tz).as_ref()),
+            _ => record.set(field, CellRef::Text(&text)),
         }
     }
 
@@ -102,7 +103,7 @@ impl Entry {
         let mut base = Record::new(row);
         base.entry = Some(Arc::from(self.dn.as_str()));
         for (field, attr) in spec.attributes.iter() {
-            base.set(field, self.cell(field, attr, spec.timezone));
+            self.set_cell(&mut base, field, attr, spec.timezone);
         }
         base.left = self.left(spec.today, spec.timezone);
         let matched = groups.matches(self);
@@ -114,10 +115,10 @@ impl Entry {
             .map(|rule| {
                 let mut r = base.clone();
                 if let Some(service) = &rule.service {
-                    r.set(Field::Service, Cell::Text(service.clone()));
+                    r.set(Field::Service, CellRef::Text(service));
                 }
                 if let Some(rights) = &rule.rights {
-                    r.set(Field::Rights, Cell::Text(rights.clone()));
+                    r.set(Field::Rights, CellRef::Text(rights));
                 }
                 r
             })
@@ -473,12 +474,12 @@ mod tests {
         let r = &records[0];
         assert_eq!(r.row, 7);
         assert_eq!(r.entry.as_deref(), Some("uid=m,dc=x"));
-        assert_eq!(r.get(Field::Email), &Cell::Text("m@acme.fr".into()));
-        assert_eq!(r.get(Field::LastName), &Cell::Text("Martin".into()));
-        assert_eq!(r.get(Field::Service), &Cell::Text("COMPTA".into()));
-        assert_eq!(r.get(Field::EndDate), &Cell::Empty);
-        assert_eq!(r.get(Field::EmployeeId), &Cell::Text("03020100-0504-0706-0809-0a0b0c0d0e0f".into()));
-        assert_eq!(r.get(Field::FirstName), &Cell::Empty);
+        assert_eq!(r.get(Field::Email), Cell::Text("m@acme.fr".into()));
+        assert_eq!(r.get(Field::LastName), Cell::Text("Martin".into()));
+        assert_eq!(r.get(Field::Service), Cell::Text("COMPTA".into()));
+        assert_eq!(r.get(Field::EndDate), Cell::Empty);
+        assert_eq!(r.get(Field::EmployeeId), Cell::Text("03020100-0504-0706-0809-0a0b0c0d0e0f".into()));
+        assert_eq!(r.get(Field::FirstName), Cell::Empty);
         assert_eq!(r.left, None);
     }
 
@@ -551,7 +552,7 @@ mod tests {
             let got: Vec<(Cell, Cell)> = e
                 .records(1, &spec, &index)
                 .into_iter()
-                .map(|r| (r.get(Field::Service).clone(), r.get(Field::Rights).clone()))
+                .map(|r| (r.get(Field::Service).to_owned(), r.get(Field::Rights).to_owned()))
                 .collect();
             assert_eq!(got, expect, "{}", e.dn);
         }

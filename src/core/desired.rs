@@ -11,6 +11,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
+    ops::Range,
     sync::Arc,
 };
 
@@ -244,8 +245,8 @@ impl DesiredBuilder {
     /// whose source was rejected: nothing is diffed, so the rows are not sorted.
     pub fn into_anomalies(self) -> Vec<Anomaly> {
         let DesiredBuilder { rows, mut anomalies, .. } = self;
-        let (by_email, _) = email_order(&rows);
-        anomalies.extend(email_conflicts(&rows, &by_email).anomalies);
+        let (by_email, ties, _) = email_order(&rows);
+        anomalies.extend(email_conflicts(&rows, &by_email, &ties).anomalies);
         anomalies.extend(id_conflicts(&rows).0.anomalies);
         anomalies
     }
@@ -258,19 +259,13 @@ impl DesiredBuilder {
         // a row's index is its arrival): by e-mail, which gives both the
         // address check and the person order; by employee id for the id check.
         // One text sort each: on two cores a million rows take half the time.
-        let ((by_id, ids), (by_address, mut order)) = std::thread::scope(|scope| {
-            let checking = scope.spawn(|| {
-                let (conflicts, ids) = id_conflicts(&rows);
-                (conflicts, first_row_of_each_id(&rows, ids))
-            });
-            let (by_email, rank) = email_order(&rows);
-            // Two passes over the rows in e-mail order, each a random read
-            // per row: side by side too.
-            let (conflicts, order) = std::thread::scope(|scope| {
-                let conflicts = scope.spawn(|| email_conflicts(&rows, &by_email));
-                let order = by_structure(&rows, &by_email, &rank);
-                (conflicts.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), order)
-            });
+        let ((by_id, ids), (by_address, (mut order, same))) = std::thread::scope(|scope| {
+            let checking = scope.spawn(|| id_conflicts(&rows));
+            let (by_email, ties, rank) = email_order(&rows);
+            // The address check reads the tied rows only (people with several
+            // rows); the order by structure reads every row, at random.
+            let conflicts = email_conflicts(&rows, &by_email, &ties);
+            let order = by_structure(&rows, &by_email, &ties, &rank);
             // A panic there is a bug, carried on as if it had happened here.
             (checking.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), (conflicts, order))
         });
@@ -288,31 +283,38 @@ impl DesiredBuilder {
         drop(moved_to);
         permute(&mut rows.rows, &mut order);
 
-        let mut people: Vec<u32> = Vec::new();
-        for (i, r) in rows.rows.iter().enumerate() {
-            let same = i > 0 && {
-                let p = &rows.rows[i - 1];
-                p.structure == r.structure && rows.email(p) == rows.email(r)
-            };
-            if !same {
-                people.push(i as u32);
-            }
-        }
+        let mut people: Vec<u32> = same.iter().enumerate().filter(|(_, same)| !**same).map(|(i, _)| i as u32).collect();
         people.push(rows.rows.len() as u32);
         Desired { rows, people, protected, anomalies, ids }
     }
 }
 
-/// Every row's index in (e-mail, arrival) order, and each structure's rank.
-fn email_order(rows: &Rows) -> (Vec<Pair>, Vec<u32>) {
+/// Every row's index in (e-mail, arrival) order, the ties (rows of one
+/// address), and each structure's rank.
+fn email_order(rows: &Rows) -> (Vec<Pair>, Vec<Range<u32>>, Vec<u32>) {
     let mut order: Vec<Pair> = (0..rows.rows.len() as u32).map(|i| Pair::new(0, i)).collect();
-    sort::by_text(&mut order, 0, |i| rows.email(&rows.rows[i as usize]).as_bytes());
-    (order, ranks(&rows.values.structures.values))
+    let ties = sort::by_text(&mut order, 0, |i| rows.email(&rows.rows[i as usize]).as_bytes());
+    (order, ties, ranks(&rows.values.structures.values))
+}
+
+/// For each position of a sorted sequence of `len`, the first position of
+/// its text: its tie's start, or itself.
+fn first_of_text(len: usize, ties: &[Range<u32>]) -> impl Iterator<Item = u32> + '_ {
+    let mut ties = ties.iter().peekable();
+    (0..len as u32).map(move |k| {
+        while ties.next_if(|t| t.end <= k).is_some() {}
+        match ties.peek() {
+            Some(t) if t.start <= k => t.start,
+            _ => k,
+        }
+    })
 }
 
 /// The rows' indexes in (structure, e-mail, arrival) order, from the
-/// (e-mail, arrival) order: a stable counting sort by structure rank.
-fn by_structure(rows: &Rows, by_email: &[Pair], rank: &[u32]) -> Vec<u32> {
+/// (e-mail, arrival) order: a stable counting sort by structure rank. Beside
+/// it, whether each row is the same person as the row before it: same
+/// structure, same address, which the ties tell without reading addresses.
+fn by_structure(rows: &Rows, by_email: &[Pair], ties: &[Range<u32>], rank: &[u32]) -> (Vec<u32>, Vec<bool>) {
     let mut next = vec![0usize; rank.len() + 1];
     for r in &rows.rows {
         next[rank[r.structure as usize] as usize + 1] += 1;
@@ -321,12 +323,19 @@ fn by_structure(rows: &Rows, by_email: &[Pair], rank: &[u32]) -> Vec<u32> {
         next[k] += next[k - 1];
     }
     let mut order = vec![0u32; by_email.len()];
-    for i in by_email.iter().map(|p| p.index()) {
-        let slot = &mut next[rank[rows.rows[i as usize].structure as usize] as usize];
-        order[*slot] = i;
-        *slot += 1;
+    let mut same = vec![false; by_email.len()];
+    // The address (first position in e-mail order) of each structure's last row so far.
+    let mut last = vec![u32::MAX; rank.len()];
+    for (p, address) in by_email.iter().zip(first_of_text(by_email.len(), ties)) {
+        let i = p.index();
+        let s = rank[rows.rows[i as usize].structure as usize] as usize;
+        let slot = next[s];
+        order[slot] = i;
+        same[slot] = last[s] == address;
+        last[s] = address;
+        next[s] += 1;
     }
-    order
+    (order, same)
 }
 
 /// Rows that contradict each other about who is who: every address
@@ -359,19 +368,19 @@ impl Conflicts {
 
 /// One address, one employee id: each row with an id is compared with the
 /// first row with an id of its address. `by_email`: every row, in (e-mail,
-/// arrival) order.
-fn email_conflicts(rows: &Rows, by_email: &[Pair]) -> Conflicts {
+/// arrival) order; `ties`: its rows of one address (an address of one row
+/// cannot conflict).
+fn email_conflicts(rows: &Rows, by_email: &[Pair], ties: &[Range<u32>]) -> Conflicts {
     let mut found = Conflicts::default();
-    let mut first: Option<&Row> = None;
-    for r in by_email.iter().map(|p| &rows.rows[p.index() as usize]).filter(|r| r.employee_id != NONE) {
-        match first {
-            Some(f) if rows.email(f) == rows.email(r) => {
-                if rows.employee_id(r) != rows.employee_id(f) {
-                    let id = rows.employee_id(f).unwrap_or_default();
-                    found.add(rows, r, rows.email(r), f, format!("{} also has employee id {id:?}", rows.email(r)));
-                }
+    for tie in ties {
+        let tied = &by_email[tie.start as usize..tie.end as usize];
+        let mut with_id = tied.iter().map(|p| &rows.rows[p.index() as usize]).filter(|r| r.employee_id != NONE);
+        let Some(f) = with_id.next() else { continue };
+        for r in with_id {
+            if rows.employee_id(r) != rows.employee_id(f) {
+                let id = rows.employee_id(f).unwrap_or_default();
+                found.add(rows, r, rows.email(r), f, format!("{} also has employee id {id:?}", rows.email(r)));
             }
-            _ => first = Some(r),
         }
     }
     found
@@ -379,30 +388,27 @@ fn email_conflicts(rows: &Rows, by_email: &[Pair]) -> Conflicts {
 
 /// One employee id, one address: each row is compared with the first row of
 /// its id. Rows must be in arrival order. Answers, beside the conflicts, the
-/// rows that carry an id, sorted by (id, arrival).
+/// first row of each id, in id order.
 fn id_conflicts(rows: &Rows) -> (Conflicts, Vec<u32>) {
     let mut found = Conflicts::default();
     let row = |i: u32| &rows.rows[i as usize];
     let id_of = |r: &Row| rows.employee_id(r).unwrap_or_default();
     let mut ids: Vec<Pair> =
         (0..rows.rows.len() as u32).filter(|i| row(*i).employee_id != NONE).map(|i| Pair::new(0, i)).collect();
-    sort::by_text(&mut ids, 0, |i| id_of(row(i)).as_bytes());
-    for group in ids.chunk_by(|a, b| id_of(row(a.index())) == id_of(row(b.index()))) {
+    let ties = sort::by_text(&mut ids, 0, |i| id_of(row(i)).as_bytes());
+    for tie in &ties {
+        let group = &ids[tie.start as usize..tie.end as usize];
         let first = row(group[0].index());
         for r in group[1..].iter().map(|p| row(p.index())).filter(|r| rows.email(r) != rows.email(first)) {
             let what = format!("employee id {:?} also belongs to {}", id_of(r), rows.email(first));
             found.add(rows, r, rows.email(first), first, what);
         }
     }
-    (found, sort::indexes(ids))
-}
-
-/// The first row of each id, from rows sorted by (id, arrival).
-fn first_row_of_each_id(rows: &Rows, mut ids: Vec<u32>) -> Vec<u32> {
-    ids.dedup_by(|later, first| {
-        rows.employee_id(&rows.rows[*later as usize]) == rows.employee_id(&rows.rows[*first as usize])
-    });
-    ids
+    // Sized exactly: a million of them at a plan's peak of memory.
+    let mut firsts = Vec::with_capacity(ids.len() - ties.iter().map(|t| t.len() - 1).sum::<usize>());
+    let first = first_of_text(ids.len(), &ties).enumerate().filter(|(k, first)| *k as u32 == *first);
+    firsts.extend(first.map(|(k, _)| ids[k].index()));
+    (found, firsts)
 }
 
 impl Desired {
@@ -639,6 +645,67 @@ mod tests {
             }
             let ids: Vec<(&str, &str)> = desired.identities().collect();
             prop_assert_eq!(ids, first.into_iter().collect::<Vec<_>>());
+            // The conflicts, found by comparing every row with every other.
+            let (protected, anomalies) = conflicts_model(&rows);
+            let found: Vec<(String, String)> =
+                desired.anomalies.iter().map(|a| (a.email.clone().unwrap_or_default(), a.message.clone())).collect();
+            prop_assert_eq!(found, anomalies);
+            prop_assert_eq!(desired.protected.iter().map(|e| e.as_str().to_string()).collect::<BTreeSet<_>>(), protected);
         }
+    }
+
+    #[test]
+    fn each_position_knows_the_first_of_its_text() {
+        /// `ties` as (start, end) pairs.
+        #[track_caller]
+        fn check(len: usize, ties: &[(u32, u32)], expect: &[u32]) {
+            let ties: Vec<Range<u32>> = ties.iter().map(|(start, end)| *start..*end).collect();
+            assert_eq!(first_of_text(len, &ties).collect::<Vec<_>>(), expect);
+        }
+        check(0, &[], &[]);
+        check(3, &[], &[0, 1, 2]);
+        check(5, &[(1, 3)], &[0, 1, 1, 3, 4]);
+        check(6, &[(0, 2), (2, 5)], &[0, 0, 2, 2, 2, 5]);
+        check(4, &[(2, 4)], &[0, 1, 2, 2]);
+    }
+
+    /// Each row with an id against the first row with an id of its address,
+    /// then each row against the first row of its id: addresses, then ids,
+    /// in byte order, rows in arrival order; (row's address, message).
+    fn conflicts_model(rows: &[SourceRow]) -> (BTreeSet<String>, Vec<(String, String)>) {
+        let seen = |r: &SourceRow| match (&r.location.entry, r.location.row) {
+            (Some(entry), _) => format!("entry {entry}"),
+            (None, Some(n)) => format!("row {n}"),
+            (None, None) => "an earlier row".to_string(),
+        };
+        let mut protected = BTreeSet::new();
+        let mut anomalies = Vec::new();
+        let with_id: Vec<&SourceRow> = rows.iter().filter(|r| r.employee_id.is_some()).collect();
+        let mut addresses: Vec<&str> = with_id.iter().map(|r| r.email.as_str()).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        for address in addresses {
+            let of: Vec<&&SourceRow> = with_id.iter().filter(|r| r.email.as_str() == address).collect();
+            let first = of[0];
+            for r in of.iter().skip(1).filter(|r| r.employee_id != first.employee_id) {
+                let id = first.employee_id.as_deref().unwrap_or_default();
+                anomalies
+                    .push((address.to_string(), format!("{address} also has employee id {id:?} ({})", seen(first))));
+                protected.extend([address.to_string(), r.email.as_str().to_string()]);
+            }
+        }
+        let mut ids: Vec<&str> = with_id.iter().filter_map(|r| r.employee_id.as_deref()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let of: Vec<&&SourceRow> = with_id.iter().filter(|r| r.employee_id.as_deref() == Some(id)).collect();
+            let first = of[0];
+            for r in of.iter().skip(1).filter(|r| r.email != first.email) {
+                let message = format!("employee id {id:?} also belongs to {} ({})", first.email.as_str(), seen(first));
+                anomalies.push((r.email.as_str().to_string(), message));
+                protected.extend([first.email.as_str().to_string(), r.email.as_str().to_string()]);
+            }
+        }
+        (protected, anomalies)
     }
 }

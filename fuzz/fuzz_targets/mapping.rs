@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
     let source = &config.sources[0];
     let mut record = Record::new(2);
     for (field, bytes) in Field::ALL.iter().zip(data.split(|b| *b == 0xFF)) {
-        record.set(*field, cell(bytes));
+        record.set(*field, cell(bytes).as_ref());
     }
     let mapper = Mapper {
         file: SourceFile::new(&source.name, "fuzz.xlsx", Some("Personnel")),

@@ -369,7 +369,7 @@ fn write_xlsx(d: &Dataset, path: &Path) -> anyhow::Result<()> {
     let mut wb = Workbook::new();
     let date = Format::new().set_num_format("dd/mm/yyyy");
     let bold = Format::new().set_bold();
-    let ws = wb.add_worksheet_with_constant_memory();
+    let ws = wb.add_worksheet_with_constant_memory()?;
     ws.set_name("Personnel")?;
     ws.write_string_with_format(0, 0, "Groupe ACME — export RH", &bold)?;
     ws.write_string(1, 0, "Extrait le 23/11/2026")?;

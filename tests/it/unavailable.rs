@@ -198,7 +198,7 @@ fn a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_repo
     a_store_write_beside_the_reports_that_fails_records_no_run_and_leaves_no_report(Backend::Postgres);
 }
 
-/// rust_xlsxwriter 0.96 unwraps the flush of a constant-memory sheet's row
+/// rust_xlsxwriter (0.96 to 0.102) unwraps the flush of a constant-memory sheet's row
 /// file when it packages the workbook: a disk that fills up there panicked
 /// the run (seen when the CSV files came to be written beside the workbook).
 /// Now it is the workbook's error, and nothing is left on the disk.

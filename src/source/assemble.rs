@@ -5,7 +5,7 @@
 
 use crate::{
     config::LimitsConfig,
-    core::record::{Cell, CellRef, ColumnMap, Field, Record},
+    core::record::{CellRef, ColumnMap, Field, Record},
     domain::text::fold,
 };
 
@@ -40,7 +40,8 @@ pub(super) struct Assembler<'a> {
 
 enum Phase {
     Header {
-        cells: Vec<(u32, Cell)>,
+        /// The row's cells as text, with their columns: all a header needs.
+        texts: Vec<(u32, String)>,
         best: Option<Candidate>,
     },
     /// `by_col[c]` is a bit set of the fields fed by column `c`.
@@ -74,7 +75,7 @@ impl<'a> Assembler<'a> {
             required,
             limits,
             configured: columns.iter().map(|(f, h)| (f, fold(h), h)).collect(),
-            phase: Phase::Header { cells: Vec::new(), best: None },
+            phase: Phase::Header { texts: Vec::new(), best: None },
             row: 0,
             seen_any: false,
             rows: 0,
@@ -147,7 +148,7 @@ impl<'a> Assembler<'a> {
         }
         self.seen_any = true;
         match &mut self.phase {
-            Phase::Header { cells, .. } => cells.push((col, cell.to_owned())),
+            Phase::Header { texts, .. } => texts.push((col, cell.to_text())),
             Phase::Data { by_col, record, dirty } => {
                 let Some(&mask) = by_col.get(col as usize) else { return Ok(()) };
                 if mask == 0 {
@@ -180,11 +181,11 @@ impl<'a> Assembler<'a> {
 
     fn end_row(&mut self, sink: &mut Sink<'_>) -> Result<(), SourceError> {
         match &mut self.phase {
-            Phase::Header { cells, .. } if cells.is_empty() => Ok(()),
-            Phase::Header { cells, best } => {
-                let cells = std::mem::take(cells);
+            Phase::Header { texts, .. } if texts.is_empty() => Ok(()),
+            Phase::Header { texts, best } => {
+                let texts = std::mem::take(texts);
                 let best = best.take();
-                self.header_candidate(cells, best)
+                self.header_candidate(texts, best)
             }
             Phase::Data { record, dirty, .. } => {
                 if !*dirty {
@@ -209,8 +210,7 @@ impl<'a> Assembler<'a> {
 
     /// Checks whether the row just ended is the header row; if so switches
     /// to data, else keeps it as the best candidate when it is one.
-    fn header_candidate(&mut self, cells: Vec<(u32, Cell)>, best: Option<Candidate>) -> Result<(), SourceError> {
-        let texts: Vec<(u32, String)> = cells.iter().map(|(c, cell)| (*c, cell.to_text())).collect();
+    fn header_candidate(&mut self, texts: Vec<(u32, String)>, best: Option<Candidate>) -> Result<(), SourceError> {
         let folded: Vec<String> = texts.iter().map(|(_, t)| fold(t)).collect();
         // Columns (0-based) matching each configured field.
         let matches: Vec<Vec<usize>> = self
@@ -268,7 +268,7 @@ impl<'a> Assembler<'a> {
         } else {
             best
         };
-        self.phase = Phase::Header { cells: recycle(cells), best };
+        self.phase = Phase::Header { texts: Vec::new(), best };
         Ok(())
     }
 
@@ -304,15 +304,10 @@ impl<'a> Assembler<'a> {
     }
 }
 
-/// Keeps the allocation of the row buffer for the next header candidate.
-fn recycle(mut cells: Vec<(u32, Cell)>) -> Vec<(u32, Cell)> {
-    cells.clear();
-    cells
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::record::Cell;
 
     fn columns() -> ColumnMap {
         ColumnMap::new([

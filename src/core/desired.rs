@@ -466,10 +466,25 @@ impl Desired {
     /// Employee ids seen with the address of their first row, sorted by id,
     /// for the next run's changed-address check.
     pub fn identities(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.ids.iter().map(|i| {
-            let r = &self.rows.rows[*i as usize];
-            (self.rows.employee_id(r).unwrap_or_default(), self.rows.email(r))
-        })
+        self.ids.iter().map(|i| self.identity(*i))
+    }
+
+    /// How many [`identities`](Self::identities).
+    pub fn identity_count(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The address [`identities`](Self::identities) pairs with employee id
+    /// `id`, found by binary search.
+    pub fn address_of_id(&self, id: &str) -> Option<&str> {
+        let k = self.ids.binary_search_by(|i| self.identity(*i).0.cmp(id)).ok()?;
+        Some(self.identity(self.ids[k]).1)
+    }
+
+    /// Row `i`'s (employee id, address).
+    fn identity(&self, i: u32) -> (&str, &str) {
+        let r = &self.rows.rows[i as usize];
+        (self.rows.employee_id(r).unwrap_or_default(), self.rows.email(r))
     }
 }
 

@@ -61,7 +61,7 @@ fn diff_with<const FAST: bool>(input: &DiffInput<'_>, split_min: usize) -> Plan 
     let desired = input.desired;
     let mut anomalies = desired.anomalies.clone();
     let mut protected = desired.protected.clone();
-    changed_addresses(input, &mut protected, &mut anomalies);
+    changed_addresses::<FAST>(input, &mut protected, &mut anomalies);
 
     let streaks: HashMap<(&StructureId, &Email), u32> =
         input.absences.iter().map(|s| ((&s.structure, &s.email), s.missed_runs)).collect();
@@ -365,19 +365,30 @@ impl PersonChanges<'_> {
 }
 
 /// An employee id the store knows under another address that is still
-/// attached: report it, and touch neither address.
-fn changed_addresses(input: &DiffInput<'_>, protected: &mut BTreeSet<Email>, anomalies: &mut Vec<Anomaly>) {
-    if input.known_ids.is_empty() {
+/// attached: report it, and touch neither address. `FAST = false` (tests)
+/// always reads every identity, which the search must agree with.
+fn changed_addresses<const FAST: bool>(
+    input: &DiffInput<'_>,
+    protected: &mut BTreeSet<Email>,
+    anomalies: &mut Vec<Anomaly>,
+) {
+    let (known, desired) = (input.known_ids, input.desired);
+    if known.is_empty() {
         return;
     }
-    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
-    let mut found: Vec<(&str, &str, &Email)> = Vec::new();
-    for (id, email) in input.desired.identities() {
-        let Some(old) = input.known_ids.get(id) else { continue };
-        if old.as_str() != email && seen.insert((id, email)) {
-            found.push((id, email, old));
-        }
-    }
+    // Each id once (the map's keys; `identities` gives each id once), in id order.
+    let mut found: Vec<(&str, &str, &Email)> = if FAST && search_pays(known.len(), desired.identity_count()) {
+        // A run's few changed addresses are each found in the desired
+        // state's id order. Reading every identity to find them was a
+        // million random reads after a run: ~0.2 s (BENCHMARKS.md, session 16).
+        let mut found: Vec<_> =
+            known.iter().filter_map(|(id, old)| Some((&**id, desired.address_of_id(id)?, old))).collect();
+        found.sort_unstable_by_key(|(id, _, _)| *id);
+        found
+    } else {
+        desired.identities().filter_map(|(id, email)| Some((id, email, known.get(id)?))).collect()
+    };
+    found.retain(|(_, email, old)| old.as_str() != *email);
     // Only the old addresses still attached count. They are few: one pass
     // over the attachments answers them all (a set of every attached address
     // was a million entries after a run).
@@ -406,6 +417,13 @@ fn changed_addresses(input: &DiffInput<'_>, protected: &mut BTreeSet<Email>, ano
             message: format!("employee id {id:?} was {old}, now {email}: update the address in the portal"),
         });
     }
+}
+
+/// Whether `known` binary searches among `identities` (about log2 of them
+/// read each) cost less than reading them all: not when every address
+/// changed at once (a new e-mail domain).
+fn search_pays(known: usize, identities: usize) -> bool {
+    identities > 0 && known.saturating_mul(identities.ilog2() as usize + 1) < identities
 }
 
 /// Matches planned changes with the requests the store holds: same change

@@ -479,6 +479,10 @@ fn identity_conflicts_name_the_first_row_of_the_id_and_of_the_address() {
     assert_eq!(protected, ["a@x.fr", "b@x.fr"]);
     let ids: Vec<(&str, &str)> = d.identities().collect();
     assert_eq!(ids, [("100", "a@x.fr"), ("200", "a@x.fr")], "the first address of each id");
+    // The same pairs, searched for by id.
+    let found: Vec<Option<&str>> = ["100", "200", "10", "1000", ""].iter().map(|id| d.address_of_id(id)).collect();
+    assert_eq!(found, [Some("a@x.fr"), Some("a@x.fr"), None, None, None]);
+    assert_eq!(d.identity_count(), 2);
 }
 
 #[test]
@@ -494,6 +498,53 @@ fn a_changed_address_is_an_anomaly_not_a_detach_and_an_attach() {
     let plan = plan_of(&d, &cur, &[], &known);
     assert_eq!(codes(&plan).iter().filter(|c| c.starts_with("email_changed")).count(), 0, "{:?}", codes(&plan));
     assert!(show(&plan).iter().any(|c| c.contains("marie.martin@x.fr")), "{:?}", show(&plan));
+}
+
+/// Regression: finding a run's few changed addresses read every identity
+/// of the desired state (a million random reads after a run). They are now
+/// searched for by id; the slow path, which `diff_checked` compares, still
+/// reads them all.
+#[test]
+fn a_few_changed_addresses_are_searched_for_by_id() {
+    let people: Vec<(u64, String, String)> =
+        (0..40).map(|i| (i + 2, format!("p{i:02}@x.fr"), format!("E{i:02}"))).collect();
+    let rows: Vec<(u64, &str, &str)> = people.iter().map(|(r, e, id)| (*r, e.as_str(), id.as_str())).collect();
+    let d = with_ids(&rows);
+    let cur = current(&[("old@x.fr", "COMPTA"), ("p20@x.fr", "COMPTA")]);
+    let known: HashMap<Box<str>, Email> = [
+        // Changed, and the old address still attached.
+        ("E07".into(), email("old@x.fr")),
+        // The same address as now: nothing.
+        ("E20".into(), email("p20@x.fr")),
+        // Not among the desired ids: nothing.
+        ("E99".into(), email("z@x.fr")),
+    ]
+    .into_iter()
+    .collect();
+    assert!(search_pays(known.len(), d.identity_count()), "this case is meant to take the search");
+    let plan = plan_of(&d, &cur, &[], &known);
+    let changed: Vec<String> = codes(&plan).into_iter().filter(|c| c.starts_with("email_changed")).collect();
+    assert_eq!(changed, ["email_changed p07@x.fr"]);
+    // Neither address of E07 is touched; p20 stays attached.
+    assert!(show(&plan).iter().all(|c| !c.contains("old@x.fr") && !c.contains("p07@x.fr")), "{:?}", show(&plan));
+}
+
+#[test]
+fn searching_ids_pays_for_few_of_many() {
+    let check = |known: usize, identities: usize, expect: bool| {
+        assert_eq!(search_pays(known, identities), expect, "{known} among {identities}");
+    };
+    check(1, 0, false);
+    check(1, 1, false);
+    check(1, 2, false);
+    check(1, 3, true);
+    check(20, 1_000_000, true);
+    // log2 of a million is about 20: a binary search reads ~20 identities.
+    check(49_999, 1_000_000, true);
+    check(50_000, 1_000_000, false);
+    // A new e-mail domain: every address changed at once.
+    check(1_000_000, 1_000_000, false);
+    check(usize::MAX, 1_000_000, false);
 }
 
 #[test]

@@ -258,8 +258,8 @@ impl Engine {
 
         if let Some(why) = read.rejected.clone() {
             // Nothing is diffed on a rejected source: no detach can come of it,
-            // and neither the current state nor the queues are needed.
-            drop((snapshot, queued));
+            // and the current state is not needed.
+            drop(snapshot);
             run.outcome = RunOutcome::Rejected;
             run.message = Some(why.clone());
             let mut anomalies = std::mem::take(&mut read.desired).into_anomalies();

@@ -215,12 +215,6 @@ impl Engine {
         let source_names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
 
         let mut tx = self.store.begin().await?;
-        // The managers' queues for the pending sheet, read outside the
-        // transaction on a connection of its own while the run works (50,000
-        // requests after a run: ~0.2 s it used to wait for after the diff).
-        // Writers are serialised (`Store::begin`): the queues read now are
-        // those the diff will see.
-        let queued = QueueRead::start(&self.store, scope.clone());
         // Sanity checks against the last accepted run of each source.
         if read.rejected.is_none() {
             for s in &mut read.stats {
@@ -344,8 +338,11 @@ impl Engine {
                 run.message = Some(text);
             }
         }
-        // Read outside the transaction, so without this run's expiries.
-        let mut pending_before = queued.join().await?;
+        // Read outside the transaction, so without this run's expiries. Read
+        // here, after the current state is dropped, not beside the sort: the
+        // queues (50,000 requests after a run) and their pages then sat on the
+        // plan's peak of memory, +26 MB (BENCHMARKS.md, session 16).
+        let mut pending_before = self.store.queued_requests(&scope).await?;
         pending_before.retain(|id| !expired.contains(&id));
         let approved: BTreeSet<_> = open.iter().filter(|o| o.state == RequestState::Approved).map(|o| o.id).collect();
         let lines = trips
@@ -752,33 +749,6 @@ impl SnapshotRead {
 }
 
 impl Drop for SnapshotRead {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The managers' queues of a run's structures, read on a task of its own.
-/// Dropped unfinished (a rejected source, an error), it is aborted.
-struct QueueRead(tokio::task::JoinHandle<Result<Queue, StoreError>>);
-
-impl QueueRead {
-    fn start(store: &Store, scope: Vec<StructureId>) -> QueueRead {
-        let store = store.clone();
-        QueueRead(tokio::spawn(async move { store.queued_requests(&scope).await }))
-    }
-
-    async fn join(mut self) -> Result<Queue, EngineError> {
-        match (&mut self.0).await {
-            Ok(read) => Ok(read?),
-            // A panic there is a bug, carried on as if it had happened here.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only a runtime shutting down cancels it: this run stops too.
-            Err(e) => Err(StoreError::Invalid(format!("the read of the managers' queues stopped: {e}")).into()),
-        }
-    }
-}
-
-impl Drop for QueueRead {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -380,7 +380,7 @@ fn changed_addresses<const FAST: bool>(
     let mut found: Vec<(&str, &str, &Email)> = if FAST && search_pays(known.len(), desired.identity_count()) {
         // A run's few changed addresses are each found in the desired
         // state's id order. Reading every identity to find them was a
-        // million random reads after a run: ~0.2 s (BENCHMARKS.md, session 16).
+        // million random reads after a run: ~0.1 s (BENCHMARKS.md, session 16).
         let mut found: Vec<_> =
             known.iter().filter_map(|(id, old)| Some((&**id, desired.address_of_id(id)?, old))).collect();
         found.sort_unstable_by_key(|(id, _, _)| *id);

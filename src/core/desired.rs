@@ -469,11 +469,6 @@ impl Desired {
         self.ids.iter().map(|i| self.identity(*i))
     }
 
-    /// How many [`identities`](Self::identities).
-    pub fn identity_count(&self) -> usize {
-        self.ids.len()
-    }
-
     /// The address [`identities`](Self::identities) pairs with employee id
     /// `id`, found by binary search.
     pub fn address_of_id(&self, id: &str) -> Option<&str> {

@@ -377,7 +377,7 @@ fn changed_addresses<const FAST: bool>(
         return;
     }
     // Each id once (the map's keys; `identities` gives each id once), in id order.
-    let mut found: Vec<(&str, &str, &Email)> = if FAST && search_pays(known.len(), desired.identity_count()) {
+    let mut found: Vec<(&str, &str, &Email)> = if FAST && search_pays(known.len(), desired.identities().len()) {
         // A run's few changed addresses are each found in the desired
         // state's id order. Reading every identity to find them was a
         // million random reads after a run: ~0.1 s (BENCHMARKS.md, session 16).

@@ -597,7 +597,7 @@ impl Engine {
         // inserts while this process writes files (100,000 new ids: ~0.3 s).
         // The anomalies are moved, not copied: a rejected file may hold a million.
         let anomalies = std::mem::take(&mut plan.anomalies);
-        let report = RunReportData { run_id, changes: reported, anomalies, counts, pending, info };
+        let report = RunReportData { run_id, changes: reported, anomalies, counts, pending, info, created_at: now };
         let bar = progress(opts.progress && report.changes.len() > 10_000, "writing reports".to_string(), false);
         let (config, report_dir) = (Arc::clone(&self.config), dir.clone());
         let writing = tokio::task::spawn_blocking(move || {

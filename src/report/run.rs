@@ -8,6 +8,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use chrono::{DateTime, Utc};
+
 use super::{
     ReportError,
     csv::write_csv_source,
@@ -109,6 +111,9 @@ pub struct RunReport<'a> {
     pub pending: &'a Queue,
     /// Key/value lines of the last sheet, "Run" (outcome, sources, guard message...).
     pub info: &'a [(String, String)],
+    /// The workbook's creation date: the run's clock, so that the same run
+    /// at the same `CHORUS_SYNC_NOW` writes the same bytes.
+    pub created_at: DateTime<Utc>,
 }
 
 /// What a [`RunReport`] shows, owned: the engine hands it to the thread
@@ -121,6 +126,7 @@ pub struct RunReportData {
     pub counts: BTreeMap<StructureId, StructureCounts>,
     pub pending: Queue,
     pub info: Vec<(String, String)>,
+    pub created_at: DateTime<Utc>,
 }
 
 impl RunReportData {
@@ -133,6 +139,7 @@ impl RunReportData {
             counts: &self.counts,
             pending: &self.pending,
             info: &self.info,
+            created_at: self.created_at,
         }
     }
 }
@@ -172,7 +179,8 @@ pub fn write_run_reports(dir: &Path, report: &RunReport<'_>, delimiter: u8) -> R
             }
             (files, Ok(()))
         });
-        let xlsx_written = write_xlsx_sources(&xlsx, &[&summary, &changes, &anomalies, &pending, &info]);
+        let xlsx_written =
+            write_xlsx_sources(&xlsx, &[&summary, &changes, &anomalies, &pending, &info], report.created_at);
         // A panic there is a bug, carried on as if it had happened here.
         (csv_thread.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), xlsx_written)
     });
@@ -508,7 +516,15 @@ mod tests {
             let info = vec![("outcome".to_string(), "done".to_string()), ("sources".into(), "hr".into())];
             Fixture {
                 catalog: sample(),
-                data: RunReportData { run_id: None, changes, anomalies, counts, pending, info },
+                data: RunReportData {
+                    run_id: None,
+                    changes,
+                    anomalies,
+                    counts,
+                    pending,
+                    info,
+                    created_at: Utc.with_ymd_and_hms(2026, 3, 2, 5, 30, 0).unwrap(),
+                },
             }
         }
 
@@ -641,6 +657,23 @@ mod tests {
         range.rows().nth(row).unwrap().iter().map(|c| c.to_string()).collect()
     }
 
+    /// Regression: the workbook's creation date was the wall clock, so the
+    /// same run at the same `CHORUS_SYNC_NOW` wrote another report.xlsx each
+    /// time (and a benchmark could not compare two builds' with `cmp`).
+    #[test]
+    fn the_workbook_is_dated_by_the_run_and_the_same_report_writes_the_same_bytes() {
+        let fx = Fixture::new();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_run_reports(a.path(), &fx.report(Some(7)), b';').unwrap();
+        write_run_reports(b.path(), &fx.report(Some(7)), b';').unwrap();
+        let bytes = |dir: &tempfile::TempDir| std::fs::read(dir.path().join("report.xlsx")).unwrap();
+        assert!(bytes(&a) == bytes(&b), "two writes of one report differ");
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(a.path().join("report.xlsx")).unwrap()).unwrap();
+        let mut core = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("docProps/core.xml").unwrap(), &mut core).unwrap();
+        assert!(core.contains(">2026-03-02T05:30:00Z</dcterms:created>"), "{core}");
+    }
+
     #[test]
     fn xlsx_reads_back() {
         let fx = Fixture::new();
@@ -725,7 +758,7 @@ mod tests {
         let report = RunReport { changes: &changes, ..fx.report(Some(8)) };
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("big.xlsx");
-        write_xlsx_sources(&path, &[&View { report: &report, part: Part::Changes }]).unwrap();
+        write_xlsx_sources(&path, &[&View { report: &report, part: Part::Changes }], report.created_at).unwrap();
         assert_eq!(listing(tmp.path()), ["big.xlsx"]);
         // Streamed back from the zip: calamine's generic reader is slow in
         // unoptimised test builds, and the other tests cover it.

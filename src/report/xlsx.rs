@@ -4,7 +4,8 @@
 
 use std::{collections::HashSet, path::Path};
 
-use rust_xlsxwriter::{ColNum, Format, RowNum, Workbook, Worksheet, XlsxError};
+use chrono::{DateTime, Utc};
+use rust_xlsxwriter::{ColNum, DocProperties, ExcelDateTime, Format, RowNum, Workbook, Worksheet, XlsxError};
 
 use super::{
     ReportError, parent_dir,
@@ -23,10 +24,11 @@ const MAX_ROWS: usize = 1_048_576;
 /// Integers beyond 2^53 lose digits as Excel numbers: they are written as text.
 const MAX_EXACT_INT: u64 = 1 << 53;
 
-/// Writes one sheet per table, in order, atomically.
+/// Writes one sheet per table, in order, atomically; the workbook is
+/// created now.
 pub fn write_xlsx(path: &Path, tables: &[Table]) -> Result<(), ReportError> {
     let sources: Vec<&(dyn TableSource + Sync)> = tables.iter().map(|t| t as &(dyn TableSource + Sync)).collect();
-    write_xlsx_sources(path, &sources)
+    write_xlsx_sources(path, &sources, Utc::now())
 }
 
 /// Same as [`write_xlsx`] for rows built on the fly.
@@ -35,8 +37,16 @@ pub fn write_xlsx(path: &Path, tables: &[Table]) -> Result<(), ReportError> {
 /// goes on over as many sheets as it takes, `Changes`, `Changes (2)`...,
 /// each with the header: a first adoption of more than a million people
 /// raises as many requests, and its run must still have its reports.
-pub fn write_xlsx_sources(path: &Path, sources: &[&(dyn TableSource + Sync)]) -> Result<(), ReportError> {
-    write_with_limit(path, sources, MAX_ROWS)
+///
+/// `created_at` is the workbook's creation date (`docProps/core.xml`), the
+/// only thing in it that the rows do not decide: the same rows and date
+/// give the same bytes.
+pub fn write_xlsx_sources(
+    path: &Path,
+    sources: &[&(dyn TableSource + Sync)],
+    created_at: DateTime<Utc>,
+) -> Result<(), ReportError> {
+    write_with_limit(path, sources, MAX_ROWS, created_at)
 }
 
 /// The workbook's deflate level: Excel's own. The default, 6, deflated a
@@ -47,10 +57,16 @@ const ZIP_LEVEL: u8 = 3;
 
 /// [`write_xlsx_sources`] with sheets of at most `max_rows` rows, the
 /// header's included (the tests choose).
-fn write_with_limit(path: &Path, sources: &[&(dyn TableSource + Sync)], max_rows: usize) -> Result<(), ReportError> {
+fn write_with_limit(
+    path: &Path,
+    sources: &[&(dyn TableSource + Sync)],
+    max_rows: usize,
+    created_at: DateTime<Utc>,
+) -> Result<(), ReportError> {
     let xlsx_err = |context: String| {
         move |e: XlsxError| ReportError::Xlsx { path: path.to_path_buf(), message: format!("{context}: {e}") }
     };
+    let created = ExcelDateTime::from_timestamp(created_at.timestamp()).map_err(xlsx_err("creation date".into()))?;
     // rust_xlsxwriter (0.96 to 0.102) unwraps the flush of a constant-memory sheet's
     // row file before packaging it: on a full disk it panics instead of
     // returning the error. Caught here, it is this file's error; the
@@ -62,6 +78,7 @@ fn write_with_limit(path: &Path, sources: &[&(dyn TableSource + Sync)], max_rows
             // may live in RAM.
             workbook.set_tempdir(parent_dir(path)).map_err(xlsx_err("temporary directory".into()))?;
             workbook.set_zip_compression_level(ZIP_LEVEL);
+            workbook.set_properties(&DocProperties::new().set_creation_datetime(&created));
             let bold = Format::new().set_bold();
             let mut names = HashSet::new();
             let mut tables = Vec::with_capacity(sources.len());
@@ -259,7 +276,7 @@ mod tests {
         let path = dir.path().join("t.xlsx");
         let sources: Vec<&(dyn TableSource + Sync)> = vec![&long, &short];
         // Sheets of three rows: the header and two data rows.
-        write_with_limit(&path, &sources, 3).unwrap();
+        write_with_limit(&path, &sources, 3, Utc::now()).unwrap();
         let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
         assert_eq!(wb.sheet_names(), ["Changes", "Changes (2)", "Changes (3)", "Changes (2) (2)"]);
         let mut rows = Vec::new();
@@ -285,7 +302,7 @@ mod tests {
             }
         }
         let unsized_long = Unsized(long);
-        let err = write_with_limit(&path, &[&unsized_long], 3).unwrap_err().to_string();
+        let err = write_with_limit(&path, &[&unsized_long], 3, Utc::now()).unwrap_err().to_string();
         assert!(err.contains("sheet Changes: more than 2 data rows, Excel's limit"), "{err}");
     }
 

@@ -1,14 +1,14 @@
 //! What the store knows of a run's employee ids: which are new, and which
 //! it holds under another address (an address changed at the source).
 
-use std::{borrow::Cow, collections::HashMap, iter::Peekable, task::Poll};
+use std::{borrow::Cow, collections::HashMap, iter::Peekable};
 
 use sqlx::{AnyConnection, Row as _, any::AnyRow};
 
 use super::{
     StoreError,
     framing::{Rows, Unit, framed_row, length_unit, page_aggregate, page_answer},
-    sql::{Binds, db, is_sqlite, json_rows, query},
+    sql::{Binds, db, is_sqlite, json_rows, overlap, query},
 };
 use crate::domain::Email;
 
@@ -114,14 +114,8 @@ async fn scan<'a>(
             continue;
         }
         let ahead = read_from(conn, last, true, unit)?;
-        let mut ahead = std::pin::pin!(ahead);
-        // Polled once, the query is on its way; the merge runs meanwhile.
-        let started = std::future::poll_fn(|cx| Poll::Ready(ahead.as_mut().poll(cx))).await;
-        merge(&mut pairs, &mut previous, stored, Some(last), &mut out)?;
-        let next = match started {
-            Poll::Ready(next) => next,
-            Poll::Pending => ahead.await,
-        };
+        let (next, merged) = overlap(ahead, || merge(&mut pairs, &mut previous, stored, Some(last), &mut out)).await;
+        merged?;
         // Read even when no pair is left: a failed statement is reported here.
         let next = next.map_err(db(READ))?;
         if pairs.peek().is_none() {

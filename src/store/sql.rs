@@ -239,6 +239,21 @@ pub(crate) async fn analyze_after_load(
 }
 
 /// SQLite or PostgreSQL: where their SQL differs (placeholders, JSON functions).
+/// Runs `work` while the database answers `query`: polled once, a sqlx
+/// query is on its way (to SQLite's worker thread, or to the server), and
+/// its answer is awaited once `work` is done. For reads in pages, where
+/// the next page is asked for before the last one is decoded.
+pub(crate) async fn overlap<Q: Future, T>(query: Q, work: impl FnOnce() -> T) -> (Q::Output, T) {
+    let mut query = std::pin::pin!(query);
+    let started = std::future::poll_fn(|cx| std::task::Poll::Ready(query.as_mut().poll(cx))).await;
+    let done = work();
+    let answer = match started {
+        std::task::Poll::Ready(answer) => answer,
+        std::task::Poll::Pending => query.await,
+    };
+    (answer, done)
+}
+
 pub(crate) fn is_sqlite(conn: &AnyConnection) -> bool {
     conn.backend_name().eq_ignore_ascii_case("sqlite")
 }

@@ -7,13 +7,13 @@
 //! `AnyRow` and decoded), 50,286 of them took 1.2 s of a 7.5 s plan; a framed
 //! page is one row for 10,000 requests (see `framing`).
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
     RequestFilter, StoreError,
     framing::{Rows, Span, Unit, framed_row, length_unit, page_aggregate, page_answer},
     queries::{STRUCTURES_PER_QUERY, where_filter},
-    sql::{Binds, Interner, db, is_sqlite, parse_time, query},
+    sql::{Binds, Interner, db, is_sqlite, overlap, parse_time, query},
 };
 use crate::{
     core::{
@@ -120,8 +120,8 @@ pub(super) async fn read_open(
 
 /// The pending and approved requests of `structures` in pages of `page` by
 /// id, each page one framed row of `columns` (the first is the id as text),
-/// each request added to `out` by `decode` as its page arrives, which
-/// answers its id.
+/// each request added to `out` by `decode`. The next page is asked for
+/// before the last one is decoded.
 #[allow(clippy::too_many_arguments)]
 async fn read_framed<O, const N: usize>(
     conn: &mut AnyConnection,
@@ -135,37 +135,83 @@ async fn read_framed<O, const N: usize>(
 ) -> Result<(), StoreError> {
     let sqlite = is_sqlite(conn);
     let framed = framed_row(unit, &columns.map(|(_, sql)| sql));
-    let aggregate = page_aggregate(sqlite);
-    let states = vec![RequestState::Pending, RequestState::Approved];
     let mut interner = Interner::default();
     for chunk in structures.chunks(STRUCTURES_PER_QUERY) {
-        let mut after: Option<RequestId> = None;
+        let ask = PageQuery { structures: chunk, framed: &framed, sqlite, page, context };
+        let mut row = ask.from(conn, None)?.await.map_err(db(context))?;
         loop {
-            let f = RequestFilter { structures: chunk.to_vec(), states: states.clone(), ..RequestFilter::default() };
-            let mut b = Binds::new(conn);
-            let mut filter = where_filter(&f, &mut b);
-            if let Some(id) = after {
-                filter.push_str(&format!(" AND id > {}", b.push(id)));
-            }
-            // The LIMIT follows the ORDER BY: the page is the next `page` ids,
-            // whatever order the aggregate then reads them in.
-            let sql = format!(
-                "SELECT {aggregate} FROM (SELECT {framed} FROM requests{filter} ORDER BY id LIMIT {page}) AS page"
-            );
-            let row = query(sql, b, context)?.fetch_one(&mut *conn).await.map_err(db(context))?;
-            let (read, last) =
-                read_page(page_answer(&row, sqlite, context)?, unit, columns, &mut interner, out, decode)?;
-            if read < page {
+            let answer = page_answer(&row, sqlite, context)?;
+            let Some((read, last)) = extent::<N>(answer, unit) else {
+                // It does not read back: decoding it says where and why.
+                read_page(answer, unit, columns, &mut interner, out, decode)?;
+                return Err(corrupt(columns, None, 0, "a page does not read back".into()));
+            };
+            let Some(after) = last.filter(|_| read == page) else {
+                read_page(answer, unit, columns, &mut interner, out, decode)?;
                 break;
-            }
-            after = last;
+            };
+            // The next page is asked for before this one is decoded: the
+            // database reads it meanwhile.
+            let next = ask.from(conn, Some(after))?;
+            let (next, decoded) = overlap(next, || read_page(answer, unit, columns, &mut interner, out, decode)).await;
+            decoded?;
+            row = next.map_err(db(context))?;
         }
     }
     Ok(())
 }
 
-/// Adds one request of a page to the output, and answers its id.
-type Decode<O, const N: usize> = fn(&Fields<'_, N>, &mut Interner, &mut O) -> Result<RequestId, StoreError>;
+/// The query of a page of [`read_framed`].
+struct PageQuery<'a> {
+    structures: &'a [StructureId],
+    framed: &'a str,
+    sqlite: bool,
+    page: usize,
+    context: &'static str,
+}
+
+impl PageQuery<'_> {
+    /// The next `page` open requests of the structures after the id `after`.
+    fn from<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+        after: Option<RequestId>,
+    ) -> Result<impl Future<Output = Result<AnyRow, sqlx::Error>> + 'c, StoreError> {
+        let f = RequestFilter {
+            structures: self.structures.to_vec(),
+            states: vec![RequestState::Pending, RequestState::Approved],
+            ..RequestFilter::default()
+        };
+        let mut b = Binds::new(conn);
+        let mut filter = where_filter(&f, &mut b);
+        if let Some(id) = after {
+            filter.push_str(&format!(" AND id > {}", b.push(id)));
+        }
+        // The LIMIT follows the ORDER BY: the page is the next `page` ids,
+        // whatever order the aggregate then reads them in.
+        let (aggregate, framed, page) = (page_aggregate(self.sqlite), self.framed, self.page);
+        let sql =
+            format!("SELECT {aggregate} FROM (SELECT {framed} FROM requests{filter} ORDER BY id LIMIT {page}) AS page");
+        Ok(query(sql, b, self.context)?.fetch_one(conn))
+    }
+}
+
+/// How many requests a page's answer holds and its largest id, read off the
+/// framing alone, so that the next page is asked for before this one is
+/// decoded. `None` when it does not read back: [`read_page`] says where.
+fn extent<const N: usize>(answer: &[u8], unit: Unit) -> Option<(usize, Option<RequestId>)> {
+    let (mut read, mut last) = (0, None);
+    for row in (Rows::<N> { answer, at: 0, unit }) {
+        let (a, b) = row.ok()?[0]?;
+        let id: RequestId = std::str::from_utf8(&answer[a..b]).ok()?.parse().ok()?;
+        read += 1;
+        last = last.max(Some(id));
+    }
+    Some((read, last))
+}
+
+/// Adds one request of a page to the output.
+type Decode<O, const N: usize> = fn(&Fields<'_, N>, &mut Interner, &mut O) -> Result<(), StoreError>;
 
 /// One request of a page: its fields, and errors that name it and the column.
 struct Fields<'a, const N: usize> {
@@ -206,9 +252,8 @@ fn corrupt<const N: usize>(
     StoreError::Corrupt { table: "requests", row: id.unwrap_or("?").to_string(), column: columns[column].0, message }
 }
 
-/// Adds the requests of a page's answer to `out`, and answers how many and
-/// the largest id. Errors name the request (its id, when it reads) and the
-/// column.
+/// Adds the requests of a page's answer to `out`. Errors name the request
+/// (its id, when it reads) and the column.
 fn read_page<O, const N: usize>(
     answer: &[u8],
     unit: Unit,
@@ -216,21 +261,18 @@ fn read_page<O, const N: usize>(
     interner: &mut Interner,
     out: &mut O,
     decode: Decode<O, N>,
-) -> Result<(usize, Option<RequestId>), StoreError> {
+) -> Result<(), StoreError> {
     let text = std::str::from_utf8(answer)
         .map_err(|e| corrupt(columns, None, 0, format!("not UTF-8 at byte {}", e.valid_up_to())))?;
-    let (mut read, mut last) = (0, None);
     for row in (Rows::<N> { answer, at: 0, unit }) {
         let row = row.map_err(|e| corrupt(columns, e.key.and_then(|(a, b)| text.get(a..b)), e.column, e.message))?;
-        let id = decode(&Fields { text, row, columns }, interner, out)?;
-        read += 1;
-        last = last.max(Some(id));
+        decode(&Fields { text, row, columns }, interner, out)?;
     }
-    Ok((read, last))
+    Ok(())
 }
 
 /// A request of the queues' read ([`COLUMNS`]).
-fn queued(f: &Fields<'_, 13>, interner: &mut Interner, out: &mut Queue) -> Result<RequestId, StoreError> {
+fn queued(f: &Fields<'_, 13>, interner: &mut Interner, out: &mut Queue) -> Result<(), StoreError> {
     let id = f.required(0)?;
     let state = f.required(1)?;
     let kind = f.required(2)?;
@@ -251,11 +293,11 @@ fn queued(f: &Fields<'_, 13>, interner: &mut Interner, out: &mut Queue) -> Resul
         manager: f.required(12)?,
     };
     out.push(&request);
-    Ok(request.id)
+    Ok(())
 }
 
 /// A request of the diff's read ([`OPEN_COLUMNS`]).
-fn open(f: &Fields<'_, 10>, interner: &mut Interner, out: &mut Vec<OpenRequest>) -> Result<RequestId, StoreError> {
+fn open(f: &Fields<'_, 10>, interner: &mut Interner, out: &mut Vec<OpenRequest>) -> Result<(), StoreError> {
     let id = f.required(0)?;
     let state = f.required(1)?;
     let email = f.required(3)?;
@@ -276,9 +318,8 @@ fn open(f: &Fields<'_, 10>, interner: &mut Interner, out: &mut Vec<OpenRequest>)
         }
     };
     let (before, after) = (placement(4)?, placement(7)?);
-    let id = id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?;
     out.push(OpenRequest {
-        id,
+        id: id.parse().map_err(|e| f.corrupt(0, format!("{id:?}: {e}")))?,
         state: RequestState::parse(state).ok_or_else(|| f.corrupt(1, format!("unknown state {state:?}")))?,
         key: ChangeKey {
             structure: interner.structure(f.required(2)?).map_err(|m| f.corrupt(2, m))?,
@@ -292,7 +333,7 @@ fn open(f: &Fields<'_, 10>, interner: &mut Interner, out: &mut Vec<OpenRequest>)
             after,
         },
     });
-    Ok(id)
+    Ok(())
 }
 
 #[cfg(test)]

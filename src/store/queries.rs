@@ -10,8 +10,7 @@ use super::{
     CurrentAttachment, Generations, RequestFilter, SourceRunRecord, StoreError,
     identities::IdentityWrites,
     sql::{
-        Analyze, Binds, Cell, Cols, Interner, MAX_BINDS, analyze_after_load, bulk_chunk, bulk_source, db, is_sqlite,
-        query, to_i64,
+        Analyze, Binds, Cell, Cols, Interner, MAX_BINDS, analyze_after_load, bulk_insert, db, is_sqlite, query, to_i64,
     },
 };
 use crate::{
@@ -273,10 +272,8 @@ pub(crate) async fn insert_requests(
 ) -> Result<Vec<RequestId>, StoreError> {
     const CTX: &str = "insert requests";
     let mut ids = Vec::with_capacity(reqs.len());
-    for chunk in reqs.chunks(bulk_chunk(conn, REQUEST_COL_COUNT)) {
-        let (source, b) = bulk_source(conn, chunk, request_cells, CTX)?;
-        let sql = format!("INSERT INTO requests ({REQUEST_COLS}) {source} RETURNING id");
-        let rows = query(sql, b, CTX)?.fetch_all(&mut *conn).await.map_err(db(CTX))?;
+    let statement = |source: &str| format!("INSERT INTO requests ({REQUEST_COLS}) {source} RETURNING id");
+    bulk_insert(conn, reqs, request_cells, statement, CTX, |chunk, rows| {
         let mut chunk_ids =
             rows.iter().map(|row| Cols::new(row, "requests").get::<i64>("id")).collect::<Result<Vec<i64>, _>>()?;
         if chunk_ids.len() != chunk.len() {
@@ -290,7 +287,9 @@ pub(crate) async fn insert_requests(
         // order on both backends, so sorted ids line up with the input.
         chunk_ids.sort_unstable();
         ids.extend(chunk_ids);
-    }
+        Ok(())
+    })
+    .await?;
     let entries: Vec<HistoryRow> = reqs
         .iter()
         .zip(&ids)
@@ -318,27 +317,21 @@ struct HistoryRow {
 
 async fn insert_history(conn: &mut AnyConnection, entries: &[HistoryRow]) -> Result<(), StoreError> {
     const CTX: &str = "append request history";
-    for chunk in entries.chunks(bulk_chunk(conn, 6)) {
-        let (source, b) = bulk_source(
-            conn,
-            chunk,
-            |e: &HistoryRow| {
-                [
-                    e.request_id.into(),
-                    rfc3339(&e.at).into(),
-                    e.by.as_deref().into(),
-                    e.from.map(|s| s.as_str()).into(),
-                    e.to.as_str().into(),
-                    e.comment.as_deref().into(),
-                ]
-            },
-            CTX,
-        )?;
-        let sql =
-            format!("INSERT INTO request_history (request_id, at, actor, from_state, to_state, comment) {source}");
-        query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
-    }
-    Ok(())
+    let statement = |source: &str| {
+        format!("INSERT INTO request_history (request_id, at, actor, from_state, to_state, comment) {source}")
+    };
+    bulk_insert(conn, entries, history_cells, statement, CTX, |_, _| Ok(())).await
+}
+
+fn history_cells(e: &HistoryRow) -> [Cell<'_>; 6] {
+    [
+        e.request_id.into(),
+        rfc3339(&e.at).into(),
+        e.by.as_deref().into(),
+        e.from.map(|s| s.as_str()).into(),
+        e.to.as_str().into(),
+        e.comment.as_deref().into(),
+    ]
 }
 
 /// `SET` clauses for a transition: decisions record who and when, and the
@@ -487,31 +480,33 @@ pub(crate) async fn replace_current(
     delete_structures(conn, "current_attachments", structures, CTX).await?;
     bump_generations(conn, structures).await?;
     let at = rfc3339(&at);
-    for chunk in rows.chunks(bulk_chunk(conn, 7)) {
-        let (source, b) = bulk_source(
-            conn,
-            chunk,
-            |r: &CurrentAttachment| {
-                let a = &r.attachment;
-                [
-                    a.structure.as_str().into(),
-                    a.email.as_str().into(),
-                    // '' is the structure level in this table (see the migration).
-                    a.placement.service.as_ref().map_or("", |s| s.as_str()).into(),
-                    a.placement.rights.to_string().into(),
-                    r.name.last_name.as_deref().into(),
-                    r.name.first_name.as_deref().into(),
-                    at.clone().into(),
-                ]
-            },
-            CTX,
-        )?;
-        let sql = format!(
+    let statement = |source: &str| {
+        format!(
             "INSERT INTO current_attachments (structure, email, service, rights, last_name, first_name, imported_at) \
              {source}"
-        );
-        query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
-    }
+        )
+    };
+    bulk_insert(
+        conn,
+        rows,
+        |r: &CurrentAttachment| {
+            let a = &r.attachment;
+            [
+                a.structure.as_str().into(),
+                a.email.as_str().into(),
+                // '' is the structure level in this table (see the migration).
+                a.placement.service.as_ref().map_or("", |s| s.as_str()).into(),
+                a.placement.rights.to_string().into(),
+                r.name.last_name.as_deref().into(),
+                r.name.first_name.as_deref().into(),
+                at.clone().into(),
+            ]
+        },
+        statement,
+        CTX,
+        |_, _| Ok(()),
+    )
+    .await?;
     // The snapshot reads these at once, in keyset pages per structure.
     analyze_after_load(conn, "current_attachments", Analyze::Always, CTX).await?;
     Ok(())
@@ -593,17 +588,16 @@ pub(crate) async fn replace_absences(
     const CTX: &str = "replace absences";
     check_scope("absences", structures, streaks.iter().map(|s| &s.structure))?;
     delete_structures(conn, "absences", structures, CTX).await?;
-    for chunk in streaks.chunks(bulk_chunk(conn, 3)) {
-        let (source, b) = bulk_source(
-            conn,
-            chunk,
-            |s: &AbsenceStreak| [s.structure.as_str().into(), s.email.as_str().into(), i64::from(s.missed_runs).into()],
-            CTX,
-        )?;
-        let sql = format!("INSERT INTO absences (structure, email, missed_runs) {source}");
-        query(sql, b, CTX)?.execute(&mut *conn).await.map_err(db(CTX))?;
-    }
-    Ok(())
+    let statement = |source: &str| format!("INSERT INTO absences (structure, email, missed_runs) {source}");
+    bulk_insert(
+        conn,
+        streaks,
+        |s: &AbsenceStreak| [s.structure.as_str().into(), s.email.as_str().into(), i64::from(s.missed_runs).into()],
+        statement,
+        CTX,
+        |_, _| Ok(()),
+    )
+    .await
 }
 
 // ---- runs --------------------------------------------------------------------

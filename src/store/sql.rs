@@ -45,6 +45,12 @@ impl Binds {
 
     /// Adds a value and returns its placeholder.
     pub(crate) fn push<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(&mut self, value: T) -> String {
+        self.add(value);
+        if self.positional { "?".to_string() } else { format!("${}", self.n) }
+    }
+
+    /// Adds a value whose placeholder the caller writes.
+    fn add<'t, T: sqlx::Encode<'t, Any> + Type<Any>>(&mut self, value: T) {
         use sqlx::Arguments;
         self.n += 1;
         if let Err(e) = self.args.add(value)
@@ -52,7 +58,6 @@ impl Binds {
         {
             self.err = Some(e);
         }
-        if self.positional { "?".to_string() } else { format!("${}", self.n) }
     }
 
     /// `$3,$4,$5` for an `IN (..)` list.
@@ -108,8 +113,58 @@ impl From<i64> for Cell<'_> {
 const JSON_ROWS: usize = 10_000;
 
 /// Rows per statement of a bulk insert of `columns` columns.
-pub(crate) fn bulk_chunk(conn: &AnyConnection, columns: usize) -> usize {
-    if is_sqlite(conn) { MAX_BINDS / columns } else { JSON_ROWS }
+fn bulk_chunk(sqlite: bool, columns: usize) -> usize {
+    if sqlite { MAX_BINDS / columns } else { JSON_ROWS }
+}
+
+/// Inserts `items` in statements of [`bulk_chunk`] rows, `statement`
+/// making each one's SQL from its row source ([`bulk_source`]), and hands
+/// each chunk to `answer` with the rows its statement returned, in order.
+///
+/// Each statement is built while the database runs the one before it
+/// ([`overlap`]): building 1,111 requests' binds took ~9 ms against ~20 ms
+/// of SQLite's insert, a third of a first adoption's inserts spent waiting
+/// (BENCHMARKS.md, session 18).
+pub(crate) async fn bulk_insert<T, const N: usize>(
+    conn: &mut AnyConnection,
+    items: &[T],
+    cells: impl for<'t> Fn(&'t T) -> [Cell<'t>; N],
+    statement: impl Fn(&str) -> String,
+    context: &'static str,
+    answer: impl FnMut(&[T], Vec<AnyRow>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let rows = bulk_chunk(is_sqlite(conn), N);
+    bulk_insert_in(conn, items, rows, cells, statement, context, answer).await
+}
+
+/// [`bulk_insert`] in statements of `rows` rows (the tests choose).
+pub(super) async fn bulk_insert_in<T, const N: usize>(
+    conn: &mut AnyConnection,
+    items: &[T],
+    rows: usize,
+    cells: impl for<'t> Fn(&'t T) -> [Cell<'t>; N],
+    statement: impl Fn(&str) -> String,
+    context: &'static str,
+    mut answer: impl FnMut(&[T], Vec<AnyRow>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let sqlite = is_sqlite(conn);
+    let build = |chunk| {
+        let (source, b) = bulk_source(sqlite, chunk, &cells, context)?;
+        query(statement(&source), b, context)
+    };
+    let mut chunks = items.chunks(rows.max(1));
+    let mut next = match chunks.next() {
+        Some(chunk) => Some((chunk, build(chunk)?)),
+        None => None,
+    };
+    while let Some((chunk, statement)) = next.take() {
+        let (rows, built) =
+            overlap(statement.fetch_all(&mut *conn), || chunks.next().map(|c| build(c).map(|q| (c, q))).transpose())
+                .await;
+        answer(chunk, rows.map_err(db(context))?)?;
+        next = built?;
+    }
+    Ok(())
 }
 
 /// The row source of `INSERT INTO t (cols) {source}` for a chunk of
@@ -118,23 +173,31 @@ pub(crate) fn bulk_chunk(conn: &AnyConnection, columns: usize) -> usize {
 /// into columns by a SELECT in array order: it plans a VALUES list of
 /// 30,000 placeholders again at each execution (5,000 requests took
 /// 0.17 s against 0.09 s for the server's insert; BENCHMARKS.md, session 8).
-pub(crate) fn bulk_source<T, const N: usize>(
-    conn: &AnyConnection,
+fn bulk_source<T, const N: usize>(
+    sqlite: bool,
     chunk: &[T],
     cells: impl for<'t> Fn(&'t T) -> [Cell<'t>; N],
     context: &'static str,
 ) -> Result<(String, Binds), StoreError> {
-    let mut b = Binds::new(conn);
-    if b.sqlite() {
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let marks = cells(item).map(|c| match c {
-                Cell::Int(i) => b.push(i),
-                Cell::Text(t) => b.push(t.map(Cow::into_owned)),
-            });
-            tuples.push(format!("({})", marks.join(",")));
+    let mut b = Binds { positional: sqlite, ..Binds::default() };
+    if sqlite {
+        // Every row's placeholders are the same: written once.
+        let tuple = format!("({})", ["?"; N].join(","));
+        let mut values = String::with_capacity(7 + chunk.len() * (tuple.len() + 1));
+        values.push_str("VALUES ");
+        for (i, item) in chunk.iter().enumerate() {
+            for cell in cells(item) {
+                match cell {
+                    Cell::Int(i) => b.add(i),
+                    Cell::Text(t) => b.add(t.map(Cow::into_owned)),
+                }
+            }
+            if i > 0 {
+                values.push(',');
+            }
+            values.push_str(&tuple);
         }
-        return Ok((format!("VALUES {}", tuples.join(",")), b));
+        return Ok((values, b));
     }
     let Some(first) = chunk.first() else { return Err(StoreError::Invalid(format!("{context}: no row"))) };
     let columns: Vec<String> = cells(first)

@@ -1054,6 +1054,53 @@ async fn open_refused_and_held_keys_of_every_placement_shape(store: Store) {
 
 /// More rows than one statement takes on either backend (1,200 a VALUES
 /// list on SQLite, 10,000 a jsonb array on PostgreSQL).
+/// Each statement of a bulk insert is built while the one before it runs
+/// (`sql::bulk_insert`): every chunk still gets its own rows back, in
+/// order, and a statement that fails ends the insert with its error, the
+/// statements after it never run.
+async fn a_bulk_insert_answers_each_statement_in_order_and_stops_at_the_first_failure(store: Store) {
+    /// Inserts `who` in statements of three; answers each statement's chunk and returned rows.
+    async fn insert(tx: &mut StoreTx, who: &[String]) -> (Result<(), StoreError>, Vec<(Vec<String>, Vec<String>)>) {
+        let mut answers = Vec::new();
+        let result = sql::bulk_insert_in(
+            tx.conn(),
+            who,
+            3,
+            |w: &String| [ACME.into(), w.as_str().into(), 1i64.into()],
+            |source| format!("INSERT INTO absences (structure, email, missed_runs) {source} RETURNING email"),
+            "insert absences",
+            |chunk, rows| {
+                // RETURNING promises no order within a statement.
+                let mut returned: Vec<String> = rows.iter().map(|r| sqlx::Row::try_get(r, 0).unwrap()).collect();
+                returned.sort();
+                answers.push((chunk.to_vec(), returned));
+                Ok(())
+            },
+        )
+        .await;
+        (result, answers)
+    }
+    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let mut tx = store.begin().await.unwrap();
+    let who = names(&["a@x.fr", "b@x.fr", "c@x.fr", "d@x.fr", "e@x.fr", "f@x.fr", "g@x.fr"]);
+    let (result, answers) = insert(&mut tx, &who).await;
+    result.unwrap();
+    let chunks: Vec<Vec<String>> = who.chunks(3).map(<[String]>::to_vec).collect();
+    assert_eq!(answers, chunks.iter().map(|c| (c.clone(), c.clone())).collect::<Vec<_>>());
+    assert_eq!(tx.absences(&[sid(ACME)]).await.unwrap().len(), 7);
+
+    // The second statement repeats a stored key: the first is answered,
+    // the third (built meanwhile) never runs.
+    let again = names(&["h@x.fr", "i@x.fr", "j@x.fr", "k@x.fr", "a@x.fr", "l@x.fr", "m@x.fr"]);
+    let (result, answers) = insert(&mut tx, &again).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, StoreError::Query { context: "insert absences", .. }), "{err}");
+    assert_eq!(answers, vec![(again[..3].to_vec(), again[..3].to_vec())]);
+    tx.rollback().await.unwrap();
+    assert_eq!(raw_count(&store, "absences").await, 0);
+}
+
 async fn bulk_insert_of_10_500_requests(store: Store) {
     let run = new_run(&store).await;
     let pg = store.backend() == Backend::Postgres;
@@ -1330,6 +1377,7 @@ crate::both_backends!(
     open_and_refused_requests,
     open_refused_and_held_keys_of_every_placement_shape,
     bulk_insert_of_10_500_requests,
+    a_bulk_insert_answers_each_statement_in_order_and_stops_at_the_first_failure,
     concurrent_writers_are_serialised,
 );
 

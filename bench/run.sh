@@ -5,7 +5,7 @@
 #
 #   bench/run.sh WORKLOAD [SIZE]
 #
-# WORKLOAD: xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | adoption | all
+# WORKLOAD: xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | adoption | import | all
 # SIZE: HR rows (defaults: 1000000 for xlsx/csv, 100000 for ldap/run/python).
 # REPEAT=n (default 5): the two commands of a ratio are interleaved n times and
 # the medians compared, so a load change on the shared machine hits both.
@@ -473,6 +473,32 @@ workload_formats() {
   cd "$ROOT"
 }
 
+# import-current of the generated portal export (a million attachments at
+# the default size) into an empty store, SQLite then PostgreSQL: time and
+# peak RSS. Not one of the issue's workloads: the first load of a large
+# employer's portal, and every refresh after it.
+workload_import() {
+  local dir size=${1:-1000000}
+  dir=$(data "$size")
+  cd "$dir"
+  : >"$T/a"
+  : >"$T/b"
+  for _ in $(seq "$REPEAT"); do
+    rm -f "$T/import.db"*
+    measure "$T/a" env CHORUS_SYNC__STORE__URL="sqlite://$T/import.db" "$BIN" -q import-current portal.csv
+    local schema=bench_$$_$RANDOM
+    psql -q "$PG" -c "CREATE SCHEMA $schema" >/dev/null
+    echo "$schema" >>"$T/pg-schemas"
+    measure "$T/b" env CHORUS_SYNC__STORE__URL="$PG?options=-c%20search_path%3D$schema" "$BIN" -q import-current portal.csv
+    drop_pg_schemas
+  done
+  printf '| import-current, %s attachments | SQLite %.2fs wall, %.2fs CPU, %s MB | PostgreSQL %.2fs wall, %.2fs CPU, %s MB |\n' \
+    "$(($(wc -l <portal.csv) - 1))" \
+    "$(col 1 "$T/a" | median)" "$(cpu "$T/a" | median)" "$(max_rss_mb "$T/a")" \
+    "$(col 1 "$T/b" | median)" "$(cpu "$T/b" | median)" "$(max_rss_mb "$T/b")"
+  cd "$ROOT"
+}
+
 main() {
   local w=${1:-}
   [ -n "$w" ] || { sed -n '2,11p' "$0"; exit 2; }
@@ -483,7 +509,7 @@ main() {
   trap 'stop_slapd; drop_pg_schemas; rm -rf "$T"' EXIT
   load
   case $w in
-    xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | adoption) "workload_$w" "$@" ;;
+    xlsx | steady | csv | ldap | run | approvals | python | daemon | scaling | formats | adoption | import) "workload_$w" "$@" ;;
     all)
       for x in xlsx steady csv ldap run approvals python daemon scaling formats; do "workload_$x"; done
       ;;

@@ -123,7 +123,9 @@ impl Engine {
                 None => {
                     let code = ServiceCode::parse(&raw)
                         .map_err(|e| format!("column {}: {raw:?}: {e}", column(Field::Service)))?;
-                    shared.services.insert(raw, code.clone());
+                    if shared.services.len() < Shared::MAX {
+                        shared.services.insert(raw, code.clone());
+                    }
                     code
                 }
             }),
@@ -136,7 +138,9 @@ impl Engine {
                     let mapped = self.config.sources.iter().find_map(|s| s.values.rights.get(&fold(&raw)));
                     let rights = Rights::parse(mapped.map_or(raw.as_str(), String::as_str))
                         .map_err(|e| format!("column {}: {e}", column(Field::Rights)))?;
-                    shared.rights.insert(raw, rights.clone());
+                    if shared.rights.len() < Shared::MAX {
+                        shared.rights.insert(raw, rights.clone());
+                    }
                     rights
                 }
             },
@@ -158,6 +162,12 @@ impl Engine {
 struct Shared {
     services: HashMap<String, ServiceCode>,
     rights: HashMap<String, Rights>,
+}
+
+impl Shared {
+    /// Distinct texts kept of each: an export of a few thousand services is
+    /// large; one with a different text on every row gains nothing from it.
+    const MAX: usize = 10_000;
 }
 
 /// The export's rows, one per (structure, e-mail, service), in that order:

@@ -133,15 +133,16 @@ pub(crate) async fn bulk_insert<T, const N: usize>(
     context: &'static str,
     answer: impl FnMut(&[T], Vec<AnyRow>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let rows = bulk_chunk(is_sqlite(conn), N);
-    bulk_insert_in(conn, items, rows, cells, statement, context, answer).await
+    let per_statement = bulk_chunk(is_sqlite(conn), N);
+    bulk_insert_in(conn, items, per_statement, cells, statement, context, answer).await
 }
 
-/// [`bulk_insert`] in statements of `rows` rows (the tests choose).
+/// [`bulk_insert`] in statements of `per_statement` rows (the tests choose).
+/// Two statements' binds are alive at once: the one running, the next.
 pub(super) async fn bulk_insert_in<T, const N: usize>(
     conn: &mut AnyConnection,
     items: &[T],
-    rows: usize,
+    per_statement: usize,
     cells: impl for<'t> Fn(&'t T) -> [Cell<'t>; N],
     statement: impl Fn(&str) -> String,
     context: &'static str,
@@ -152,7 +153,7 @@ pub(super) async fn bulk_insert_in<T, const N: usize>(
         let (source, b) = bulk_source(sqlite, chunk, &cells, context)?;
         query(statement(&source), b, context)
     };
-    let mut chunks = items.chunks(rows.max(1));
+    let mut chunks = items.chunks(per_statement.max(1));
     let mut next = match chunks.next() {
         Some(chunk) => Some((chunk, build(chunk)?)),
         None => None,
@@ -188,7 +189,7 @@ fn bulk_source<T, const N: usize>(
         for (i, item) in chunk.iter().enumerate() {
             for cell in cells(item) {
                 match cell {
-                    Cell::Int(i) => b.add(i),
+                    Cell::Int(n) => b.add(n),
                     Cell::Text(t) => b.add(t.map(Cow::into_owned)),
                 }
             }

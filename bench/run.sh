@@ -232,12 +232,17 @@ workload_ldap() {
 }
 
 # A fresh PostgreSQL schema holding the imported portal export; prints its URL.
-pg_store() {
-  local dir=$1 schema
-  schema=bench_$$_$RANDOM
+# new_pg_schema -> prints the store URL of a fresh, empty schema (dropped at exit).
+new_pg_schema() {
+  local schema=bench_$$_$RANDOM
   psql -q "$PG" -c "CREATE SCHEMA $schema" >/dev/null
   echo "$schema" >>"$T/pg-schemas"
-  local url="$PG?options=-c%20search_path%3D$schema"
+  echo "$PG?options=-c%20search_path%3D$schema"
+}
+
+pg_store() {
+  local dir=$1 url
+  url=$(new_pg_schema)
   (cd "$dir" && CHORUS_SYNC__STORE__URL=$url "$BIN" -q import-current portal.csv >/dev/null)
   echo "$url"
 }
@@ -486,10 +491,7 @@ workload_import() {
   for _ in $(seq "$REPEAT"); do
     rm -f "$T/import.db"*
     measure "$T/a" env CHORUS_SYNC__STORE__URL="sqlite://$T/import.db" "$BIN" -q import-current portal.csv
-    local schema=bench_$$_$RANDOM
-    psql -q "$PG" -c "CREATE SCHEMA $schema" >/dev/null
-    echo "$schema" >>"$T/pg-schemas"
-    measure "$T/b" env CHORUS_SYNC__STORE__URL="$PG?options=-c%20search_path%3D$schema" "$BIN" -q import-current portal.csv
+    measure "$T/b" env CHORUS_SYNC__STORE__URL="$(new_pg_schema)" "$BIN" -q import-current portal.csv
     drop_pg_schemas
   done
   printf '| import-current, %s attachments | SQLite %.2fs wall, %.2fs CPU, %s MB | PostgreSQL %.2fs wall, %.2fs CPU, %s MB |\n' \

@@ -1,12 +1,14 @@
 //! Domain values that parse instead of validate: holding one means it is valid.
 
 pub mod email;
+pub mod intern;
 pub mod rights;
 pub mod service;
 pub mod structure;
 pub mod text;
 
 pub use email::{Email, EmailError};
+pub use intern::Interner;
 pub use rights::{Mode, Rights, RightsError};
 pub use service::{ServiceCode, ServiceCodeError};
 pub use structure::{IdentifierType, Siret, SiretError, StructureId};

@@ -2,7 +2,7 @@
 //! replaces the store's picture of the structures it covers, and approved
 //! requests it shows done become `applied`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::{Engine, EngineError};
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
         diff::CurrentAttachment,
         record::{Field, Record},
     },
-    domain::{Attachment, Email, PersonName, Placement, Rights, ServiceCode, StructureId, text::fold},
+    domain::{Attachment, Email, Interner, PersonName, Placement, Rights, StructureId, text::fold},
     source::{self, TableSpec},
     store::RequestFilter,
 };
@@ -48,7 +48,8 @@ impl Engine {
         };
         let mut summary = ImportSummary::default();
         let mut rows: Vec<CurrentAttachment> = Vec::new();
-        let mut shared = Shared::default();
+        // Services and rights repeat on most rows: parsed once each.
+        let mut shared = Interner::default();
         let origin = path.display().to_string();
         let read = source::read_table(&spec, &mut |record| {
             summary.rows += 1;
@@ -98,7 +99,7 @@ impl Engine {
 
     /// `Ok(None)` for a structure that is not ours (the export lists all the
     /// person's structures, clients included).
-    fn map_current(&self, record: &Record, shared: &mut Shared) -> Result<Option<CurrentAttachment>, String> {
+    fn map_current(&self, record: &Record, shared: &mut Interner) -> Result<Option<CurrentAttachment>, String> {
         let text = |f: Field| {
             let t = record.get(f).to_text();
             let t = t.trim().to_string();
@@ -118,32 +119,16 @@ impl Engine {
         };
         let service = match text(Field::Service) {
             None => None,
-            Some(raw) => Some(match shared.services.get(&raw) {
-                Some(code) => code.clone(),
-                None => {
-                    let code = ServiceCode::parse(&raw)
-                        .map_err(|e| format!("column {}: {raw:?}: {e}", column(Field::Service)))?;
-                    if shared.services.len() < Shared::MAX {
-                        shared.services.insert(raw, code.clone());
-                    }
-                    code
-                }
-            }),
+            Some(raw) => shared.service(&raw).map_err(|m| format!("column {}: {m}", column(Field::Service)))?,
         };
         let rights = match text(Field::Rights) {
             None => Rights::default(),
-            Some(raw) => match shared.rights.get(&raw) {
-                Some(rights) => rights.clone(),
-                None => {
-                    let mapped = self.config.sources.iter().find_map(|s| s.values.rights.get(&fold(&raw)));
-                    let rights = Rights::parse(mapped.map_or(raw.as_str(), String::as_str))
-                        .map_err(|e| format!("column {}: {e}", column(Field::Rights)))?;
-                    if shared.rights.len() < Shared::MAX {
-                        shared.rights.insert(raw, rights.clone());
-                    }
-                    rights
-                }
-            },
+            Some(raw) => {
+                let mapped = self.config.sources.iter().find_map(|s| s.values.rights.get(&fold(&raw)));
+                shared
+                    .rights(mapped.map_or(raw.as_str(), String::as_str))
+                    .map_err(|m| format!("column {}: {m}", column(Field::Rights)))?
+            }
         };
         Ok(Some(CurrentAttachment {
             attachment: Attachment { structure: info.id.clone(), email, placement: Placement { service, rights } },
@@ -153,21 +138,6 @@ impl Engine {
             },
         }))
     }
-}
-
-/// The values an export repeats on most rows (a few services, a few sets
-/// of rights), parsed once and shared: a million rows each holding their
-/// own copies took a few hundred megabytes more (BENCHMARKS.md, session 18).
-#[derive(Default)]
-struct Shared {
-    services: HashMap<String, ServiceCode>,
-    rights: HashMap<String, Rights>,
-}
-
-impl Shared {
-    /// Distinct texts kept of each: an export of a few thousand services is
-    /// large; one with a different text on every row gains nothing from it.
-    const MAX: usize = 10_000;
 }
 
 /// The export's rows, one per (structure, e-mail, service), in that order:
@@ -212,7 +182,7 @@ fn is_done(key: &ChangeKey, present: &[CurrentAttachment]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::IdentifierType;
+    use crate::domain::{IdentifierType, ServiceCode};
 
     const ACME: &str = "12345678200010";
     const OTHER: &str = "73282932000074";

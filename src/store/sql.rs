@@ -13,6 +13,7 @@ use sqlx::{
 };
 
 use super::StoreError;
+pub(crate) use crate::domain::Interner;
 use crate::domain::{Email, IdentifierType, Placement, Rights, ServiceCode, StructureId};
 
 /// Bind parameters of both backends are capped (SQLite 32766, PostgreSQL
@@ -508,64 +509,6 @@ impl<'r> Cols<'r> {
     /// [`Cols::email`], reusing the previous row's address when it repeats.
     pub(crate) fn email_in(&self, column: &'static str, interner: &mut Interner) -> Result<Email, StoreError> {
         interner.email(self.borrowed(column)?).map_err(|m| self.corrupt(column, m))
-    }
-}
-
-/// Values repeated across the rows of one bulk read, decoded once and shared:
-/// a million current attachments name a handful of structures, services and
-/// sets of rights (an allocation and a parse per row each, before).
-#[derive(Default)]
-pub(crate) struct Interner {
-    structures: foldhash::HashMap<Box<str>, StructureId>,
-    services: foldhash::HashMap<Box<str>, ServiceCode>,
-    rights: foldhash::HashMap<Box<str>, Rights>,
-    last_email: Option<Email>,
-}
-
-impl Interner {
-    pub(crate) fn structure(&mut self, s: &str) -> Result<StructureId, String> {
-        if let Some(v) = self.structures.get(s) {
-            return Ok(v.clone());
-        }
-        // Stored identifiers are already canonical (SIRETs without separators);
-        // the generic rule (trimmed, no control character) rebuilds them as is.
-        let v = StructureId::parse(IdentifierType::Autre, s)?;
-        self.structures.insert(s.into(), v.clone());
-        Ok(v)
-    }
-
-    /// `''` is the structure level.
-    pub(crate) fn service(&mut self, s: &str) -> Result<Option<ServiceCode>, String> {
-        if s.is_empty() {
-            return Ok(None);
-        }
-        if let Some(v) = self.services.get(s) {
-            return Ok(Some(v.clone()));
-        }
-        let v = ServiceCode::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
-        self.services.insert(s.into(), v.clone());
-        Ok(Some(v))
-    }
-
-    pub(crate) fn rights(&mut self, s: &str) -> Result<Rights, String> {
-        if let Some(v) = self.rights.get(s) {
-            return Ok(v.clone());
-        }
-        let v = Rights::parse(s).map_err(|e| e.to_string())?;
-        self.rights.insert(s.into(), v.clone());
-        Ok(v)
-    }
-
-    /// A person's attachments are read one after the other: their address repeats.
-    pub(crate) fn email(&mut self, s: &str) -> Result<Email, String> {
-        if let Some(last) = &self.last_email
-            && last.as_str() == s
-        {
-            return Ok(last.clone());
-        }
-        let v = Email::parse(s).map_err(|e| format!("{s:?}: {e}"))?;
-        self.last_email = Some(v.clone());
-        Ok(v)
     }
 }
 
